@@ -1,0 +1,1 @@
+"""Executor plugins, one folder each, behind the interface in :mod:`.api`."""

@@ -1,0 +1,362 @@
+"""Runs work units as local processes, with a concurrency limit, pushing status updates.
+
+Design: ``slots`` worker threads (default: the number of CPUs) take units from a FIFO
+queue. A unit costs as many slots as the CPUs its jobs request (at least one per job,
+at most all slots). A worker starts the unit's jobs directly with ``Popen`` (no shell)
+and blocks in ``wait()``; nothing polls. Statuses go to the sink as they happen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import IO, Any, Optional
+
+from xmanager.executors.api import (
+    BackendSettings,
+    ExecutorBackend,
+    Handle,
+    JobLaunch,
+    LogFiles,
+    StatusSink,
+    StatusUpdate,
+    UnitLaunch,
+)
+from xmanager.executors.local import processes
+from xmanager.executors.local.function_pool import FunctionPool, FunctionWorker
+from xmanager.executors.local.packaging import LocalExecutable
+from xmanager.xm.report import RESULTS_ENV
+from xmanager.xm.status import Status
+
+NAME = "local"
+STDOUT, STDERR, RESULTS = "stdout.log", "stderr.log", "results.json"
+
+
+def _paths(work_dir: str) -> tuple[str, str, str]:
+    return (os.path.join(work_dir, STDOUT), os.path.join(work_dir, STDERR), os.path.join(work_dir, RESULTS))
+
+
+def _append_line(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+
+
+def read_results(path: str) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """(results, error): the job's results file, or why it cannot be used."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None, None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        return None, f"results file {path} is not valid JSON: {error}"
+    if not isinstance(value, dict):
+        return None, f"results file {path} holds {type(value).__name__}, expected a JSON object"
+    return value, None
+
+
+class _Running:
+    """A started job: its process, or the function worker serving it."""
+
+    __slots__ = ("process", "worker", "ticks")
+
+    def __init__(self, process: Optional[subprocess.Popen[bytes]], worker: Optional[FunctionWorker]) -> None:
+        self.process = process
+        self.worker = worker
+        pid = self.pid
+        self.ticks = processes.start_ticks(pid)
+
+    @property
+    def pid(self) -> int:
+        if self.process is not None:
+            return self.process.pid
+        assert self.worker is not None
+        return self.worker.pid
+
+
+class LocalBackend(ExecutorBackend):
+    pushes_updates = True
+
+    def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
+        self._sink = sink
+        self._slots = max(1, settings.max_parallel or os.cpu_count() or 1)
+        self._cv = threading.Condition()
+        self._queue: deque[tuple[UnitLaunch, int]] = deque()
+        self._free = self._slots
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._running: dict[tuple[int, str], _Running] = {}
+        self._cancelled: set[tuple[int, str]] = set()
+        self._host = socket.gethostname()
+        self._base_env = dict(os.environ)
+        self._functions = FunctionPool()
+
+    # ---- the interface ----------------------------------------------------------------
+    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+        handles = []
+        with self._cv:
+            for unit in units:
+                self._queue.append((unit, self._weight(unit)))
+                for job in unit.jobs:
+                    handles.append(self._handle(unit, job, None))
+            while len(self._threads) < min(self._slots, len(self._queue) + self._busy()):
+                thread = threading.Thread(target=self._work, name=f"xm-local-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._cv.notify_all()
+        return handles
+
+    def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:
+        updates = []
+        for handle in handles:
+            pid, ticks = handle.data.get("pid"), handle.data.get("ticks")
+            if pid is None:
+                status, message = Status.PENDING, "queued"
+            elif processes.is_alive(pid, ticks):
+                status, message = Status.RUNNING, ""
+            else:
+                status, message = Status.FAILED, "the process is gone and its exit was not recorded"
+            updates.append(
+                StatusUpdate(handle.experiment_id, handle.work_unit_id, handle.job_name, status, message=message)
+            )
+        return updates
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        to_stop: list[tuple[int, Optional[int]]] = []
+        dequeued: list[UnitLaunch] = []
+        with self._cv:
+            keys = {(h.work_unit_id, h.job_name) for h in handles}
+            self._cancelled.update(keys)
+            kept: deque[tuple[UnitLaunch, int]] = deque()
+            for unit, weight in self._queue:
+                if any((unit.work_unit_id, job.job_name) in keys for job in unit.jobs):
+                    dequeued.append(unit)
+                else:
+                    kept.append((unit, weight))
+            self._queue = kept
+            for key in keys:
+                running = self._running.get(key)
+                if running is not None:
+                    to_stop.append((running.pid, running.ticks))
+            for handle in handles:  # Handles from another process: signal by recorded pid.
+                pid = handle.data.get("pid")
+                if pid is not None and (handle.work_unit_id, handle.job_name) not in self._running:
+                    to_stop.append((pid, handle.data.get("ticks")))
+            self._cv.notify_all()
+        for unit in dequeued:
+            for job in unit.jobs:
+                self._emit(unit, job, Status.CANCELLED, message="cancelled before it started")
+        stoppers = [threading.Thread(target=processes.terminate, args=item, daemon=True) for item in to_stop]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+
+    def logs(self, handle: Handle) -> LogFiles:
+        work_dir = handle.data.get("work_dir")
+        if not work_dir:
+            return LogFiles()
+        stdout, stderr, _ = _paths(work_dir)
+        return LogFiles(stdout=stdout, stderr=stderr)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._functions.close()
+
+    # ---- scheduling ------------------------------------------------------------------------
+    def _busy(self) -> int:
+        return self._slots - self._free
+
+    def _weight(self, unit: UnitLaunch) -> int:
+        total = 0
+        for job in unit.jobs:
+            requirements = getattr(job.executor, "requirements", None)
+            cpus = requirements.get("cpu", 1) if requirements is not None else 1
+            total += max(1, math.ceil(cpus))
+        return min(total, self._slots)
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closed and not (self._queue and self._free >= self._queue[0][1]):
+                    self._cv.wait()
+                if self._closed:
+                    return
+                unit, weight = self._queue.popleft()
+                self._free -= weight
+            try:
+                self._run_unit(unit)
+            finally:
+                with self._cv:
+                    self._free += weight
+                    self._cv.notify_all()
+
+    def _run_unit(self, unit: UnitLaunch) -> None:
+        if len(unit.jobs) == 1:
+            self._run_job(unit, unit.jobs[0], None)
+            return
+        # Several jobs start together, each waited on by its own thread; the slot is held
+        # until all end. Stopping the rest when one fails is the control plane's call.
+        done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for job in unit.jobs:
+            threading.Thread(target=self._run_job, args=(unit, job, done), daemon=True).start()
+        for _ in unit.jobs:
+            done.get()
+
+    # ---- one job -----------------------------------------------------------------------------
+    def _handle(self, unit: UnitLaunch, job: JobLaunch, running: Optional[_Running]) -> Handle:
+        data: dict[str, Any] = {"work_dir": job.work_dir}
+        if running is not None:
+            data.update(pid=running.pid, ticks=running.ticks, host=self._host)
+        return Handle(NAME, unit.experiment_id, unit.work_unit_id, job.job_name, data)
+
+    def _emit(self, unit: UnitLaunch, job: JobLaunch, status: Status, **fields: Any) -> None:
+        self._sink(StatusUpdate(unit.experiment_id, unit.work_unit_id, job.job_name, status, **fields))
+
+    def _run_job(self, unit: UnitLaunch, job: JobLaunch, done: Optional[queue.SimpleQueue[str]]) -> None:
+        key = (unit.work_unit_id, job.job_name)
+        stdout, stderr, results_path = _paths(job.work_dir)
+        executable = job.executable
+        assert isinstance(executable, LocalExecutable)
+        env = {**job.env, RESULTS_ENV: results_path, "PYTHONUNBUFFERED": "1"}
+        try:
+            os.makedirs(job.work_dir, exist_ok=True)
+            with self._cv:
+                if key in self._cancelled:
+                    raise _Cancelled
+            run = self._run_function if executable.is_function else self._run_process
+            run(unit, job, env, (stdout, stderr, results_path))
+        except _Cancelled:
+            self._emit(unit, job, Status.CANCELLED, message="cancelled before it started")
+        except OSError as error:
+            message = f"could not start: {error}"
+            try:
+                _append_line(stderr, f"xmanager: {message}")
+            except OSError:
+                pass
+            self._emit(unit, job, Status.FAILED, message=message, host=self._host)
+        finally:
+            with self._cv:
+                self._running.pop(key, None)
+            if done is not None:
+                done.put(job.job_name)
+
+    def _started(self, unit: UnitLaunch, job: JobLaunch, running: _Running) -> None:
+        key = (unit.work_unit_id, job.job_name)
+        with self._cv:
+            self._running[key] = running
+            cancelled = key in self._cancelled
+        self._emit(unit, job, Status.RUNNING, host=self._host, handle=self._handle(unit, job, running))
+        if cancelled:  # Cancelled between the check and the start.
+            processes.terminate(running.pid, running.ticks)
+
+    def _finish(
+        self,
+        unit: UnitLaunch,
+        job: JobLaunch,
+        ok: bool,
+        message: str,
+        exit_code: Optional[int],
+        results: Optional[dict[str, Any]],
+    ) -> Status:
+        with self._cv:
+            cancelled = (unit.work_unit_id, job.job_name) in self._cancelled
+        if cancelled and not ok:
+            status, message = Status.CANCELLED, "cancelled"
+        else:
+            status = Status.COMPLETED if ok else Status.FAILED
+        self._emit(unit, job, status, message=message, exit_code=exit_code, host=self._host, results=results)
+        return status
+
+    def _run_process(
+        self,
+        unit: UnitLaunch,
+        job: JobLaunch,
+        env: dict[str, str],
+        paths: tuple[str, str, str],
+    ) -> Status:
+        stdout, stderr, results_path = paths
+        executable = job.executable
+        assert isinstance(executable, LocalExecutable)
+        stream = bool(getattr(job.executor, "experimental_stream_output", False))
+        with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            process = subprocess.Popen(
+                [*executable.command, *job.args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stream else out,
+                stderr=err,
+                env={**self._base_env, **env},
+                start_new_session=True,
+            )
+        running = _Running(process, None)
+        self._started(unit, job, running)
+        if stream:
+            assert process.stdout is not None
+            _tee(process.stdout, stdout, f"[{unit.work_unit_id}/{job.job_name}] ")
+        code = process.wait()
+        results, error = read_results(results_path)
+        if error is not None:
+            _append_line(stderr, f"xmanager: {error}")
+        ok = code == 0 and error is None
+        message = "" if ok else (error or processes.describe_exit(code))
+        return self._finish(unit, job, ok, message, code, results)
+
+    def _run_function(
+        self,
+        unit: UnitLaunch,
+        job: JobLaunch,
+        env: dict[str, str],
+        paths: tuple[str, str, str],
+    ) -> Status:
+        stdout, stderr, results_path = paths
+        executable = job.executable
+        assert isinstance(executable, LocalExecutable)
+        worker = self._functions.acquire()
+        running = _Running(None, worker)
+        self._started(unit, job, running)
+        task = {
+            "function": executable.function,
+            "kwargs": dict(job.kwargs),
+            "env": env,
+            "stdout": stdout,
+            "stderr": stderr,
+            "results_path": results_path,
+        }
+        healthy = False
+        try:
+            outcome, payload = worker.call(task)
+            healthy = True
+        except EOFError:
+            code = worker.process.wait()
+            outcome, payload = "error", f"the worker process died ({processes.describe_exit(code)})"
+            _append_line(stderr, f"xmanager: {payload}")
+        finally:
+            self._functions.release(worker, healthy)
+        if outcome == "ok":
+            return self._finish(unit, job, True, "", 0, json.loads(payload))
+        return self._finish(unit, job, False, payload, 1, None)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _tee(pipe: IO[bytes], path: str, prefix: str) -> None:
+    """Copies a job's stdout to its log and to our stdout, each line prefixed."""
+    with open(path, "wb") as log:
+        for line in pipe:
+            log.write(line)
+            sys.stdout.write(prefix + line.decode("utf-8", "replace"))
+        sys.stdout.flush()

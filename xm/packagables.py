@@ -1,0 +1,95 @@
+"""Factories for ``Packageable``: ``xm.binary(executor_spec=..., path=...)`` and friends.
+
+Each takes the executor spec first and keyword-only ``args`` / ``env_vars``, as in
+XManager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Optional, Union
+
+from xmanager.xm import executables
+from xmanager.xm.args import UserArgs
+from xmanager.xm.job_blocks import ExecutorSpec, Packageable
+
+
+def _packageable(spec: Any, executor_spec: ExecutorSpec, args: Optional[UserArgs], env_vars: Optional[Mapping[str, str]]) -> Packageable:
+    return Packageable(executable_spec=spec, executor_spec=executor_spec, args=args, env_vars=env_vars)
+
+
+def binary(
+    executor_spec: ExecutorSpec,
+    path: str,
+    dependencies: tuple[Any, ...] = (),
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+) -> Packageable:
+    """A prebuilt binary at ``path`` (relative paths resolve against the launch script)."""
+    return _packageable(executables.Binary(path=path, dependencies=dependencies), executor_spec, args, env_vars)
+
+
+def command_list(
+    executor_spec: ExecutorSpec,
+    commands: Union[list[str], tuple[str, ...]],
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+) -> Packageable:
+    """Shell command lines, with the job's args passed to the last one as ``"$@"``."""
+    return _packageable(executables.CommandList(commands), executor_spec, args, env_vars)
+
+
+def python_callable(
+    executor_spec: ExecutorSpec,
+    function: Callable[..., Any],
+    *,
+    name: Optional[str] = None,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+) -> Packageable:
+    """A Python function called with the job's args as keyword arguments."""
+    return _packageable(executables.PythonCallable(function, name=name), executor_spec, args, env_vars)
+
+
+def python_container(
+    executor_spec: ExecutorSpec,
+    entrypoint: Union[executables.ModuleName, executables.CommandList],
+    path: str = ".",
+    base_image: Optional[str] = None,
+    docker_instructions: Optional[list[str]] = None,
+    use_deep_module: bool = False,
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+) -> Packageable:
+    """A directory of Python code built into an image."""
+    spec = executables.PythonContainer(
+        entrypoint=entrypoint, path=path, base_image=base_image,
+        docker_instructions=docker_instructions, use_deep_module=use_deep_module,
+    )
+    return _packageable(spec, executor_spec, args, env_vars)
+
+
+def container(
+    executor_spec: ExecutorSpec,
+    image_path: str,
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+) -> Packageable:
+    """A prebuilt image (a ``.tar`` file or a registry reference)."""
+    return _packageable(executables.Container(image_path), executor_spec, args, env_vars)
+
+
+def dockerfile_container(
+    executor_spec: ExecutorSpec,
+    path: str = ".",
+    dockerfile: Optional[str] = None,
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+) -> Packageable:
+    """``docker build`` of ``path`` with an optional Dockerfile name."""
+    return _packageable(executables.Dockerfile(path, dockerfile), executor_spec, args, env_vars)

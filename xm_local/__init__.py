@@ -1,0 +1,41 @@
+"""The local control plane: experiments, the metadata store, and the executors' front door.
+
+``from xmanager import xm_local`` is cheap: names load on first use.
+``xm_local.Local`` (and other executors) come from their plugins in
+``xmanager.executors``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPERIMENT_NAMES = (
+    "create_experiment", "get_experiment", "list_experiments", "LocalExperiment", "LocalWorkUnit",
+)
+#: Executor classes re-exported here, by the plugin that provides them.
+_EXECUTORS = {"Local": ("local", "executor_type"), "LocalSpec": ("local", "spec_type")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPERIMENT_NAMES:
+        module = importlib.import_module("xmanager.xm_local.experiment")
+        value = getattr(module, name)
+    elif name in _EXECUTORS:
+        from xmanager.xm_local import registry
+
+        plugin_name, attribute = _EXECUTORS[name]
+        value = getattr(registry.plugin(plugin_name), attribute)
+    elif name == "StoreError":
+        from xmanager.xm_local.store.driver import StoreError as value
+    else:
+        raise AttributeError(f"module 'xmanager.xm_local' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*_EXPERIMENT_NAMES, *_EXECUTORS, "StoreError"])
+
+
+__all__ = [*_EXPERIMENT_NAMES, *_EXECUTORS, "StoreError"]

@@ -1,0 +1,319 @@
+"""The ``xmanager`` command: launch scripts, list and inspect experiments, cancel, export.
+
+``xmanager launch script.py -- --flag=value`` imports the script with its folder on
+``sys.path`` and runs its ``main(argv)`` through absl, like XManager. The exit status
+is non-zero when a unit of an experiment it launched failed. Bad input (missing
+script, no ``main``, unknown id, unusable database URL) gets one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, Callable, NoReturn, Optional
+
+from xmanager.xm_local import config
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED_UNITS = 1
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line."""
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"xmanager: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# ---- launch -------------------------------------------------------------------------------------
+def _import_script(path: str) -> Any:
+    if not os.path.exists(path):
+        raise UsageError(f"no launch script at {path!r}")
+    if not os.path.isfile(path):
+        raise UsageError(f"{path!r} is not a file")
+    folder = os.path.dirname(path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise UsageError(f"{error.filename}:{error.lineno}: SyntaxError: {error.msg}") from None
+    return module
+
+
+def _failed_since(start: float, script: str) -> int:
+    from xmanager.xm_local.store import Store
+
+    store = Store(config.database_url())
+    try:
+        rows = store.list_experiments(since=start)
+    finally:
+        store.close()
+    return sum(row.status_counts.get("failed", 0) for row in rows if row.launch_script == script)
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    script = os.path.abspath(args.script)
+    module = _import_script(script)
+    main = getattr(module, "main", None)
+    if not callable(main):
+        raise UsageError(f"{args.script} defines no main(argv) function")
+    script_args = list(args.script_args)
+    if script_args and script_args[0] == "--":
+        script_args = script_args[1:]
+    from absl import app, flags
+
+    from xmanager.xm.core import ExperimentFailedError
+
+    start = time.time() - 1
+    try:
+        app.run(main, argv=[script, *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            return exit_.code if isinstance(exit_.code, int) else 1
+    except ExperimentFailedError as error:
+        print(f"xmanager: {error}", file=sys.stderr)
+        return EXIT_FAILED_UNITS
+    except KeyboardInterrupt:
+        print("xmanager: interrupted", file=sys.stderr)
+        return 130
+    failed = _failed_since(start, script)
+    if failed:
+        print(f"xmanager: {failed} work unit(s) failed", file=sys.stderr)
+        return EXIT_FAILED_UNITS
+    return 0
+
+
+# ---- inspection ---------------------------------------------------------------------------------
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _when(timestamp: Optional[float]) -> str:
+    return "" if timestamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no units"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from xmanager.xm_local.experiment import list_experiments
+
+    experiments = list_experiments(title=args.title, tag=args.tag, limit=None if args.all else args.limit)
+    rows = [
+        (e.experiment_id, e.title, ",".join(e.tags), _when(e.created_at), e.work_unit_count, _summary(e.status_counts))
+        for e in experiments
+    ]
+    print(_table(("ID", "TITLE", "TAGS", "CREATED", "UNITS", "STATUS"), rows) if rows else "no experiments")
+    return 0
+
+
+def _experiment(experiment_id: str) -> Any:
+    from xmanager.xm_local.experiment import get_experiment
+
+    return get_experiment(experiment_id)
+
+
+def _compact(value: dict[str, Any], width: int = 60) -> str:
+    text = " ".join(f"{k}={v}" for k, v in value.items())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    experiment = _experiment(args.experiment_id)
+    print(f"experiment {experiment.experiment_id}: {experiment.title!r}  created {_when(experiment.created_at)}")
+    if experiment.tags:
+        print(f"tags: {', '.join(experiment.tags)}")
+    print(f"units: {_summary(experiment.status_counts)}")
+    store = experiment._store
+    rows = [
+        (
+            unit.work_unit_id, unit.status, "" if unit.exit_code is None else unit.exit_code,
+            _compact(unit.args), _compact(unit.results or {}), unit.message or "",
+        )
+        for unit in store.units(experiment.experiment_id)
+    ]
+    if rows:
+        print(_table(("WU", "STATUS", "EXIT", "ARGS", "RESULTS", "MESSAGE"), rows))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from xmanager.executors.api import BackendSettings, Handle
+    from xmanager.xm_local import registry
+    from xmanager.xm_local.store import writer as sql
+
+    experiment = _experiment(args.experiment_id)
+    store = experiment._store
+    now = time.time()
+    by_plugin: dict[str, list[Handle]] = {}
+    for job in store.jobs(experiment.experiment_id):
+        if job.status in ("completed", "failed", "cancelled"):
+            continue
+        # Record the cancellation first, so the launcher's own report of the kill cannot overwrite it.
+        store.writer.put(
+            sql.UPDATE_JOB,
+            {
+                "experiment_id": job.experiment_id, "work_unit_id": job.work_unit_id, "job_name": job.job_name,
+                "status": "cancelled", "message": "cancelled by xmanager cancel", "exit_code": None,
+                "host": None, "handle": None, "started_at": None, "ended_at": now,
+            },
+        )
+        if job.handle:
+            by_plugin.setdefault(job.executor, []).append(
+                Handle(job.executor, job.experiment_id, job.work_unit_id, job.job_name, job.handle.get("data", {}))
+            )
+    cancelled = 0
+    for unit in store.units(experiment.experiment_id):
+        if unit.status not in ("completed", "failed", "cancelled"):
+            cancelled += 1
+            store.writer.put(
+                sql.UPDATE_UNIT,
+                {
+                    "experiment_id": unit.experiment_id, "work_unit_id": unit.work_unit_id, "status": "cancelled",
+                    "message": "cancelled by xmanager cancel", "exit_code": None, "host": None,
+                    "started_at": None, "ended_at": now,
+                },
+            )
+    store.writer.flush()
+    for name, handles in by_plugin.items():
+        backend = registry.plugin(name).open(lambda update: None, BackendSettings())
+        try:
+            backend.cancel(handles)
+        finally:
+            backend.close()
+    print(f"cancelled {cancelled} work unit(s) of experiment {experiment.experiment_id}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    experiment = _experiment(args.experiment_id)
+    jobs = experiment._store.jobs(experiment.experiment_id, args.work_unit)
+    if args.work_unit is not None and not jobs:
+        raise UsageError(f"experiment {experiment.experiment_id} has no work unit {args.work_unit}")
+    streams = ("stdout", "stderr") if args.stream == "both" else (args.stream,)
+    from xmanager.executors.api import Handle
+    from xmanager.xm_local import registry
+
+    for job in jobs:
+        if args.job and job.job_name != args.job:
+            continue
+        handle = Handle(job.executor, job.experiment_id, job.work_unit_id, job.job_name, (job.handle or {}).get("data", {}))
+        files = registry.plugin(job.executor).open(lambda update: None, _settings()).logs(handle)
+        for stream in streams:
+            path = getattr(files, stream)
+            print(f"==> work unit {job.work_unit_id}, job {job.job_name}, {stream}: {path} <==")
+            if path and os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as handle_file:
+                    sys.stdout.write(handle_file.read())
+            else:
+                print("(no output)")
+    return 0
+
+
+def _settings() -> Any:
+    from xmanager.executors.api import BackendSettings
+
+    return BackendSettings()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    experiment = _experiment(args.experiment_id)
+    frame = experiment.to_dataframe()
+    extension = {"csv": "csv", "parquet": "parquet", "pickle": "pkl"}[args.format]
+    output = args.output or f"experiment_{experiment.experiment_id}.{extension}"
+    if args.format == "csv":
+        frame.to_csv(output, index=False)
+    elif args.format == "parquet":
+        try:
+            frame.to_parquet(output, index=False)
+        except ImportError:
+            raise UsageError("parquet export needs pyarrow: pip install 'xmanager[parquet]'") from None
+    else:
+        frame.to_pickle(output)
+    print(f"wrote {len(frame)} rows to {output}")
+    return 0
+
+
+# ---- entry point --------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xmanager", description="Launch experiments and inspect their results.")
+    parser.add_argument("--db", metavar="URL", help=f"database URL (default: ${config.DATABASE_ENV} or the SQLite file)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    launch = commands.add_parser("launch", help="run a launch script's main(argv)")
+    launch.add_argument("script")
+    launch.add_argument("script_args", nargs=argparse.REMAINDER, help="flags for the script, after --")
+    launch.set_defaults(run=cmd_launch)
+
+    listing = commands.add_parser("list", help="list experiments, newest first")
+    listing.add_argument("--title", help="title substring (* as wildcard)")
+    listing.add_argument("--tag")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--all", action="store_true", help="no limit")
+    listing.set_defaults(run=cmd_list)
+
+    show = commands.add_parser("show", help="an experiment's work units and their statuses")
+    show.add_argument("experiment_id")
+    show.set_defaults(run=cmd_show)
+
+    cancel = commands.add_parser("cancel", help="cancel an experiment's unfinished work units")
+    cancel.add_argument("experiment_id")
+    cancel.set_defaults(run=cmd_cancel)
+
+    logs = commands.add_parser("logs", help="print the logs of an experiment's jobs")
+    logs.add_argument("experiment_id")
+    logs.add_argument("work_unit", nargs="?", type=int)
+    logs.add_argument("--job", help="only this job of each unit")
+    logs.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")
+    logs.set_defaults(run=cmd_logs)
+
+    export = commands.add_parser("export", help="write an experiment's table to a file")
+    export.add_argument("experiment_id")
+    export.add_argument("--format", choices=("csv", "parquet", "pickle"), default="csv")
+    export.add_argument("-o", "--output")
+    export.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.db:
+        os.environ[config.DATABASE_ENV] = args.db
+    from xmanager.xm.core import NotFoundError
+    from xmanager.xm_local.store.driver import StoreError
+
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (UsageError, StoreError, NotFoundError) as error:
+        _fail(str(error))
+    except BrokenPipeError:  # `xmanager show ... | head`
+        return 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
+
+
+__all__ = ["entrypoint", "main"]

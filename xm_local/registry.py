@@ -1,0 +1,67 @@
+"""Finds executor plugins through the ``xmanager.executors`` entry-point group.
+
+A plugin is loaded only when something needs it: the executor of a job, the spec of a
+packaging request, or a name stored with a job.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from xmanager.executors.api import ExecutorPlugin
+
+GROUP = "xmanager.executors"
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+@functools.lru_cache(maxsize=None)
+def plugin(name: str) -> ExecutorPlugin:
+    """The plugin registered as ``name``; a clear error lists the registered ones."""
+    entry = _entry_points().get(name)
+    if entry is None:
+        known = ", ".join(sorted(_entry_points())) or "none"
+        raise LookupError(f"no executor plugin named {name!r} (registered: {known}); is its package installed?")
+    loaded = entry.load()
+    if not isinstance(loaded, ExecutorPlugin):
+        raise TypeError(f"entry point {name!r} in {GROUP} is not an ExecutorPlugin: {loaded!r}")
+    return loaded
+
+
+def all_plugins() -> list[ExecutorPlugin]:
+    return [plugin(name) for name in sorted(_entry_points())]
+
+
+def _owner(cls: type, attribute: str) -> ExecutorPlugin:
+    # The plugin whose module defines the class is tried first, so others stay unloaded.
+    candidates = sorted(_entry_points().items(), key=lambda kv: not cls.__module__.startswith(kv[1].module))
+    for name, _ in candidates:
+        candidate = plugin(name)
+        if issubclass(cls, getattr(candidate, attribute)):
+            return candidate
+    raise LookupError(f"no installed executor plugin handles {cls.__module__}.{cls.__qualname__}")
+
+
+@functools.lru_cache(maxsize=None)
+def for_executor(executor_type: type) -> ExecutorPlugin:
+    return _owner(executor_type, "executor_type")
+
+
+@functools.lru_cache(maxsize=None)
+def for_spec(spec_type: type) -> ExecutorPlugin:
+    return _owner(spec_type, "spec_type")
+
+
+def supported_pairs() -> list[str]:
+    """Every (executable spec, executor spec) pair the installed plugins package."""
+    return [
+        f"{executable.__name__} on {p.spec_type.__name__}"
+        for p in all_plugins()
+        for executable in p.supported_executables
+    ]

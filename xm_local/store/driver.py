@@ -1,0 +1,197 @@
+"""Database connections behind one small interface, for SQLite and any SQLAlchemy URL.
+
+Every statement is portable SQL with ``:name`` parameters. ``sqlite:`` URLs use the
+standard library's ``sqlite3`` directly: importing SQLAlchemy costs about 0.25 s, more
+than a whole local launch should. Every other URL (``postgresql://...``, or
+``sqlite+pysqlite://`` to force it) goes through a SQLAlchemy 2 engine.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+Params = Mapping[str, Any]
+
+
+class StoreError(RuntimeError):
+    """The metadata store cannot be opened or used; the message says which URL and why."""
+
+
+class Connection(abc.ABC):
+    """A connection that runs portable SQL; writes happen inside :meth:`transaction`."""
+
+    url: str
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[None]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def has_table(self, name: str) -> bool: ...
+
+    @property
+    @abc.abstractmethod
+    def is_integrity_error(self) -> type[BaseException] | tuple[type[BaseException], ...]: ...
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite:///path`` URL (None for other URLs); ``:memory:`` stays as is."""
+    if not url.startswith("sqlite:"):
+        return None
+    rest = url[len("sqlite:") :]
+    if not rest.startswith("//"):
+        raise StoreError(f"database URL {url!r}: write sqlite:///relative/path or sqlite:////absolute/path")
+    path = rest[3:] if rest.startswith("///") else rest[2:]
+    return path.split("?", 1)[0] or ":memory:"
+
+
+class SqliteConnection(Connection):
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        if path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"cannot open database {url!r}: cannot create {folder!r}: {error.strerror}") from None
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open database {url!r}: {error}") from None
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._db.execute(sql, params or {})
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        self._db.executemany(sql, rows)
+
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params or {}).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def has_table(self, name: str) -> bool:
+        rows = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchall()
+        return bool(rows)
+
+    @property
+    def is_integrity_error(self) -> type[BaseException]:
+        return sqlite3.IntegrityError
+
+
+class SqlAlchemyConnection(Connection):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            import sqlalchemy
+        except ImportError:
+            raise StoreError(f"database URL {url!r} needs SQLAlchemy: pip install 'xmanager[sql]'") from None
+        self._sa = sqlalchemy
+        try:
+            self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+            self._conn = self._engine.connect()
+        except Exception as error:  # Driver errors differ per database; all mean "cannot open".
+            raise StoreError(f"cannot open database {_redact(url)!r}: {_first_line(error)}") from None
+        self._statements: dict[str, Any] = {}
+
+    def _text(self, sql: str) -> Any:
+        statement = self._statements.get(sql)
+        if statement is None:
+            statement = self._statements[sql] = self._sa.text(sql)
+        return statement
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._conn.execute(self._text(sql), dict(params or {}))
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._conn.execute(self._text(sql), [dict(r) for r in rows])
+
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        rows = self._conn.execute(self._text(sql), dict(params or {})).fetchall()
+        if self._conn.in_transaction() and not self._in_explicit:
+            self._conn.commit()  # End the implicit read transaction so later reads see new data.
+        return [tuple(row) for row in rows]
+
+    _in_explicit = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._conn.in_transaction():
+            self._conn.commit()
+        self._in_explicit = True
+        try:
+            with self._conn.begin():
+                yield
+        finally:
+            self._in_explicit = False
+
+    def close(self) -> None:
+        self._conn.close()
+        self._engine.dispose()
+
+    def has_table(self, name: str) -> bool:
+        found = bool(self._sa.inspect(self._conn).has_table(name))
+        if self._conn.in_transaction() and not self._in_explicit:
+            self._conn.commit()
+        return found
+
+    @property
+    def is_integrity_error(self) -> type[BaseException]:
+        return self._sa.exc.IntegrityError
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def connect(url: str) -> Connection:
+    """Opens ``url``; raises :class:`StoreError` with the reason when it cannot."""
+    path = sqlite_path(url)
+    if path is not None:
+        return SqliteConnection(url, path)
+    if "://" not in url:
+        raise StoreError(f"database URL {url!r} is not a URL (expected e.g. sqlite:////path/to/db.sqlite3)")
+    return SqlAlchemyConnection(url)

@@ -1,0 +1,125 @@
+"""The store's schema as numbered migrations, applied in order inside one transaction.
+
+The version lives in ``xm_schema``. A database newer than this code is refused with a
+message rather than misread. Types are portable: BIGINT, INTEGER, VARCHAR, TEXT and
+DOUBLE PRECISION (seconds since the epoch, UTC) mean the same in SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xmanager.xm_local.store.driver import Connection, StoreError
+
+_V1 = [
+    """CREATE TABLE experiments (
+        experiment_id BIGINT PRIMARY KEY,
+        title VARCHAR(255) NOT NULL,
+        tags TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        creator VARCHAR(255),
+        created_at DOUBLE PRECISION NOT NULL,
+        launch_script TEXT,
+        launch_argv TEXT
+    )""",
+    "CREATE INDEX ix_experiments_created ON experiments (created_at)",
+    """CREATE TABLE experiment_tags (
+        experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id) ON DELETE CASCADE,
+        tag VARCHAR(255) NOT NULL,
+        PRIMARY KEY (experiment_id, tag)
+    )""",
+    "CREATE INDEX ix_experiment_tags_tag ON experiment_tags (tag)",
+    """CREATE TABLE work_units (
+        experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id) ON DELETE CASCADE,
+        work_unit_id INTEGER NOT NULL,
+        args TEXT NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        message TEXT,
+        exit_code INTEGER,
+        host VARCHAR(255),
+        created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION,
+        ended_at DOUBLE PRECISION,
+        PRIMARY KEY (experiment_id, work_unit_id)
+    )""",
+    """CREATE TABLE jobs (
+        experiment_id BIGINT NOT NULL,
+        work_unit_id INTEGER NOT NULL,
+        job_name VARCHAR(255) NOT NULL,
+        executor VARCHAR(64) NOT NULL,
+        executable TEXT NOT NULL,
+        args TEXT NOT NULL,
+        env TEXT NOT NULL,
+        handle TEXT,
+        status VARCHAR(16) NOT NULL,
+        message TEXT,
+        exit_code INTEGER,
+        host VARCHAR(255),
+        stdout_path TEXT,
+        stderr_path TEXT,
+        started_at DOUBLE PRECISION,
+        ended_at DOUBLE PRECISION,
+        PRIMARY KEY (experiment_id, work_unit_id, job_name),
+        FOREIGN KEY (experiment_id, work_unit_id) REFERENCES work_units (experiment_id, work_unit_id)
+            ON DELETE CASCADE
+    )""",
+    """CREATE TABLE results (
+        experiment_id BIGINT NOT NULL,
+        work_unit_id INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, work_unit_id),
+        FOREIGN KEY (experiment_id, work_unit_id) REFERENCES work_units (experiment_id, work_unit_id)
+            ON DELETE CASCADE
+    )""",
+    """CREATE TABLE status_events (
+        experiment_id BIGINT NOT NULL,
+        work_unit_id INTEGER NOT NULL,
+        job_name VARCHAR(255) NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        message TEXT
+    )""",
+    "CREATE INDEX ix_status_events_unit ON status_events (experiment_id, work_unit_id)",
+]
+
+
+def _statements(statements: list[str]) -> Callable[[Connection], None]:
+    def apply(conn: Connection) -> None:
+        for sql in statements:
+            conn.execute(sql)
+
+    return apply
+
+
+#: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
+MIGRATIONS: list[Callable[[Connection], None]] = [_statements(_V1)]
+LATEST = len(MIGRATIONS)
+
+
+def _version(conn: Connection) -> int | None:
+    if not conn.has_table("xm_schema"):
+        return None
+    rows = conn.query("SELECT version FROM xm_schema")
+    return int(rows[0][0]) if rows else 0
+
+
+def migrate(conn: Connection) -> int:
+    """Brings the database to :data:`LATEST`; returns the version it found."""
+    found = _version(conn)
+    if found == LATEST:
+        return found
+    if found is not None and found > LATEST:
+        raise StoreError(
+            f"database {conn.url!r} has schema version {found}, newer than this xmanager "
+            f"understands ({LATEST}); upgrade xmanager"
+        )
+    with conn.transaction():
+        current = _version(conn)  # Another process may have migrated meanwhile.
+        if current is None:
+            conn.execute("CREATE TABLE xm_schema (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO xm_schema (version) VALUES (0)")
+            current = 0
+        for number in range(current, LATEST):
+            MIGRATIONS[number](conn)
+        conn.execute("UPDATE xm_schema SET version = :v", {"v": LATEST})
+    return found or 0
