@@ -8,7 +8,6 @@ import os
 import sys
 
 from absl import app
-
 from xmanager import xm, xm_local
 
 

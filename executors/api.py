@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Optional
 
 import attrs
-
 from xmanager.xm.job_blocks import Executable, ExecutableSpec, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
 from xmanager.xm.status import Status
@@ -122,7 +121,7 @@ class ExecutorBackend(abc.ABC):
     def logs(self, handle: Handle) -> LogFiles:
         """Where the job's output can be read."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook.
         """Releases what the backend holds (threads, connections). Jobs are left as they are."""
 
 

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Generator, Mapping, Sequence
 from typing import Any, Optional
 
 import attrs
-
 from xmanager.xm.job_blocks import Executable, Job, JobGroup, JobType, Packageable
 from xmanager.xm.job_operators import flatten_jobs, unit_parameters
 from xmanager.xm.status import ExperimentUnitStatus

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 import attrs
-
 from xmanager.xm.job_blocks import ExecutableSpec
 
 

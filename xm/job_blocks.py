@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Optional, Union
 
 import attrs
-
 from xmanager.xm.args import SequentialArgs, UserArgs
 
 _ENV_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")

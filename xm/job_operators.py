@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-
 from xmanager.xm.args import merge_args
 from xmanager.xm.job_blocks import Job, JobGroup
 

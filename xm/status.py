@@ -8,7 +8,7 @@ from typing import Optional
 import attrs
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Where a job or work unit is in its life. Terminal states never change again."""
 
     PENDING = "pending"

@@ -27,7 +27,7 @@ def __getattr__(name: str) -> Any:
         plugin_name, attribute = _EXECUTORS[name]
         value = getattr(registry.plugin(plugin_name), attribute)
     elif name == "StoreError":
-        from xmanager.xm_local.store.driver import StoreError as value
+        value = importlib.import_module("xmanager.xm_local.store.driver").StoreError
     else:
         raise AttributeError(f"module 'xmanager.xm_local' has no attribute {name!r}")
     globals()[name] = value

@@ -13,8 +13,8 @@ import importlib.util
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, Optional
 
 from xmanager.xm_local import config
 
@@ -73,7 +73,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if script_args and script_args[0] == "--":
         script_args = script_args[1:]
     from absl import app, flags
-
     from xmanager.xm.core import ExperimentFailedError
 
     start = time.time() - 1

@@ -118,6 +118,11 @@ class LocalWorkUnit(core.WorkUnit):
     def _wait_blocking(self) -> None:
         self._done.wait()
 
+    def _raise_if_unsuccessful(self) -> None:
+        if self._status is Status.FAILED:  # Seen by the caller: not reported again at exit.
+            self.experiment._reported.add(self.work_unit_id)
+        super()._raise_if_unsuccessful()
+
     async def _wait_async(self) -> None:
         import asyncio
 
@@ -329,6 +334,8 @@ class LocalExperiment(core.Experiment):
             unit._sealed = True
             if error is not None:
                 self._fail_unit(unit, f"job generator raised {type(error).__name__}: {error}")
+        if error is not None and unit._jobs:
+            self._cancel_units([unit], "the job generator failed", mark_self=False)
         self._reconcile(unit, time.time())
 
     # ---- statuses --------------------------------------------------------------------------
@@ -392,14 +399,14 @@ class LocalExperiment(core.Experiment):
         """Derives the unit's status from its jobs and records a change."""
         with self._lock:
             old = unit._status
-            if unit._generator_failed:
+            statuses = [job.status for job in unit._jobs.values()]
+            if not unit._sealed or not all(status.is_terminal for status in statuses):
+                # A unit ends when all its jobs have; a failed job's siblings are being stopped.
+                new = Status.PENDING if all(status is Status.PENDING for status in statuses) else Status.RUNNING
+            elif unit._generator_failed:
                 new = Status.FAILED
             else:
-                new = combine([job.status for job in unit._jobs.values()])
-                if not unit._sealed and new.is_terminal and new is Status.COMPLETED:
-                    new = Status.RUNNING  # The generator may still add jobs.
-                if unit._sealed and not unit._jobs:
-                    new = Status.COMPLETED
+                new = combine(statuses) if statuses else Status.COMPLETED
             if new is old:
                 return
             unit._status = new

@@ -21,7 +21,7 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def plugin(name: str) -> ExecutorPlugin:
     """The plugin registered as ``name``; a clear error lists the registered ones."""
     entry = _entry_points().get(name)
@@ -48,12 +48,12 @@ def _owner(cls: type, attribute: str) -> ExecutorPlugin:
     raise LookupError(f"no installed executor plugin handles {cls.__module__}.{cls.__qualname__}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def for_executor(executor_type: type) -> ExecutorPlugin:
     return _owner(executor_type, "executor_type")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def for_spec(spec_type: type) -> ExecutorPlugin:
     return _owner(spec_type, "spec_type")
 

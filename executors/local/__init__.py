@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, ClassVar, Optional
 
 import attrs
-
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
 from xmanager.xm.executables import Binary, CommandList, PythonCallable
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable

@@ -235,10 +235,10 @@ class LocalBackend(ExecutorBackend):
             os.makedirs(job.work_dir, exist_ok=True)
             with self._cv:
                 if key in self._cancelled:
-                    raise _Cancelled
+                    raise _CancelledError
             run = self._run_function if executable.is_function else self._run_process
             run(unit, job, env, (stdout, stderr, results_path))
-        except _Cancelled:
+        except _CancelledError:
             self._emit(unit, job, Status.CANCELLED, message="cancelled before it started")
         except OSError as error:
             message = f"could not start: {error}"
@@ -349,7 +349,7 @@ class LocalBackend(ExecutorBackend):
         return self._finish(unit, job, False, payload, 1, None)
 
 
-class _Cancelled(Exception):
+class _CancelledError(Exception):
     pass
 
 

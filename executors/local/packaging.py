@@ -6,7 +6,6 @@ import os
 from typing import Any, Optional
 
 import attrs
-
 from xmanager.xm.executables import Binary, CommandList, PythonCallable
 from xmanager.xm.job_blocks import Executable, Packageable
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import attrs
-
 from xmanager.xm_local.store.driver import Connection, StoreError, connect
 from xmanager.xm_local.store.schema import migrate
 from xmanager.xm_local.store.writer import BatchWriter
