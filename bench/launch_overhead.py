@@ -110,6 +110,10 @@ def check_ours(experiment_id: int, n: int) -> None:
 
 
 def run_peer(peer_python: str, n: int, repeat: int, work: str) -> tuple[list[float], str]:
+    found = shutil.which(peer_python)
+    if found is None:
+        return [], f"no executable interpreter at {peer_python!r}"
+    peer_python = os.path.abspath(found)  # The runs use another cwd; keep venv symlinks unresolved.
     script = os.path.join(work, "peer_launch.py")
     with open(script, "w", encoding="utf-8") as handle:
         handle.write(PEER_SCRIPT)

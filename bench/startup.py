@@ -89,7 +89,7 @@ def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -
 
 def console_script(python: str) -> str:
     """The ``xmanager`` script next to ``python`` (not resolving symlinks: venvs link python)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(python)), "xmanager")
+    path = os.path.join(os.path.dirname(os.path.abspath(shutil.which(python) or python)), "xmanager")
     if not os.path.exists(path):
         raise SystemExit(f"no xmanager console script at {path}")
     return path

@@ -65,6 +65,7 @@ def _failed_since(start: float, script: str) -> int:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     script = os.path.abspath(args.script)
+    os.environ["XM_LAUNCH_SCRIPT"] = script  # Relative paths in specs resolve against it.
     module = _import_script(script)
     main = getattr(module, "main", None)
     if not callable(main):

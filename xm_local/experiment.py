@@ -497,8 +497,21 @@ class LocalExperiment(core.Experiment):
     def failed_units(self) -> list[LocalWorkUnit]:
         return [u for u in (self._units or {}).values() if u._status is Status.FAILED]
 
+    def _adopt_cancellations(self, failed: list[LocalWorkUnit]) -> list[LocalWorkUnit]:
+        """Units cancelled from another process (``xmanager cancel``) died by signal here and
+        look failed; the store, written first by the canceller, says cancelled."""
+        self._store.writer.flush()
+        recorded = {row.work_unit_id: row for row in self._store.units(self.experiment_id) if row.status == "cancelled"}
+        for unit in failed:
+            row = recorded.get(unit.work_unit_id)
+            if row is not None:
+                unit._status, unit._message = Status.CANCELLED, row.message or "cancelled"
+        return [unit for unit in failed if unit.work_unit_id not in recorded]
+
     def _raise_failures(self) -> None:
         failed = [u for u in self.failed_units() if u.work_unit_id not in self._reported]
+        if failed:
+            failed = self._adopt_cancellations(failed)
         if not failed:
             return
         self._reported.update(u.work_unit_id for u in failed)

@@ -1,0 +1,138 @@
+"""Job, JobGroup, Executable and Packageable construction and validation."""
+
+import pytest
+from xmanager import xm
+
+
+class FakeSpec(xm.ExecutorSpec):
+    pass
+
+
+class FakeExecutor(xm.Executor):
+    Spec = FakeSpec
+
+
+class FakeExecutableSpec(xm.ExecutableSpec):
+    @property
+    def name(self) -> str:
+        return "fake"
+
+
+def make_job(**kwargs):
+    return xm.Job(xm.Executable(name="x"), FakeExecutor(), **kwargs)
+
+
+def test_executor_spec_class_attribute():
+    assert isinstance(FakeExecutor.Spec(), xm.ExecutorSpec)
+
+
+def test_job_converts_args_and_env_vars():
+    job = make_job(args={"lr": 0.1, "on": True}, env_vars={"SEED": 3, "_X1": "y"})
+    assert isinstance(job.args, xm.SequentialArgs)
+    assert job.args.to_list() == ["--lr=0.1", "--on"]
+    assert job.env_vars == {"SEED": "3", "_X1": "y"}
+    assert job.name is None
+
+
+def test_job_defaults_are_empty_and_not_shared():
+    first, second = make_job(), make_job()
+    assert first.args.to_list() == []
+    assert first.env_vars == {}
+    first.env_vars["A"] = "1"
+    first.args.update({"a": 1})
+    assert second.env_vars == {}
+    assert second.args.to_list() == []
+
+
+def test_job_args_list_is_positional():
+    assert make_job(args=["a", "b"]).args.to_list() == ["a", "b"]
+
+
+def test_job_args_bare_string_rejected():
+    with pytest.raises(ValueError):
+        make_job(args="--lr=1")
+
+
+@pytest.mark.parametrize("bad", ["1ABC", "A-B", "A B", "", "X=Y", "É", "A\n"])
+def test_job_bad_env_var_name_names_it(bad):
+    with pytest.raises(ValueError) as info:
+        make_job(env_vars={"GOOD": "1", bad: "v"})
+    assert repr(bad) in str(info.value)
+
+
+def test_job_non_string_env_var_name_rejected():
+    with pytest.raises(ValueError, match="5"):
+        make_job(env_vars={5: "v"})
+
+
+def test_packageable_bad_env_var_name_names_it():
+    with pytest.raises(ValueError, match="'BAD-NAME'"):
+        xm.Packageable(FakeExecutableSpec(), FakeSpec(), env_vars={"BAD-NAME": "1"})
+
+
+def test_packageable_converts_args_and_env():
+    packageable = xm.Packageable(FakeExecutableSpec(), FakeSpec(), args={"a": 1}, env_vars={"N": 2})
+    assert packageable.args == xm.merge_args({"a": 1})
+    assert packageable.env_vars == {"N": "2"}
+
+
+def test_executable_is_keyword_only_and_validates_env():
+    exe = xm.Executable(name="x", args=["p"], env_vars={"K": 1})
+    assert exe.args.to_list() == ["p"]
+    assert exe.env_vars == {"K": "1"}
+    with pytest.raises(TypeError):
+        xm.Executable("x")  # type: ignore[misc]
+    with pytest.raises(ValueError, match="'1K'"):
+        xm.Executable(name="x", env_vars={"1K": "v"})
+
+
+def test_job_requires_executable():
+    with pytest.raises(TypeError, match="Executable"):
+        xm.Job(FakeExecutableSpec(), FakeExecutor())
+    with pytest.raises(TypeError):
+        xm.Job("path/to/bin", FakeExecutor())
+
+
+def test_job_requires_executor():
+    with pytest.raises(TypeError, match="Executor"):
+        xm.Job(xm.Executable(name="x"), FakeSpec())
+    with pytest.raises(TypeError, match="Executor"):
+        xm.Job(xm.Executable(name="x"), FakeExecutor)  # The class, not an instance.
+
+
+def test_job_group_holds_jobs_and_constraints():
+    class SameMachine(xm.Constraint):
+        pass
+
+    a, b = make_job(), make_job()
+    inner = xm.JobGroup(b=b)
+    constraint = SameMachine()
+    group = xm.JobGroup(a=a, inner=inner, constraints=[constraint])
+    assert group.jobs == {"a": a, "inner": inner}
+    assert group.constraints == [constraint]
+    assert xm.JobGroup(a=a).constraints == []
+    assert "a" in repr(group) and "inner" in repr(group)
+
+
+def test_job_group_requires_a_job():
+    with pytest.raises(ValueError, match="at least one"):
+        xm.JobGroup()
+    with pytest.raises(ValueError):
+        xm.JobGroup(constraints=[])
+
+
+@pytest.mark.parametrize("bad", [xm.Executable(name="x"), "job", None, lambda: None])
+def test_job_group_rejects_non_jobs(bad):
+    with pytest.raises(TypeError, match="'bad'"):
+        xm.JobGroup(ok=make_job(), bad=bad)
+
+
+def test_get_args_for_all_jobs():
+    job = make_job()
+    group = xm.JobGroup(a=make_job(), inner=xm.JobGroup(b=make_job(), c=make_job()))
+    args = {"seed": 1}
+    assert xm.get_args_for_all_jobs(job, args) == {"args": args}
+    assert xm.get_args_for_all_jobs(group, args) == {
+        "a": {"args": args},
+        "inner": {"b": {"args": args}, "c": {"args": args}},
+    }

@@ -1,0 +1,182 @@
+"""JobRequirements and ResourceType: names, amounts, accelerators, replicas, merge."""
+
+import math
+
+import pytest
+from xmanager import xm
+from xmanager.xm.resources import ResourceType
+
+
+def test_cpu_and_ram_keywords():
+    req = xm.JobRequirements(cpu=2, ram=4 * xm.GiB)
+    assert req.task_requirements == {ResourceType.CPU: 2, ResourceType.MEMORY: 4 * 2**30}
+    assert req.get("cpu") == 2
+    assert req.get("memory") == 4 * 2**30
+    assert req.get("RAM") == 4 * 2**30
+    assert req.get(ResourceType.MEMORY) == 4 * 2**30
+    assert req.accelerator is None
+    assert req.replicas is None
+
+
+@pytest.mark.parametrize("name", ["cpu", "CPU", "Cpu", " cpu "])
+def test_lookup_case_insensitive(name):
+    assert ResourceType.lookup(name) is ResourceType.CPU
+    assert xm.JobRequirements({name: 1}).get("cpu") == 1
+
+
+@pytest.mark.parametrize(
+    ("alias", "kind"),
+    [
+        ("ram", ResourceType.MEMORY),
+        ("RAM", ResourceType.MEMORY),
+        ("disk", ResourceType.EPHEMERAL_STORAGE),
+        ("v2", ResourceType.TPU_V2),
+        ("V3", ResourceType.TPU_V3),
+        ("a100_80gib", ResourceType.A100_80GIB),
+        ("A100_80GiB", ResourceType.A100_80GIB),
+    ],
+)
+def test_lookup_aliases(alias, kind):
+    assert ResourceType.lookup(alias) is kind
+
+
+def test_lookup_passes_resource_type_through():
+    assert ResourceType.lookup(ResourceType.T4) is ResourceType.T4
+    assert xm.JobRequirements({ResourceType.T4: 1}).get("t4") == 1
+
+
+def test_unknown_resource_lists_known():
+    with pytest.raises(ValueError) as info:
+        xm.JobRequirements(cpus=2)
+    message = str(info.value)
+    assert "'cpus'" in message
+    for known in ("cpu", "memory", "ram", "t4", "a100", "tpu_v4"):
+        assert known in message
+    with pytest.raises(ValueError, match="gpu9000"):
+        xm.JobRequirements.get(xm.JobRequirements(), "gpu9000")
+
+
+@pytest.mark.parametrize("amount", [-1, -0.5])
+def test_negative_amount_rejected(amount):
+    with pytest.raises(ValueError, match="cpu"):
+        xm.JobRequirements(cpu=amount)
+
+
+@pytest.mark.parametrize("amount", ["2", None, True, False, [1], object()])
+def test_non_number_amount_rejected(amount):
+    with pytest.raises(TypeError, match="memory"):
+        xm.JobRequirements(ram=amount)
+
+
+def test_zero_and_float_amounts_accepted():
+    req = xm.JobRequirements(cpu=0.5, ram=0)
+    assert req.get("cpu") == 0.5
+    assert req.get("ram") == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "xm/resources.py:107-110 JobRequirements only checks `amount < 0`, so NaN (and inf) pass the "
+        "'amounts must be non-negative numbers' validation and reach the executor"
+    ),
+)
+@pytest.mark.parametrize("amount", [math.nan, math.inf])
+def test_non_finite_amount_rejected(amount):
+    with pytest.raises((TypeError, ValueError)):
+        xm.JobRequirements(cpu=amount)
+
+
+def test_same_resource_twice_rejected():
+    with pytest.raises(ValueError, match="twice"):
+        xm.JobRequirements({"cpu": 1}, CPU=2)
+    with pytest.raises(ValueError, match="memory"):
+        xm.JobRequirements({"memory": 1}, ram=2)
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [{"t4": 1, "v100": 1}, {"a100": 1, "tpu_v4": 4}, {"v2": 8, "v3": 8}, {"local_gpu": 1, "h100": 1}],
+)
+def test_two_accelerator_kinds_rejected(resources):
+    with pytest.raises(ValueError, match="accelerator"):
+        xm.JobRequirements(resources)
+
+
+@pytest.mark.parametrize(
+    ("resources", "accelerator"),
+    [
+        ({"cpu": 4, "A100": 2}, ResourceType.A100),
+        ({"t4": 1}, ResourceType.T4),
+        ({"v3": 8}, ResourceType.TPU_V3),
+        ({"local_gpu": 1}, ResourceType.LOCAL_GPU),
+        ({"cpu": 4, "ram": 1, "disk": 10}, None),
+    ],
+)
+def test_accelerator_detected(resources, accelerator):
+    assert xm.JobRequirements(resources).accelerator is accelerator
+
+
+def test_resource_type_kinds():
+    assert ResourceType.T4.is_gpu and ResourceType.T4.is_accelerator and not ResourceType.T4.is_tpu
+    assert ResourceType.TPU_V5P.is_tpu and ResourceType.TPU_V5P.is_accelerator
+    assert not ResourceType.TPU_V5P.is_gpu
+    for kind in (ResourceType.CPU, ResourceType.MEMORY, ResourceType.EPHEMERAL_STORAGE):
+        assert not kind.is_accelerator
+
+
+@pytest.mark.parametrize("replicas", [1, 4])
+def test_replicas_accepted(replicas):
+    assert xm.JobRequirements(cpu=1, replicas=replicas).replicas == replicas
+
+
+@pytest.mark.parametrize("replicas", [0, -1, 1.5, "2"])
+def test_replicas_rejected(replicas):
+    with pytest.raises(ValueError, match="replicas"):
+        xm.JobRequirements(replicas=replicas)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "xm/resources.py:117 replicas check uses isinstance(replicas, int), so replicas=True is accepted "
+        "as 1, although resource amounts explicitly reject bools"
+    ),
+)
+def test_replicas_bool_rejected():
+    with pytest.raises(ValueError, match="replicas"):
+        xm.JobRequirements(replicas=True)
+
+
+def test_merge_other_wins():
+    base = xm.JobRequirements(cpu=2, ram=4, replicas=2, location="us-a", service_tier="batch")
+    override = xm.JobRequirements(cpu=8, t4=1, location="us-b")
+    merged = base.merge(override)
+    assert merged.task_requirements == {ResourceType.CPU: 8, ResourceType.MEMORY: 4, ResourceType.T4: 1}
+    assert merged.accelerator is ResourceType.T4
+    assert merged.replicas == 2
+    assert merged.location == "us-b"
+    assert merged.service_tier == "batch"
+    # Neither operand changed.
+    assert base.get("cpu") == 2 and base.location == "us-a"
+    assert override.get("ram") == 0 and override.replicas is None
+    assert base.merge(xm.JobRequirements(replicas=5)).replicas == 5
+
+
+def test_to_dict_equality_and_hash():
+    req = xm.JobRequirements(cpu=2, ram=1, replicas=3, location="zone")
+    assert req.to_dict() == {"cpu": 2, "memory": 1, "replicas": 3, "location": "zone"}
+    same = xm.JobRequirements({"memory": 1}, CPU=2, replicas=3, location="zone")
+    assert req == same
+    assert hash(req) == hash(same)
+    assert req != xm.JobRequirements(cpu=2, ram=1, replicas=3)
+    assert req != req.to_dict()
+    assert "cpu=2" in repr(req)
+
+
+def test_empty_requirements():
+    req = xm.JobRequirements()
+    assert req.task_requirements == {}
+    assert req.to_dict() == {}
+    assert req.get("cpu") == 0
+    assert req.get("cpu", 1.5) == 1.5
