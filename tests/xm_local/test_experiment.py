@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from xmanager import xm, xm_local
 
 
