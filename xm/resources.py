@@ -7,6 +7,7 @@ is built, so a typo fails in the launch script, not on the cluster.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from typing import Optional, Union
 
@@ -109,8 +110,8 @@ class JobRequirements:
                 kind = ResourceType.lookup(name)
                 if isinstance(amount, bool) or not isinstance(amount, (int, float)):
                     raise TypeError(f"resource {kind.value}: amount must be a number, got {amount!r}")
-                if amount < 0:
-                    raise ValueError(f"resource {kind.value}: amount must be >= 0, got {amount}")
+                if not math.isfinite(amount) or amount < 0:
+                    raise ValueError(f"resource {kind.value}: amount must be a finite number >= 0, got {amount}")
                 if kind in merged:
                     raise ValueError(f"resource {kind.value} is given twice")
                 merged[kind] = amount
@@ -118,7 +119,7 @@ class JobRequirements:
         if len(accelerators) > 1:
             names = ", ".join(k.value for k in accelerators)
             raise ValueError(f"a job can request one accelerator kind, got {names}")
-        if replicas is not None and (not isinstance(replicas, int) or replicas < 1):
+        if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
             raise ValueError(f"replicas must be a positive integer, got {replicas!r}")
         self.task_requirements = merged
         self.accelerator: Optional[ResourceType] = accelerators[0] if accelerators else None

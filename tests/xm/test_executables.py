@@ -46,7 +46,6 @@ def test_command_list_needs_a_command(commands):
 
 def test_command_list_name():
     assert xm.CommandList(["/usr/bin/python3 -c 'x'", "other"]).name == "python3"
-    assert xm.CommandList(["   "]).name == "commands"
 
 
 def test_command_list_is_frozen():

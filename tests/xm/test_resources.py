@@ -74,13 +74,6 @@ def test_zero_and_float_amounts_accepted():
     assert req.get("ram") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "xm/resources.py:107-110 JobRequirements only checks `amount < 0`, so NaN (and inf) pass the "
-        "'amounts must be non-negative numbers' validation and reach the executor"
-    ),
-)
 @pytest.mark.parametrize("amount", [math.nan, math.inf])
 def test_non_finite_amount_rejected(amount):
     with pytest.raises((TypeError, ValueError)):
@@ -136,13 +129,6 @@ def test_replicas_rejected(replicas):
         xm.JobRequirements(replicas=replicas)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "xm/resources.py:117 replicas check uses isinstance(replicas, int), so replicas=True is accepted "
-        "as 1, although resource amounts explicitly reject bools"
-    ),
-)
 def test_replicas_bool_rejected():
     with pytest.raises(ValueError, match="replicas"):
         xm.JobRequirements(replicas=True)
