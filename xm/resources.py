@@ -131,8 +131,11 @@ class JobRequirements:
         return self.task_requirements.get(ResourceType.lookup(kind), default)
 
     def merge(self, other: JobRequirements) -> JobRequirements:
-        """A new requirement set: ``other``'s values win where both name a resource."""
-        resources = {**self.task_requirements, **other.task_requirements}
+        """A new requirement set: ``other``'s values (and accelerator kind) win."""
+        mine = self.task_requirements
+        if other.accelerator is not None:  # The other's accelerator replaces ours.
+            mine = {kind: amount for kind, amount in mine.items() if not kind.is_accelerator}
+        resources = {**mine, **other.task_requirements}
         return JobRequirements(
             resources,
             replicas=other.replicas if other.replicas is not None else self.replicas,

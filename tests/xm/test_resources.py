@@ -166,3 +166,9 @@ def test_empty_requirements():
     assert req.to_dict() == {}
     assert req.get("cpu") == 0
     assert req.get("cpu", 1.5) == 1.5
+
+
+def test_merge_replaces_the_accelerator_kind():
+    merged = xm.JobRequirements(t4=1, cpu=2).merge(xm.JobRequirements(v100=2))
+    assert merged.accelerator is xm.ResourceType.V100
+    assert merged.to_dict() == {"cpu": 2, "v100": 2}
