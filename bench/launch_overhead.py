@@ -7,6 +7,8 @@
 "bare" times a ThreadPoolExecutor(max_workers=cpu_count) running
 subprocess.run(["/bin/true"]) N times. Each side runs --repeat times (interleaved) and
 the median is reported. Imports and store creation happen in an untimed warm-up.
+A diagnostic third side (no target) adds to the bare loop the per-job file work the
+local backend does, to separate filesystem cost from the launcher's own.
 
 With --peer-python, DeepMind XManager's equivalent script runs under that interpreter
 (HOME set to a temporary folder, so its ~/.xmanager store is throwaway) and times
@@ -85,6 +87,36 @@ def run_bare(n: int, workers: int) -> float:
     return elapsed
 
 
+def run_bare_logs(n: int, workers: int, root: str) -> float:
+    """Diagnostic baseline: the bare loop plus the per-job file work the local backend does
+    (job dir, stdout/stderr log files, full env copy, own session, results-file probe)."""
+    base_env = dict(os.environ)
+
+    def one(index: int) -> int:
+        work_dir = os.path.join(root, str(index), "true")
+        os.makedirs(work_dir, exist_ok=True)
+        with open(os.path.join(work_dir, "stdout.log"), "wb") as out, open(os.path.join(work_dir, "stderr.log"), "wb") as err:
+            process = subprocess.Popen(
+                [TRUE], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                env={**base_env, "XM_WORK_UNIT_ID": str(index)}, start_new_session=True,
+            )
+        code = process.wait()
+        try:
+            with open(os.path.join(work_dir, "results.json"), encoding="utf-8"):
+                pass
+        except FileNotFoundError:
+            pass
+        return code
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        codes = list(pool.map(one, range(n)))
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        raise SystemExit(f"bare+logs loop: {sum(1 for c in codes if c)} of {n} runs of {TRUE} failed")
+    return elapsed
+
+
 def run_ours(n: int, workers: int, title: str) -> tuple[float, float, int]:
     """(total seconds, seconds spent in the add() loop, experiment id)."""
     from xmanager import xm, xm_local
@@ -125,7 +157,7 @@ def run_peer(peer_python: str, n: int, repeat: int, work: str) -> tuple[list[flo
         env.pop("XDG_DATA_HOME", None)
         env.pop("PYTHONPATH", None)
         proc = subprocess.run(
-            [peer_python, script, f"--n={n}"], cwd=home, env=env, capture_output=True, text=True, timeout=1800,
+            [peer_python, script, f"--n={n}"], cwd=home, env=env, capture_output=True, text=True, timeout=600,
         )
         lines = [line for line in proc.stdout.splitlines() if line.startswith(PEER_MARKER)]
         if proc.returncode != 0 or not lines:
@@ -140,12 +172,14 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="units per launch (default 1000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (default 3)")
     parser.add_argument("--peer-python", metavar="PATH", help="interpreter with DeepMind XManager installed")
+    parser.add_argument("--tmpdir", metavar="DIR", help="parent of the temporary data folder (e.g. /dev/shm); "
+                        "default: the system temp folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     options = parser.parse_args()
     n, repeat = options.n, max(1, options.repeat)
     workers = os.cpu_count() or 1
 
-    work = tempfile.mkdtemp(prefix="xm-bench-launch-")
+    work = tempfile.mkdtemp(prefix="xm-bench-launch-", dir=options.tmpdir)
     os.environ["XM_DATA_DIR"] = work
     os.environ["XM_DATABASE_URL"] = f"sqlite:///{os.path.join(work, 'xmanager.sqlite3')}"
     try:
@@ -154,19 +188,21 @@ def main() -> int:
         check_ours(warm_id, min(n, 2 * workers))
         run_bare(min(n, 2 * workers), workers)
 
-        bare_times, ours_times, add_times = [], [], []
+        bare_times, ours_times, add_times, logs_times = [], [], [], []
         for index in range(repeat):
             bare_times.append(run_bare(n, workers))
             elapsed, adds, experiment_id = run_ours(n, workers, f"bench-launch-{index}")
             check_ours(experiment_id, n)
             ours_times.append(elapsed)
             add_times.append(adds)
+        for index in range(repeat):  # After the measured sides, so its file churn cannot disturb them.
+            logs_times.append(run_bare_logs(n, workers, os.path.join(work, f"bare-files-{index}")))
 
-        bare, ours, adds = (statistics.median(t) for t in (bare_times, ours_times, add_times))
+        bare, ours, adds, logs = (statistics.median(t) for t in (bare_times, ours_times, add_times, logs_times))
         overhead_ms = (ours - bare) / n * 1000
         print(f"launch overhead: N={n} units of {TRUE}, concurrency={workers} (os.cpu_count), "
               f"median of {repeat} run(s)")
-        print(f"python {sys.version.split()[0]} at {sys.executable}")
+        print(f"python {sys.version.split()[0]} at {sys.executable}; data folder {work}")
         print()
         print(table(
             ["measure", "value", "target"],
@@ -182,10 +218,22 @@ def main() -> int:
                 ["ratio ours/bare", f"{ours / bare:.2f}", ""],
             ],
         ))
+        print()
+        print("diagnostic (no target): bare loop + the backend's per-job files (job dir, 2 log files, env copy, "
+              "own session, results probe)")
+        print(table(
+            ["measure", "value"],
+            [
+                ["bare+files total (s)", f"{logs:.3f}"],
+                ["bare+files over bare per unit (ms)", f"{(logs - bare) / n * 1000:.3f}"],
+                ["ours over bare+files per unit (ms)", f"{(ours - logs) / n * 1000:.3f}"],
+            ],
+        ))
         if repeat > 1:
             print()
             print("all runs (s): bare " + ", ".join(f"{t:.3f}" for t in bare_times)
-                  + " | ours " + ", ".join(f"{t:.3f}" for t in ours_times))
+                  + " | ours " + ", ".join(f"{t:.3f}" for t in ours_times)
+                  + " | bare+files " + ", ".join(f"{t:.3f}" for t in logs_times))
 
         print()
         if not options.peer_python:

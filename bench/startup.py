@@ -6,6 +6,9 @@ The launch script (written to a temporary folder) creates an experiment and adds
 /bin/true job on the local executor. For reference the same interpreter also times
 ``python -c pass`` and ``python -c "from xmanager import xm, xm_local"``. Each command
 gets one untimed warm-up run (bytecode caches, store creation), then --runs timed runs.
+The children get PYTHONPYCACHEPREFIX=<temp folder> and no PYTHONDONTWRITEBYTECODE, so
+the warm-up fills a throwaway bytecode cache (the usual state of an installed package)
+without writing into the repository or site-packages.
 
 With --peer-python, ``<peer bin dir>/xmanager launch <script>`` runs DeepMind XManager's
 equivalent script, with HOME set to a temporary folder.
@@ -77,7 +80,7 @@ def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -
     times = []
     for index in range(runs + 1):
         start = time.perf_counter()
-        proc = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -93,6 +96,12 @@ def console_script(python: str) -> str:
     if not os.path.exists(path):
         raise SystemExit(f"no xmanager console script at {path}")
     return path
+
+
+def bytecode_env(work: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
+    return env
 
 
 def count_experiments(url: str) -> int:
@@ -118,7 +127,7 @@ def main() -> int:
         with open(script, "w", encoding="utf-8") as handle:
             handle.write(OURS_SCRIPT)
         url = f"sqlite:///{os.path.join(work, 'data', 'xmanager.sqlite3')}"
-        env = {**os.environ, "XM_DATA_DIR": os.path.join(work, "data"), "XM_DATABASE_URL": url}
+        env = {**bytecode_env(work), "XM_DATA_DIR": os.path.join(work, "data"), "XM_DATABASE_URL": url}
         python = sys.executable
         commands = [
             ("python -c pass", [python, "-c", "pass"]),
@@ -133,7 +142,7 @@ def main() -> int:
             raise SystemExit(f"expected {runs + 1} completed 1-unit experiments in the store, found {launched}")
 
         print(f"start-up: wall time of whole processes, {runs} timed run(s) after 1 warm-up each")
-        print(f"python {sys.version.split()[0]} at {python}")
+        print(f"python {sys.version.split()[0]} at {python}; bytecode cache in a temporary PYTHONPYCACHEPREFIX")
         print()
         rows = []
         for label, times in results:
@@ -159,7 +168,7 @@ def main() -> int:
             handle.write(PEER_SCRIPT)
         home = os.path.join(work, "peer-home")
         os.makedirs(home)
-        peer_env = {k: v for k, v in os.environ.items() if not k.startswith("XM_") and k != "PYTHONPATH"}
+        peer_env = {k: v for k, v in bytecode_env(work).items() if not k.startswith("XM_") and k != "PYTHONPATH"}
         peer_env["HOME"] = home
         peer_env.pop("XDG_DATA_HOME", None)
         try:

@@ -52,15 +52,15 @@ def _import_script(path: str) -> Any:
     return module
 
 
-def _failed_since(start: float, script: str) -> int:
+def _failed_units(experiment_ids: list[int]) -> int:
     from xmanager.xm_local.store import Store
 
     store = Store(config.database_url())
     try:
-        rows = store.list_experiments(since=start)
+        rows = [store.get_experiment(experiment_id) for experiment_id in experiment_ids]
     finally:
         store.close()
-    return sum(row.status_counts.get("failed", 0) for row in rows if row.launch_script == script)
+    return sum(row.status_counts.get("failed", 0) for row in rows if row is not None)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -75,8 +75,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
         script_args = script_args[1:]
     from absl import app, flags
     from xmanager.xm.core import ExperimentFailedError
+    from xmanager.xm_local.experiment import created_experiments
 
-    start = time.time() - 1
+    created: list[int] = []
+    created_experiments.set(created)
     try:
         app.run(main, argv=[script, *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
     except SystemExit as exit_:
@@ -88,7 +90,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("xmanager: interrupted", file=sys.stderr)
         return 130
-    failed = _failed_since(start, script)
+    failed = _failed_units(created)
     if failed:
         print(f"xmanager: {failed} work unit(s) failed", file=sys.stderr)
         return EXIT_FAILED_UNITS

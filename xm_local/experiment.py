@@ -10,12 +10,14 @@ reports failed units in one summary.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import getpass
 import json
 import os
 import sys
 import threading
 import time
+from collections import ChainMap
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -37,6 +39,11 @@ from xmanager.xm_local.store import ExperimentRow, Store, UnitRow
 from xmanager.xm_local.store import writer as sql
 
 _MAX_SUMMARY_LINES = 20
+
+#: When set (by ``xmanager launch``), experiments created in this context are appended to it.
+created_experiments: contextvars.ContextVar[Optional[list[int]]] = contextvars.ContextVar(
+    "created_experiments", default=None
+)
 
 
 def _json(value: Any) -> str:
@@ -301,7 +308,7 @@ class LocalExperiment(core.Experiment):
             work_dir = config.job_dir(self.experiment_id, unit.work_unit_id, job.name)
             launch = JobLaunch(
                 job_name=job.name, executable=job.executable, executor=job.executor,
-                args=tuple(merged.to_list({**os.environ, **env})), kwargs=merged.to_dict(), env=env,
+                args=tuple(merged.to_list(ChainMap(env, os.environ))), kwargs=merged.to_dict(), env=env,
                 work_dir=work_dir,
             )
             by_plugin.setdefault(plugin.name, (plugin, []))[1].append(launch)
@@ -637,6 +644,9 @@ def create_experiment(
     )
     row = store.get_experiment(experiment_id)
     assert row is not None
+    created = created_experiments.get()
+    if created is not None:
+        created.append(experiment_id)
     return LocalExperiment(store, row, live=True, max_parallel=max_parallel)
 
 

@@ -182,17 +182,19 @@ class Store:
         if until is not None:
             where.append("e.created_at < :until")
             params["until"] = until
-        sql = f"SELECT {', '.join('e.' + c for c in _EXPERIMENT_COLUMNS.split(', '))} FROM experiments e"
+        selection = " FROM experiments e"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY e.created_at DESC, e.experiment_id DESC"
+            selection += " WHERE " + " AND ".join(where)
+        selection += " ORDER BY e.created_at DESC, e.experiment_id DESC"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            selection += f" LIMIT {int(limit)}"
+        columns = ", ".join("e." + c for c in _EXPERIMENT_COLUMNS.split(", "))
+        counts_sql = "SELECT experiment_id, status, COUNT(*) FROM work_units"
+        if where or limit is not None:  # Count only the selected experiments' units.
+            counts_sql += f" WHERE experiment_id IN (SELECT e.experiment_id{selection})"
         with self._lock:
-            rows = self._conn.query(sql, params)
-            counts = self._conn.query(
-                "SELECT experiment_id, status, COUNT(*) FROM work_units GROUP BY experiment_id, status"
-            )
+            rows = self._conn.query(f"SELECT {columns}{selection}", params)
+            counts = self._conn.query(counts_sql + " GROUP BY experiment_id, status", params)
         by_experiment: dict[int, dict[str, int]] = {}
         for experiment_id, status, count in counts:
             by_experiment.setdefault(experiment_id, {})[status] = count
