@@ -173,32 +173,39 @@ class LocalExperiment(core.Experiment):
         self.experiment_id = row.experiment_id
         self._live = live
         self._max_parallel = max_parallel
-        self._annotations = LocalContextAnnotations(self, row.title, row.tags, row.notes)
-        self._context = core.MetadataContext(creator=row.creator or "", annotations=self._annotations)
+        self._context: Optional[core.MetadataContext] = None  # Built on first use: listing stays cheap.
         self._units: Optional[dict[int, LocalWorkUnit]] = {} if live else None
-        self._lock = threading.RLock()
-        self._all_done = threading.Condition(self._lock)
-        self._active = 0  # Units not yet terminal.
-        self._backends: dict[str, ExecutorBackend] = {}
-        self._executables: dict[int, str] = {}
-        self._tasks: list[Any] = []
         self._closed = not live
-        self._reported: set[int] = set()
-        if live:
+        if live:  # The launch machinery; a loaded experiment is read-only and needs none of it.
+            self._lock = threading.RLock()
+            self._all_done = threading.Condition(self._lock)
+            self._active = 0  # Units not yet terminal.
+            self._backends: dict[str, ExecutorBackend] = {}
+            self._executables: dict[int, str] = {}
+            self._tasks: list[Any] = []
+            self._reported: set[int] = set()
             atexit.register(self._at_exit)
 
     # ---- metadata -----------------------------------------------------------------------
     @property
     def context(self) -> core.MetadataContext:
+        if self._context is None:
+            row = self._row
+            annotations = LocalContextAnnotations(self, row.title, row.tags, row.notes)
+            self._context = core.MetadataContext(creator=row.creator or "", annotations=annotations)
         return self._context
 
     @property
+    def _annotations(self) -> LocalContextAnnotations:
+        return self.context.annotations  # type: ignore[return-value]
+
+    @property
     def title(self) -> str:
-        return self._annotations.title
+        return self._row.title if self._context is None else self._annotations.title
 
     @property
     def tags(self) -> list[str]:
-        return list(self._annotations.tags)
+        return list(self._row.tags if self._context is None else self._annotations.tags)
 
     @property
     def created_at(self) -> float:
