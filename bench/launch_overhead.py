@@ -27,7 +27,10 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+from _common import scratch_dir, table
 
 TARGET_MS_PER_UNIT = 0.5
 TRUE = "/bin/true"
@@ -66,25 +69,23 @@ PEER_SCRIPT = textwrap.dedent(
 )
 
 
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [headers] + [[str(value) for value in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(value.rjust(width) if i else value.ljust(width) for i, (value, width) in enumerate(zip(row, widths))) for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+
+def _time_pool(one: Callable[[int], int], n: int, workers: int, label: str) -> float:
+    """Seconds to run ``one(0..n-1)`` on ``workers`` threads; every call must return 0."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        codes = list(pool.map(one, range(n)))
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        raise SystemExit(f"{label}: {sum(1 for c in codes if c)} of {n} runs of {TRUE} failed")
+    return elapsed
 
 
 def run_bare(n: int, workers: int) -> float:
     def one(_: int) -> int:
         return subprocess.run([TRUE]).returncode
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        codes = list(pool.map(one, range(n)))
-    elapsed = time.perf_counter() - start
-    if any(codes):
-        raise SystemExit(f"bare loop: {sum(1 for c in codes if c)} of {n} runs of {TRUE} failed")
-    return elapsed
+    return _time_pool(one, n, workers, "bare loop")
 
 
 def run_bare_logs(n: int, workers: int, root: str) -> float:
@@ -108,13 +109,7 @@ def run_bare_logs(n: int, workers: int, root: str) -> float:
             pass
         return code
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        codes = list(pool.map(one, range(n)))
-    elapsed = time.perf_counter() - start
-    if any(codes):
-        raise SystemExit(f"bare+logs loop: {sum(1 for c in codes if c)} of {n} runs of {TRUE} failed")
-    return elapsed
+    return _time_pool(one, n, workers, "bare+logs loop")
 
 
 def run_ours(n: int, workers: int, title: str) -> tuple[float, float, int]:
@@ -179,10 +174,7 @@ def main() -> int:
     n, repeat = options.n, max(1, options.repeat)
     workers = os.cpu_count() or 1
 
-    work = tempfile.mkdtemp(prefix="xm-bench-launch-", dir=options.tmpdir)
-    os.environ["XM_DATA_DIR"] = work
-    os.environ["XM_DATABASE_URL"] = f"sqlite:///{os.path.join(work, 'xmanager.sqlite3')}"
-    try:
+    with scratch_dir("xm-bench-launch-", options.keep, options.tmpdir, use_as_store=True) as work:
         # Warm-up (untimed): imports, plugin lookup, store creation and migration, page cache.
         _, _, warm_id = run_ours(min(n, 2 * workers), workers, "bench-launch-warmup")
         check_ours(warm_id, min(n, 2 * workers))
@@ -256,11 +248,6 @@ def main() -> int:
             ],
         ))
         return 0
-    finally:
-        if options.keep:
-            print(f"\nkept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

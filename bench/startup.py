@@ -22,9 +22,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
+
+from _common import scratch_dir, table
 
 TARGET_S = 0.3
 
@@ -66,13 +67,6 @@ PEER_SCRIPT = textwrap.dedent(
     '''
 )
 
-
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [headers] + [[str(value) for value in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(value.rjust(width) if i else value.ljust(width) for i, (value, width) in enumerate(zip(row, widths))) for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
 
 
 def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -> list[float]:
@@ -121,8 +115,7 @@ def main() -> int:
     options = parser.parse_args()
     runs = max(1, options.runs)
 
-    work = tempfile.mkdtemp(prefix="xm-bench-startup-")
-    try:
+    with scratch_dir("xm-bench-startup-", options.keep) as work:
         script = os.path.join(work, "launch_one.py")
         with open(script, "w", encoding="utf-8") as handle:
             handle.write(OURS_SCRIPT)
@@ -187,11 +180,6 @@ def main() -> int:
             ],
         ))
         return 0
-    finally:
-        if options.keep:
-            print(f"\nkept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,26 +18,19 @@ import argparse
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _common import scratch_dir, table
 
 TARGET_LIST_S = 0.100
 TARGET_FRAME_S = 1.0
 API_INSERTS = 5
 STATUSES = ("completed", "completed", "completed", "failed", "cancelled")
 
-
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [headers] + [[str(value) for value in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(value.rjust(width) if i else value.ljust(width) for i, (value, width) in enumerate(zip(row, widths))) for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
 
 
 def timed(function: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
@@ -138,11 +131,8 @@ def main() -> int:
     if options.experiments < 1:
         parser.error("--experiments must be at least 1")
 
-    work = tempfile.mkdtemp(prefix="xm-bench-store-")
-    url = f"sqlite:///{os.path.join(work, 'xmanager.sqlite3')}"
-    os.environ["XM_DATA_DIR"] = work
-    os.environ["XM_DATABASE_URL"] = url
-    try:
+    with scratch_dir("xm-bench-store-", options.keep, use_as_store=True):
+        url = os.environ["XM_DATABASE_URL"]
         big_id, fill_seconds = fill(url, options.experiments, options.units, options.small_units)
         size_mb = os.path.getsize(url[len("sqlite:///"):]) / 1e6
 
@@ -208,11 +198,6 @@ def main() -> int:
             ],
         ))
         return 0
-    finally:
-        if options.keep:
-            print(f"\nkept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,8 @@
 import asyncio
 
 import pytest
+from xm_fakes import FakeSpec, make_job
 from xmanager import xm
-
-
-class FakeSpec(xm.ExecutorSpec):
-    pass
-
-
-class FakeExecutor(xm.Executor):
-    Spec = FakeSpec
-
-
-def make_job(exe_name="x", **kwargs):
-    return xm.Job(xm.Executable(name=exe_name), FakeExecutor(), **kwargs)
 
 
 class FakeWorkUnit(xm.WorkUnit):

@@ -1,25 +1,14 @@
 """Job, JobGroup, Executable and Packageable construction and validation."""
 
 import pytest
+from xm_fakes import FakeExecutor, FakeSpec, make_job
 from xmanager import xm
-
-
-class FakeSpec(xm.ExecutorSpec):
-    pass
-
-
-class FakeExecutor(xm.Executor):
-    Spec = FakeSpec
 
 
 class FakeExecutableSpec(xm.ExecutableSpec):
     @property
     def name(self) -> str:
         return "fake"
-
-
-def make_job(**kwargs):
-    return xm.Job(xm.Executable(name="x"), FakeExecutor(), **kwargs)
 
 
 def test_executor_spec_class_attribute():

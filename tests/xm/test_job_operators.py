@@ -3,20 +3,9 @@
 import copy
 
 import pytest
+from xm_fakes import FakeExecutor, make_job
 from xmanager import xm
 from xmanager.xm import job_operators
-
-
-class FakeSpec(xm.ExecutorSpec):
-    pass
-
-
-class FakeExecutor(xm.Executor):
-    Spec = FakeSpec
-
-
-def make_job(exe_name="x", **kwargs):
-    return xm.Job(xm.Executable(name=exe_name), FakeExecutor(), **kwargs)
 
 
 def by_name(jobs):

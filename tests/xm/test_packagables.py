@@ -1,15 +1,8 @@
 """Packageable factories: xm.binary(executor_spec, path, ...) and friends."""
 
 import pytest
+from xm_fakes import FakeExecutor, FakeSpec
 from xmanager import xm
-
-
-class FakeSpec(xm.ExecutorSpec):
-    pass
-
-
-class FakeExecutor(xm.Executor):
-    Spec = FakeSpec
 
 
 def train(**kwargs):
