@@ -156,51 +156,75 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
-    from xmanager.executors.api import BackendSettings, Handle
+def _handle(job: Any) -> Any:
+    """The executor handle of a stored job row."""
+    from xmanager.executors.api import Handle
+
+    return Handle(job.executor, job.experiment_id, job.work_unit_id, job.job_name, (job.handle or {}).get("data", {}))
+
+
+def _backends() -> Any:
+    """Opens each executor's backend once, on first use; a context manager that closes them."""
+    import contextlib
+
+    from xmanager.executors.api import BackendSettings
     from xmanager.xm_local import registry
+
+    @contextlib.contextmanager
+    def opened() -> Any:
+        backends: dict[str, Any] = {}
+
+        def get(name: str) -> Any:
+            if name not in backends:
+                backends[name] = registry.plugin(name).open(lambda update: None, BackendSettings())
+            return backends[name]
+
+        try:
+            yield get
+        finally:
+            for backend in backends.values():
+                backend.close()
+
+    return opened()
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from xmanager.xm.status import TERMINAL_VALUES
     from xmanager.xm_local.store import writer as sql
 
     experiment = _experiment(args.experiment_id)
     store = experiment._store
     now = time.time()
-    by_plugin: dict[str, list[Handle]] = {}
-    for job in store.jobs(experiment.experiment_id):
-        if job.status in ("completed", "failed", "cancelled"):
-            continue
+    message = "cancelled by xmanager cancel"
+    unfinished = [job for job in store.jobs(experiment.experiment_id) if job.status not in TERMINAL_VALUES]
+    for job in unfinished:
         # Record the cancellation first, so the launcher's own report of the kill cannot overwrite it.
         store.writer.put(
             sql.UPDATE_JOB,
             {
                 "experiment_id": job.experiment_id, "work_unit_id": job.work_unit_id, "job_name": job.job_name,
-                "status": "cancelled", "message": "cancelled by xmanager cancel", "exit_code": None,
+                "status": "cancelled", "message": message, "exit_code": None,
                 "host": None, "handle": None, "started_at": None, "ended_at": now,
             },
         )
-        if job.handle:
-            by_plugin.setdefault(job.executor, []).append(
-                Handle(job.executor, job.experiment_id, job.work_unit_id, job.job_name, job.handle.get("data", {}))
-            )
-    cancelled = 0
-    for unit in store.units(experiment.experiment_id):
-        if unit.status not in ("completed", "failed", "cancelled"):
-            cancelled += 1
-            store.writer.put(
-                sql.UPDATE_UNIT,
-                {
-                    "experiment_id": unit.experiment_id, "work_unit_id": unit.work_unit_id, "status": "cancelled",
-                    "message": "cancelled by xmanager cancel", "exit_code": None, "host": None,
-                    "started_at": None, "ended_at": now,
-                },
-            )
+    units = [unit for unit in store.units(experiment.experiment_id) if unit.status not in TERMINAL_VALUES]
+    for unit in units:
+        store.writer.put(
+            sql.UPDATE_UNIT,
+            {
+                "experiment_id": unit.experiment_id, "work_unit_id": unit.work_unit_id, "status": "cancelled",
+                "message": message, "exit_code": None, "host": None, "started_at": None, "ended_at": now,
+            },
+        )
     store.writer.flush()
-    for name, handles in by_plugin.items():
-        backend = registry.plugin(name).open(lambda update: None, BackendSettings())
-        try:
-            backend.cancel(handles)
-        finally:
-            backend.close()
-    print(f"cancelled {cancelled} work unit(s) of experiment {experiment.experiment_id}")
+    by_executor: dict[str, list[Any]] = {}
+    for job in unfinished:
+        if job.handle:
+            by_executor.setdefault(job.executor, []).append(_handle(job))
+    with _backends() as backend:
+        for name, handles in by_executor.items():
+            backend(name).cancel(handles)
+    print(f"cancelled {len(units)} work unit(s) of experiment {experiment.experiment_id}")
     return 0
 
 
@@ -210,29 +234,20 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.work_unit is not None and not jobs:
         raise UsageError(f"experiment {experiment.experiment_id} has no work unit {args.work_unit}")
     streams = ("stdout", "stderr") if args.stream == "both" else (args.stream,)
-    from xmanager.executors.api import Handle
-    from xmanager.xm_local import registry
-
-    for job in jobs:
-        if args.job and job.job_name != args.job:
-            continue
-        handle = Handle(job.executor, job.experiment_id, job.work_unit_id, job.job_name, (job.handle or {}).get("data", {}))
-        files = registry.plugin(job.executor).open(lambda update: None, _settings()).logs(handle)
-        for stream in streams:
-            path = getattr(files, stream)
-            print(f"==> work unit {job.work_unit_id}, job {job.job_name}, {stream}: {path} <==")
-            if path and os.path.exists(path):
-                with open(path, encoding="utf-8", errors="replace") as handle_file:
-                    sys.stdout.write(handle_file.read())
-            else:
-                print("(no output)")
+    with _backends() as backend:
+        for job in jobs:
+            if args.job and job.job_name != args.job:
+                continue
+            files = backend(job.executor).logs(_handle(job))
+            for stream in streams:
+                path = getattr(files, stream)
+                print(f"==> work unit {job.work_unit_id}, job {job.job_name}, {stream}: {path} <==")
+                if path and os.path.exists(path):
+                    with open(path, encoding="utf-8", errors="replace") as log:
+                        sys.stdout.write(log.read())
+                else:
+                    print("(no output)")
     return 0
-
-
-def _settings() -> Any:
-    from xmanager.executors.api import BackendSettings
-
-    return BackendSettings()
 
 
 def cmd_export(args: argparse.Namespace) -> int:

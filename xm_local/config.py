@@ -24,6 +24,3 @@ def data_dir() -> str:
 def database_url() -> str:
     return os.environ.get(DATABASE_ENV) or f"sqlite:///{os.path.join(data_dir(), 'xmanager.sqlite3')}"
 
-
-def job_dir(experiment_id: int, work_unit_id: int, job_name: str) -> str:
-    return os.path.join(data_dir(), "experiments", str(experiment_id), str(work_unit_id), job_name)

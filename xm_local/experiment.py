@@ -184,6 +184,7 @@ class LocalExperiment(core.Experiment):
             self._executables: dict[int, str] = {}
             self._tasks: list[Any] = []
             self._reported: set[int] = set()
+            self._jobs_root = os.path.join(config.data_dir(), "experiments", str(self.experiment_id))
             atexit.register(self._at_exit)
 
     # ---- metadata -----------------------------------------------------------------------
@@ -312,7 +313,7 @@ class LocalExperiment(core.Experiment):
             plugin = registry.for_executor(type(job.executor))
             merged = merge_args(job.executable.args, job.args)
             env = {**job.executable.env_vars, **job.env_vars, **base_env, "XM_JOB_NAME": job.name}
-            work_dir = config.job_dir(self.experiment_id, unit.work_unit_id, job.name)
+            work_dir = os.path.join(self._jobs_root, str(unit.work_unit_id), job.name)
             launch = JobLaunch(
                 job_name=job.name, executable=job.executable, executor=job.executor,
                 args=tuple(merged.to_list(ChainMap(env, os.environ))), kwargs=merged.to_dict(), env=env,

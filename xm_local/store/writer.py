@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Optional
 
+from xmanager.xm.status import TERMINAL_VALUES
 from xmanager.xm_local.store.driver import Connection, connect
 
 INSERT_UNIT = (
@@ -27,7 +28,7 @@ INSERT_JOB = (
     "status, stdout_path, stderr_path) VALUES (:experiment_id, :work_unit_id, :job_name, :executor, "
     ":executable, :args, :env, :handle, :status, :stdout_path, :stderr_path)"
 )
-_NOT_TERMINAL = "status NOT IN ('completed', 'failed', 'cancelled')"
+_NOT_TERMINAL = f"status NOT IN ({', '.join(repr(value) for value in TERMINAL_VALUES)})"
 UPDATE_JOB = (
     "UPDATE jobs SET status = :status, message = :message, exit_code = COALESCE(:exit_code, exit_code), "
     "host = COALESCE(:host, host), handle = COALESCE(:handle, handle), "
