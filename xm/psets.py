@@ -1,0 +1,382 @@
+"""Parameter sets ("psets"): building grids of them and hashing them.
+
+A pset is a plain dict of parameter values; a study is a list of psets. These helpers
+build such lists (``plist``, ``pgrid``, ``stargrid``, ...) with psweep's names and
+contracts, so they work in any launch script, and give every pset a content hash.
+
+Invalid grids raise ``AssertionError`` (raised explicitly, so ``python -O`` keeps
+the checks), as psweep does and its users' tests expect.
+
+The pset hash (:func:`pset_hash`) is our own, canonical and documented in
+``docs/psets.md``: the SHA-1 of a versioned canonical JSON text of the pset without
+its book-keeping keys (names starting or ending with ``_``) and without keys whose
+value is ``pandas.NA`` (an absent parameter and a missing cell are the same pset, so
+adding a parameter column to a study never changes the hashes of its older rows).
+numpy scalars hash like the Python values they equal; ``1`` and ``1.0`` are different
+psets (as they are different cells of the database and may behave differently in the
+function); lists and tuples are the same sequence.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import functools
+import hashlib
+import itertools
+import json
+import pathlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Optional
+
+Pset = dict[str, Any]
+
+#: The version of the canonical form; part of every hashed text so a future change cannot collide.
+HASH_VERSION = 1
+_HASH_PREFIX = f"xm-pset-v{HASH_VERSION}\n".encode()
+_BASE_HASHER = hashlib.sha1(_HASH_PREFIX)
+
+
+class PsetHashError(TypeError):
+    """A pset holds a value the canonical form does not cover (the message names the key)."""
+
+
+def _grid_error(message: str) -> AssertionError:
+    return AssertionError(message)
+
+
+# ---- canonical form ----------------------------------------------------------------------------
+def _is_na(value: Any) -> bool:
+    cls = type(value)
+    return cls.__name__ == "NAType" and cls.__module__.startswith("pandas")
+
+
+def _canonical_default(value: Any) -> Any:
+    """JSON for the values ``json`` does not know, each tagged so it cannot meet a plain value."""
+    module = type(value).__module__
+    if module == "numpy":
+        if hasattr(value, "tolist"):
+            if getattr(value, "ndim", 0) == 0:
+                return value.item()
+            return {"__ndarray__": list(value.shape), "values": value.tolist()}
+        return {"__callable__": f"numpy.{getattr(value, '__name__', repr(value))}"}
+    if isinstance(value, (set, frozenset)):
+        return {"__set__": sorted(canonical_json(item) for item in value)}
+    if isinstance(value, datetime.datetime):  # pandas.Timestamp too.
+        return {"__datetime__": value.isoformat()}
+    if isinstance(value, (datetime.date, datetime.time)):
+        return {"__date__": value.isoformat()}
+    if isinstance(value, datetime.timedelta):
+        return {"__timedelta__": value.total_seconds()}
+    if isinstance(value, decimal.Decimal):
+        return {"__decimal__": str(value)}
+    if isinstance(value, complex):
+        return {"__complex__": [value.real, value.imag]}
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": bytes(value).hex()}
+    if isinstance(value, pathlib.PurePath):
+        return {"__path__": str(value)}
+    if _is_na(value):
+        return {"__na__": True}
+    if callable(value) and hasattr(value, "__qualname__"):
+        return {"__callable__": f"{getattr(value, '__module__', None) or module}.{value.__qualname__}"}
+    if module.startswith("pandas") and hasattr(value, "tolist"):
+        return {"__ndarray__": [len(value)], "values": value.tolist()}
+    raise PsetHashError(f"value {value!r} of type {type(value).__qualname__} has no canonical form")
+
+
+_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True, default=_canonical_default
+).encode
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of ``value`` (sorted keys, compact, tagged non-JSON values)."""
+    try:
+        return _encode(value)
+    except PsetHashError:
+        raise
+    except (TypeError, ValueError) as error:  # e.g. dict keys of mixed types.
+        raise PsetHashError(f"cannot put {value!r} in canonical form: {error}") from None
+
+
+def _is_bookkeeping(key: Any, skip_prefix: bool, skip_postfix: bool) -> bool:
+    return isinstance(key, str) and ((skip_prefix and key.startswith("_")) or (skip_postfix and key.endswith("_")))
+
+
+def hashed_part(pset: Pset, *, skip_prefix_cols: bool = True, skip_postfix_cols: bool = True) -> Pset:
+    """The part of ``pset`` its hash covers: no book-keeping keys, no ``pandas.NA`` values."""
+    return {
+        key: value
+        for key, value in pset.items()
+        if not _is_bookkeeping(key, skip_prefix_cols, skip_postfix_cols) and not _is_na(value)
+    }
+
+
+def _needs_filter(pset: Pset) -> bool:
+    for key, value in pset.items():
+        if isinstance(key, str) and key and (key[0] == "_" or key[-1] == "_"):
+            return True
+        if type(value).__name__ == "NAType":
+            return True
+    return False
+
+
+def pset_canonical(pset: Pset) -> str:
+    """The canonical JSON of the hashed part of ``pset`` (what :func:`pset_hash` digests)."""
+    part = hashed_part(pset) if _needs_filter(pset) else pset
+    try:
+        return _encode(part)
+    except PsetHashError as error:
+        raise PsetHashError(f"pset {_short(pset)}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise PsetHashError(f"pset {_short(pset)} cannot be hashed: {error}") from None
+
+
+def _short(pset: Pset, width: int = 120) -> str:
+    text = repr(pset)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def hash_text(text: str) -> str:
+    """The pset hash of an already canonical text."""
+    hasher = _BASE_HASHER.copy()
+    hasher.update(text.encode())
+    return hasher.hexdigest()
+
+
+def pset_hash(
+    pset: Pset,
+    method: str = "sha1",
+    raise_error: bool = True,
+    skip_prefix_cols: bool = True,
+    skip_postfix_cols: bool = True,
+) -> Any:
+    """The 40-hex-digit content hash of ``pset`` (see the module docstring for what it covers).
+
+    ``method`` is accepted for psweep compatibility; only ``"sha1"`` exists. With
+    ``raise_error=False`` an unhashable pset gives ``nan`` instead of raising.
+    """
+    if method != "sha1":
+        raise ValueError(f"pset hash method {method!r} is not supported; only 'sha1'")
+    try:
+        if skip_prefix_cols and skip_postfix_cols:
+            return hash_text(pset_canonical(pset))
+        part = hashed_part(pset, skip_prefix_cols=skip_prefix_cols, skip_postfix_cols=skip_postfix_cols)
+        return hash_text(canonical_json(part))
+    except PsetHashError:
+        if raise_error:
+            raise
+        return float("nan")
+
+
+def pset_hashes(params: Iterable[Pset]) -> list[str]:
+    """Hashes of many psets (the fast path run() and add_sweep() use)."""
+    base = _BASE_HASHER
+    out: list[str] = []
+    append = out.append
+    encode = _encode
+    for pset in params:
+        if _needs_filter(pset):
+            text = pset_canonical(pset)
+        else:
+            try:
+                text = encode(pset)
+            except (TypeError, ValueError):
+                text = pset_canonical(pset)  # Raises with the pset named.
+        hasher = base.copy()
+        hasher.update(text.encode())
+        append(hasher.hexdigest())
+    return out
+
+
+# ---- building params ----------------------------------------------------------------------------
+def itr(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Lets ``f(a, b, c)`` also be called as ``f([a, b, c])``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1:
+            return func(args[0], **kwargs)
+        return func(args, **kwargs)
+
+    return wrapper
+
+
+def is_seq(value: Any) -> bool:
+    """True for lists, tuples, iterators and other sequences; False for str, dict and files."""
+    import io
+
+    if isinstance(value, (str, bytes, dict, io.IOBase)):
+        return False
+    return hasattr(value, "__iter__") or hasattr(value, "__getitem__")
+
+
+def flatten(seq: Iterable[Any]) -> Iterator[Any]:
+    """Yields the leaves of arbitrarily nested sequences (dicts and strings are leaves)."""
+    for item in seq:
+        if is_seq(item):
+            yield from flatten(item)
+        else:
+            yield item
+
+
+def flatten_dict(dct: dict[str, Any], join_str: str = "_") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a_b": 1}``."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}{join_str}{key}" if prefix else str(key), item)
+        else:
+            out[prefix] = value
+
+    walk("", dct)
+    return out
+
+
+@itr
+def merge_dicts(args: Sequence[dict[str, Any]], *, allow_dup_keys: bool = True) -> dict[str, Any]:
+    """Left-to-right ``dict.update``; with ``allow_dup_keys=False`` an overlap is an AssertionError."""
+    merged: dict[str, Any] = {}
+    for dct in args:
+        if not isinstance(dct, dict):
+            raise _grid_error(f"merge_dicts() takes dicts, got {type(dct).__name__}: {dct!r}")
+        if not allow_dup_keys:
+            duplicates = merged.keys() & dct.keys()
+            if duplicates:
+                raise _grid_error(f"duplicate parameter name(s) {sorted(map(str, duplicates))} in one pset")
+        merged.update(dct)
+    return merged
+
+
+def plist(name: str, seq: Iterable[Any]) -> list[Pset]:
+    """``[{name: v} for v in seq]``: the values one parameter takes."""
+    if not isinstance(name, str):
+        raise _grid_error(f"plist() name must be a str, got {name!r}")
+    if isinstance(seq, (str, bytes, dict)):
+        raise _grid_error(f"plist({name!r}, ...) needs a sequence of values, got {type(seq).__name__} {seq!r}")
+    return [{name: value} for value in seq]
+
+
+def itr2params(loops: Iterable[Any]) -> list[Pset]:
+    """Turns nested tuples of dicts (from ``product``, ``zip``, ...) into merged psets."""
+    params = [merge_dicts(list(flatten(item)) if is_seq(item) else [item], allow_dup_keys=False) for item in loops]
+    if params:
+        size = len(params[0])
+        for index, pset in enumerate(params):
+            if len(pset) != size:
+                raise _grid_error(
+                    f"psets differ in length: pset 0 has {size} parameters, pset {index} has {len(pset)} ({pset!r})"
+                )
+    return params
+
+
+def _check_plist(position: int, value: Any) -> None:
+    if isinstance(value, dict):
+        raise _grid_error(
+            "pgrid() got a single plist; pass a list of plists: pgrid([a]) or pgrid(a, b) "
+            f"(item {position} is the dict {value!r})"
+        )
+    if isinstance(value, tuple) and value and all(isinstance(item, dict) for item in value):
+        raise _grid_error(
+            "pgrid() got a single zip(); pass it in a list: pgrid([zip(a, b)]) "
+            f"(item {position} is the tuple {value!r})"
+        )
+    if not is_seq(value):
+        raise _grid_error(f"pgrid() item {position} is not a plist: {value!r}")
+
+
+@itr
+def pgrid(plists: Sequence[Any]) -> list[Pset]:
+    """The cartesian product of plists; ``zip(a, b)`` entries vary together (nesting flattened)."""
+    plists = list(plists)
+    for position, value in enumerate(plists):
+        _check_plist(position, value)
+    return itr2params(itertools.product(*plists))
+
+
+def filter_params_unique(params: Sequence[Pset]) -> list[Pset]:
+    """The first pset of each hash, in order (uses ``pset["_pset_hash"]`` when present)."""
+    seen: set[str] = set()
+    out: list[Pset] = []
+    for pset, digest in zip(params, _hashes_of(params)):
+        if digest not in seen:
+            seen.add(digest)
+            out.append(pset)
+    return out
+
+
+def filter_params_dup_hash(params: Sequence[Pset], hashes: Iterable[str]) -> list[Pset]:
+    """The psets whose hash is not in ``hashes``."""
+    known = set(hashes)
+    return [pset for pset, digest in zip(params, _hashes_of(params)) if digest not in known]
+
+
+def _hashes_of(params: Sequence[Pset]) -> list[str]:
+    params = list(params)
+    given = [pset.get("_pset_hash") for pset in params]
+    if all(isinstance(digest, str) for digest in given):
+        return given  # type: ignore[return-value]
+    missing = [pset for pset, digest in zip(params, given) if not isinstance(digest, str)]
+    computed = iter(pset_hashes(missing))
+    return [digest if isinstance(digest, str) else next(computed) for digest in given]
+
+
+def stargrid(
+    const: Pset,
+    vary: Sequence[Sequence[Pset]],
+    vary_labels: Optional[Sequence[str]] = None,
+    vary_label_col: str = "_vary",
+    skip_dups: bool = True,
+) -> list[Pset]:
+    """Varies one plist at a time around the point ``const`` (a "star")."""
+    if not isinstance(const, dict):
+        raise _grid_error(f"stargrid() const must be a dict, got {const!r}")
+    vary = list(vary)
+    if vary_labels is not None and len(vary_labels) != len(vary):
+        raise _grid_error(f"stargrid() got {len(vary)} plists in vary but {len(vary_labels)} vary_labels")
+    params: list[Pset] = []
+    for position, varied in enumerate(vary):
+        _check_plist(position, varied)
+        for entry in varied:
+            pset = {**const, **merge_dicts(list(flatten([entry])), allow_dup_keys=False)}
+            if vary_labels is not None:
+                pset[vary_label_col] = vary_labels[position]
+            params.append(pset)
+    if skip_dups:
+        try:
+            return filter_params_unique(params)
+        except PsetHashError:
+            return params
+    return params
+
+
+def intspace(*linspace_args: Any, dtype: Any = None, **linspace_kwargs: Any) -> Any:
+    """Unique integers nearest to ``numpy.linspace(...)`` (may be fewer than ``num``)."""
+    import numpy as np
+
+    values = np.round(np.linspace(*linspace_args, **linspace_kwargs))
+    return np.unique(values.astype(np.int64 if dtype is None else dtype))
+
+
+def logspace(
+    start: float,
+    stop: float,
+    num: int = 50,
+    offset: float = 0,
+    log_func: Optional[Callable[[Any], Any]] = None,
+    base: float = 10,
+    **linspace_kwargs: Any,
+) -> Any:
+    """``num`` points between ``start`` and ``stop`` (the values, not exponents), log-spaced.
+
+    ``offset`` shifts the points before taking logs and back after, which spreads them
+    more evenly near a bound of 0. ``log_func`` must be the logarithm to ``base``.
+    """
+    import numpy as np
+
+    log = np.log10 if log_func is None else log_func
+    exponents = np.linspace(log(start + offset), log(stop + offset), num, **linspace_kwargs)
+    return base**exponents - offset
