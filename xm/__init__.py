@@ -23,6 +23,7 @@ from xmanager.xm.core import (
     LaunchedJob,
     MetadataContext,
     NotFoundError,
+    PsetInfo,
     UnitFuture,
     WorkUnit,
     WorkUnitCompletedAwaitable,
@@ -61,6 +62,19 @@ from xmanager.xm.packagables import (
     python_callable,
     python_container,
 )
+from xmanager.xm.psets import (
+    PsetHashError,
+    filter_params_dup_hash,
+    filter_params_unique,
+    intspace,
+    itr2params,
+    logspace,
+    merge_dicts,
+    pgrid,
+    plist,
+    pset_hash,
+    stargrid,
+)
 from xmanager.xm.report import report, results_path
 from xmanager.xm.resources import JobRequirements, ResourceType
 from xmanager.xm.status import ExperimentUnitStatus, Status
@@ -73,9 +87,10 @@ __all__ = [
     "ExperimentUnitFailedError", "ExperimentUnitNotCompletedError", "ExperimentUnitRole",
     "ExperimentUnitStatus", "Importance", "Job", "JobGeneratorType", "JobGroup", "JobRequirements",
     "JobType", "LaunchedJob", "MetadataContext", "ModuleName", "NotFoundError", "Packageable",
-    "PythonCallable", "PythonContainer", "ResourceType", "SequentialArgs", "ShellSafeArg",
+    "PsetHashError", "PsetInfo", "PythonCallable", "PythonContainer", "ResourceType", "SequentialArgs", "ShellSafeArg",
     "Status", "UnitFuture", "UserArgs", "WorkUnit", "WorkUnitCompletedAwaitable", "WorkUnitRole",
-    "binary", "command_list", "container", "dockerfile_container", "get_args_for_all_jobs",
+    "binary", "command_list", "filter_params_dup_hash", "filter_params_unique", "intspace", "itr2params",
+    "logspace", "merge_dicts", "pgrid", "plist", "pset_hash", "stargrid", "container", "dockerfile_container", "get_args_for_all_jobs",
     "job_operators", "merge_args", "python_callable", "python_container", "report", "results_path",
     "run_in_asyncio_loop",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import attrs
 from xmanager.xm.job_blocks import Executable, Job, JobGroup, JobType, Packageable
 from xmanager.xm.job_operators import flatten_jobs, unit_parameters
+from xmanager.xm.psets import Pset, is_bookkeeping_key, pset_hashes
 from xmanager.xm.status import ExperimentUnitStatus
 
 
@@ -71,6 +72,18 @@ class WorkUnitRole(ExperimentUnitRole):
 @attrs.frozen
 class AuxiliaryUnitRole(ExperimentUnitRole):
     termination_delay_secs: float = 0
+
+
+@attrs.frozen
+class PsetInfo:
+    """psweep's book-keeping for a unit that is one pset of a sweep."""
+
+    pset_hash: str
+    pset_id: str
+    run_id: str
+    run_seq: int
+    pset_seq: int
+    calc_dir: Optional[str] = None
 
 
 @attrs.frozen
@@ -263,10 +276,52 @@ class Experiment(abc.ABC):
         ``job`` is a Job, a JobGroup, or ``async def generator(work_unit, **args)``.
         Returns a future of the unit: ``await`` it, or call ``.result()``.
         """
+        return self._add(job, args, role, identity, None)
+
+    def add_sweep(
+        self,
+        job: JobType,
+        params: Sequence[Mapping[str, Any]],
+        *,
+        skip_completed: bool = False,
+        role: ExperimentUnitRole = WorkUnitRole(),
+    ) -> list[UnitFuture]:
+        """Adds one unit per pset of ``params`` (psets as from ``xm.pgrid``), as ``add(job, pset)`` would.
+
+        Every unit records the pset's hash, a pset id, and this call's run id and sequence
+        numbers, which ``to_dataframe()`` shows as psweep's ``_pset_*``/``_run_*`` columns.
+        Keys starting or ending with ``_`` are book-keeping: they are not passed to the job.
+        With ``skip_completed``, psets whose hash already completed in this experiment are
+        skipped (resuming a sweep). Executors may submit the units in batches.
+        """
+        import uuid
+
+        psets: list[Pset] = []
+        for index, pset in enumerate(params):
+            if not isinstance(pset, Mapping):
+                raise TypeError(f"add_sweep() params[{index}] is {type(pset).__name__}, not a dict of parameters")
+            psets.append(dict(pset))
+        hashes = pset_hashes(psets)
+        done = self._completed_pset_hashes() if skip_completed else set()
+        run_seq, pset_seq = self._sweep_counters()
+        run_id = str(uuid.uuid4())
+        futures = []
+        for pset, digest in zip(psets, hashes):
+            if digest in done:
+                continue
+            info = PsetInfo(digest, str(uuid.uuid4()), run_id, run_seq, pset_seq)
+            pset_seq += 1
+            args = {key: value for key, value in pset.items() if not is_bookkeeping_key(key)}
+            futures.append(self._add(job, args, role, "", info))
+        return futures
+
+    def _add(
+        self, job: JobType, args: Any, role: ExperimentUnitRole, identity: str, pset: Optional[PsetInfo]
+    ) -> UnitFuture:
         if isinstance(job, (Job, JobGroup)):
             jobs = flatten_jobs(job, args)  # Validates before a unit is created.
             params = unit_parameters(jobs, grouped=isinstance(job, JobGroup))
-            unit = self._create_work_unit(role, identity, params)
+            unit = self._create_work_unit(role, identity, params, pset)
             unit._launch_jobs(jobs, gang=isinstance(job, JobGroup))
             unit._generator_finished(None)
             return UnitFuture(unit)
@@ -274,7 +329,7 @@ class Experiment(abc.ABC):
             raise TypeError(f"add() takes a Job, a JobGroup or a job generator, got {type(job).__name__}")
         if args is not None and not isinstance(args, Mapping):
             raise TypeError("args for a job generator must be a mapping of keyword arguments")
-        unit = self._create_work_unit(role, identity, dict(args or {}))
+        unit = self._create_work_unit(role, identity, dict(args or {}), pset)
         coroutine = job(unit, **(args or {}))
         if coroutine is None:  # A plain function that added jobs synchronously.
             unit._generator_finished(None)
@@ -304,8 +359,18 @@ class Experiment(abc.ABC):
         unit._generator_finished(None)
 
     @abc.abstractmethod
-    def _create_work_unit(self, role: ExperimentUnitRole, identity: str, params: dict[str, Any]) -> WorkUnit:
-        """A new unit with its parameters (the args that describe it)."""
+    def _create_work_unit(
+        self, role: ExperimentUnitRole, identity: str, params: dict[str, Any], pset: Optional[PsetInfo] = None
+    ) -> WorkUnit:
+        """A new unit with its parameters (the args that describe it) and, in a sweep, its pset."""
+
+    def _completed_pset_hashes(self) -> set[str]:
+        """Hashes of psets that completed in this experiment (what a resumed sweep skips)."""
+        return set()
+
+    def _sweep_counters(self) -> tuple[int, int]:
+        """The next ``run_seq`` and ``pset_seq`` for a sweep added to this experiment."""
+        return 0, 0
 
     @abc.abstractmethod
     def _track_task(self, task: Any) -> None: ...

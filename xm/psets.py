@@ -14,7 +14,10 @@ value is ``pandas.NA`` (an absent parameter and a missing cell are the same pset
 adding a parameter column to a study never changes the hashes of its older rows).
 numpy scalars hash like the Python values they equal; ``1`` and ``1.0`` are different
 psets (as they are different cells of the database and may behave differently in the
-function); lists and tuples are the same sequence.
+function); lists and tuples are the same sequence; dict keys are compared as text, as
+in JSON (``{1: x}`` and ``{"1": x}`` are one pset). Values JSON lacks (sets, arrays,
+dates, ...) are written as one-key objects with a ``__tag__`` name; a plain dict
+spelled exactly like such a tag would meet it.
 """
 
 from __future__ import annotations
@@ -52,12 +55,18 @@ def _is_na(value: Any) -> bool:
 
 
 def _canonical_default(value: Any) -> Any:
-    """JSON for the values ``json`` does not know, each tagged so it cannot meet a plain value."""
+    """JSON for the values ``json`` does not know, each as an object with a ``__tag__`` key."""
     module = type(value).__module__
     if module == "numpy":
         if hasattr(value, "tolist"):
+            kind = getattr(getattr(value, "dtype", None), "kind", "")
+            if kind in ("m", "M"):  # datetime64/timedelta64: .item() may give a bare int.
+                return {"__datetime64__": str(value.astype("datetime64[ns]" if kind == "M" else "timedelta64[ns]"))}
             if getattr(value, "ndim", 0) == 0:
-                return value.item()
+                item = value.item()
+                if type(item) is type(value):  # longdouble and clongdouble have no Python type.
+                    return complex(value) if kind == "c" else float(value)
+                return item
             return {"__ndarray__": list(value.shape), "values": value.tolist()}
         return {"__callable__": f"numpy.{getattr(value, '__name__', repr(value))}"}
     if isinstance(value, (set, frozenset)):
@@ -98,6 +107,11 @@ def canonical_json(value: Any) -> str:
         raise
     except (TypeError, ValueError) as error:  # e.g. dict keys of mixed types.
         raise PsetHashError(f"cannot put {value!r} in canonical form: {error}") from None
+
+
+def is_bookkeeping_key(key: Any) -> bool:
+    """psweep's naming convention: ``_prefix`` is book-keeping, ``postfix_`` a result; neither is a parameter."""
+    return isinstance(key, str) and (key.startswith("_") or key.endswith("_"))
 
 
 def _is_bookkeeping(key: Any, skip_prefix: bool, skip_postfix: bool) -> bool:
@@ -196,9 +210,9 @@ def itr(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if len(args) == 1:
+        if len(args) == 1 and is_seq(args[0]):
             return func(args[0], **kwargs)
-        return func(args, **kwargs)
+        return func(list(args), **kwargs)
 
     return wrapper
 

@@ -21,6 +21,7 @@ from collections import ChainMap
 from collections.abc import Sequence
 from typing import Any, Optional
 
+import attrs
 from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
@@ -78,6 +79,7 @@ class LocalWorkUnit(core.WorkUnit):
         self._exit_code: Optional[int] = None
         self._sealed = False  # True once no more jobs can be added.
         self._generator_failed = False
+        self._pset: Optional[core.PsetInfo] = None
         self._done = threading.Event()
 
     @classmethod
@@ -89,6 +91,8 @@ class LocalWorkUnit(core.WorkUnit):
         unit._message = row.message or ""
         unit._exit_code = row.exit_code
         unit._sealed = True
+        if row.pset_hash is not None:
+            unit._pset = core.PsetInfo(row.pset_hash, row.pset_id, row.run_id, row.run_seq, row.pset_seq, row.calc_dir)
         if unit._status.is_terminal:
             unit._done.set()
         return unit
@@ -176,16 +180,27 @@ class LocalExperiment(core.Experiment):
         self._context: Optional[core.MetadataContext] = None  # Built on first use: listing stays cheap.
         self._units: Optional[dict[int, LocalWorkUnit]] = {} if live else None
         self._closed = not live
-        if live:  # The launch machinery; a loaded experiment is read-only and needs none of it.
-            self._lock = threading.RLock()
-            self._all_done = threading.Condition(self._lock)
-            self._active = 0  # Units not yet terminal.
-            self._backends: dict[str, ExecutorBackend] = {}
-            self._executables: dict[int, str] = {}
-            self._tasks: list[Any] = []
-            self._reported: set[int] = set()
-            self._jobs_root = os.path.join(config.data_dir(), "experiments", str(self.experiment_id))
-            atexit.register(self._at_exit)
+        if live:
+            self._start_launching()
+
+    def _start_launching(self) -> None:
+        """The launch machinery; a loaded experiment is read-only and needs none of it until it adds work."""
+        self._lock = threading.RLock()
+        self._all_done = threading.Condition(self._lock)
+        self._active = 0  # Units not yet terminal.
+        self._backends: dict[str, ExecutorBackend] = {}
+        self._executables: dict[int, str] = {}
+        self._tasks: list[Any] = []
+        self._reported: set[int] = set()
+        self._jobs_root = os.path.join(config.data_dir(), "experiments", str(self.experiment_id))
+        atexit.register(self._at_exit)
+
+    def _resume(self) -> None:
+        """Makes a loaded experiment live: it can add units after those already stored."""
+        units = self.work_units
+        self._live, self._closed = True, False
+        self._start_launching()
+        self._reported.update(unit_id for unit_id, unit in units.items() if unit._status is Status.FAILED)
 
     # ---- metadata -----------------------------------------------------------------------
     @property
@@ -253,27 +268,37 @@ class LocalExperiment(core.Experiment):
     # ---- adding --------------------------------------------------------------------------
     def _require_live(self) -> None:
         if not self._live:
-            raise RuntimeError(f"experiment {self.experiment_id} was loaded from the store; it cannot add work")
+            self._resume()
         if self._closed:
             raise RuntimeError(f"experiment {self.experiment_id} is closed; add work inside its `with` block")
 
-    def _create_work_unit(self, role: core.ExperimentUnitRole, identity: str, params: dict[str, Any]) -> LocalWorkUnit:
+    def _create_work_unit(
+        self, role: core.ExperimentUnitRole, identity: str, params: dict[str, Any], pset: Optional[core.PsetInfo] = None
+    ) -> LocalWorkUnit:
         self._require_live()
         assert self._units is not None
         with self._lock:
-            work_unit_id = len(self._units) + 1
+            work_unit_id = max(self._units, default=0) + 1
             unit = LocalWorkUnit(self, work_unit_id, role, identity)
             unit._params = dict(params)
+            unit._pset = pset
             self._units[work_unit_id] = unit
             self._active += 1
-        self._store.writer.put(
-            sql.INSERT_UNIT,
-            {
-                "experiment_id": self.experiment_id, "work_unit_id": work_unit_id, "args": _json(params),
-                "status": Status.PENDING.value, "created_at": time.time(),
-            },
-        )
+        row = {
+            "experiment_id": self.experiment_id, "work_unit_id": work_unit_id, "args": _json(params),
+            "status": Status.PENDING.value, "created_at": time.time(),
+        }
+        row.update(dict.fromkeys(sql.SWEEP_COLUMNS) if pset is None else attrs.asdict(pset))
+        self._store.writer.put(sql.INSERT_UNIT, row)
         return unit
+
+    def _completed_pset_hashes(self) -> set[str]:
+        self._store.writer.flush()
+        return self._store.completed_pset_hashes(self.experiment_id)
+
+    def _sweep_counters(self) -> tuple[int, int]:
+        self._store.writer.flush()
+        return self._store.sweep_counters(self.experiment_id)
 
     def _track_task(self, task: Any) -> None:
         self._tasks.append(task)

@@ -29,7 +29,8 @@ class FunctionWorker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in = self.process.stdout
         self._out = self.process.stdin
-        function_worker.send(self._out, list(sys.path))
+        # Absolute entries: tasks change directory, and '' would then mean the job's folder.
+        function_worker.send(self._out, [os.path.abspath(entry) for entry in sys.path])
 
     @property
     def pid(self) -> int:

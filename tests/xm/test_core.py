@@ -54,7 +54,7 @@ class FakeExperiment(xm.Experiment):
     def package(cls, packageables=()):
         return [xm.Executable(name=p.executable_spec.name, args=p.args, env_vars=p.env_vars) for p in packageables]
 
-    def _create_work_unit(self, role, identity, params):
+    def _create_work_unit(self, role, identity, params, pset=None):
         unit = FakeWorkUnit(self, len(self.units) + 1, role, identity, params)
         self.units[unit.work_unit_id] = unit
         return unit

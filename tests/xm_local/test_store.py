@@ -17,6 +17,8 @@ def url(request, tmp_path):
     return f"{request.param}:///{tmp_path / 'store.sqlite3'}"
 
 
+_NO_SWEEP = dict.fromkeys(sql.SWEEP_COLUMNS)
+
 def test_new_database_is_migrated_to_latest(url):
     store = Store(url)
     conn = connect(url)
@@ -103,7 +105,7 @@ def test_writes_are_batched(url):
     gate = threading.Event()
     writer.call(lambda conn: gate.wait())
     for unit in range(1, 10_001):
-        writer.put(sql.INSERT_UNIT, {"experiment_id": experiment_id, "work_unit_id": unit, "args": json.dumps({"u": unit}), "status": "pending", "created_at": 0.0})
+        writer.put(sql.INSERT_UNIT, {"experiment_id": experiment_id, "work_unit_id": unit, "args": json.dumps({"u": unit}), "status": "pending", "created_at": 0.0, **_NO_SWEEP})
         writer.put(sql.UPDATE_UNIT, {"experiment_id": experiment_id, "work_unit_id": unit, "status": "completed", "message": "", "exit_code": 0, "host": "h", "started_at": 1.0, "ended_at": 2.0})
     gate.set()
     writer.flush()
@@ -120,7 +122,7 @@ def test_terminal_status_is_never_overwritten(url):
     store = Store(url)
     experiment_id = store.insert_experiment(7, "t", [], "", None, None, [])
     w = store.writer
-    w.put(sql.INSERT_UNIT, {"experiment_id": experiment_id, "work_unit_id": 1, "args": "{}", "status": "pending", "created_at": 0.0})
+    w.put(sql.INSERT_UNIT, {"experiment_id": experiment_id, "work_unit_id": 1, "args": "{}", "status": "pending", "created_at": 0.0, **_NO_SWEEP})
     update = {"experiment_id": experiment_id, "work_unit_id": 1, "message": "", "exit_code": None, "host": None, "started_at": None, "ended_at": None}
     w.put(sql.UPDATE_UNIT, {**update, "status": "cancelled"})
     w.put(sql.UPDATE_UNIT, {**update, "status": "failed", "exit_code": -15})
@@ -131,6 +133,6 @@ def test_terminal_status_is_never_overwritten(url):
 
 def test_writer_error_is_raised_at_flush(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    store.writer.put(sql.INSERT_UNIT, {"experiment_id": 404, "work_unit_id": 1, "args": "{}", "status": "pending", "created_at": 0.0})
+    store.writer.put(sql.INSERT_UNIT, {"experiment_id": 404, "work_unit_id": 1, "args": "{}", "status": "pending", "created_at": 0.0, **_NO_SWEEP})
     with pytest.raises(Exception, match="FOREIGN KEY"):
         store.writer.flush()

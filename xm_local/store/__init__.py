@@ -48,6 +48,12 @@ class UnitRow:
     started_at: Optional[float]
     ended_at: Optional[float]
     results: Optional[dict[str, Any]]
+    pset_hash: Optional[str] = None
+    pset_id: Optional[str] = None
+    run_id: Optional[str] = None
+    run_seq: Optional[int] = None
+    pset_seq: Optional[int] = None
+    calc_dir: Optional[str] = None
 
 
 @attrs.frozen
@@ -73,7 +79,8 @@ class JobRow:
 _EXPERIMENT_COLUMNS = "experiment_id, title, tags, notes, creator, created_at, launch_script, launch_argv"
 _UNIT_QUERY = (
     "SELECT u.experiment_id, u.work_unit_id, u.args, u.status, u.message, u.exit_code, u.host, "
-    "u.created_at, u.started_at, u.ended_at, r.data FROM work_units u LEFT JOIN results r "
+    "u.created_at, u.started_at, u.ended_at, r.data, u.pset_hash, u.pset_id, u.run_id, u.run_seq, u.pset_seq, "
+    "u.calc_dir FROM work_units u LEFT JOIN results r "
     "ON r.experiment_id = u.experiment_id AND r.work_unit_id = u.work_unit_id "
     "WHERE u.experiment_id = :experiment_id"
 )
@@ -81,6 +88,17 @@ _JOB_COLUMNS = (
     "experiment_id, work_unit_id, job_name, executor, executable, args, env, handle, status, message, "
     "exit_code, host, stdout_path, stderr_path, started_at, ended_at"
 )
+
+
+_FINISHED_UNIT_COLUMNS = (
+    "experiment_id", "work_unit_id", "args", "status", "message", "host", "created_at", "started_at", "ended_at",
+    "pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir",
+)
+_INSERT_FINISHED_UNIT = (
+    f"INSERT INTO work_units ({', '.join(_FINISHED_UNIT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + column for column in _FINISHED_UNIT_COLUMNS)})"
+)
+_INSERT_RESULT = "INSERT INTO results (experiment_id, work_unit_id, data) VALUES (:experiment_id, :work_unit_id, :data)"
 
 
 def _loads(text: Optional[str]) -> Any:
@@ -234,9 +252,46 @@ class Store:
 
     def units(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[UnitRow]:
         return [
-            UnitRow(*row[:2], json.loads(row[2]), *row[3:10], _loads(row[10]))
+            UnitRow(*row[:2], json.loads(row[2]), *row[3:10], _loads(row[10]), *row[11:17])
             for row in self.unit_tuples(experiment_id, work_unit_id)
         ]
+
+    def next_work_unit_id(self, experiment_id: int) -> int:
+        with self._lock:
+            rows = self._conn.query(
+                "SELECT MAX(work_unit_id) FROM work_units WHERE experiment_id = :e", {"e": experiment_id}
+            )
+        return int(rows[0][0] or 0) + 1
+
+    def sweep_counters(self, experiment_id: int) -> tuple[int, int]:
+        """The next ``run_seq`` and ``pset_seq`` of an experiment's sweeps."""
+        with self._lock:
+            rows = self._conn.query(
+                "SELECT MAX(run_seq), MAX(pset_seq) FROM work_units WHERE experiment_id = :e", {"e": experiment_id}
+            )
+        run_seq, pset_seq = rows[0]
+        return (-1 if run_seq is None else int(run_seq)) + 1, (-1 if pset_seq is None else int(pset_seq)) + 1
+
+    def completed_pset_hashes(self, experiment_id: int) -> set[str]:
+        """Hashes of the experiment's psets that completed (what a resumed sweep skips)."""
+        with self._lock:
+            rows = self._conn.query(
+                "SELECT DISTINCT pset_hash FROM work_units WHERE experiment_id = :e AND pset_hash IS NOT NULL "
+                "AND status = 'completed'",
+                {"e": experiment_id},
+            )
+        return {row[0] for row in rows}
+
+    def insert_finished_units(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Inserts units that already ran (sweeps run in-process) with their results, in one transaction.
+
+        Each row has the ``work_units`` columns plus ``data`` (results JSON or ``None``).
+        """
+        results = [row for row in rows if row["data"] is not None]
+        with self._lock, self._conn.transaction():
+            self._conn.executemany(_INSERT_FINISHED_UNIT, rows)
+            if results:
+                self._conn.executemany(_INSERT_RESULT, results)
 
     def jobs(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[JobRow]:
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE experiment_id = :e"

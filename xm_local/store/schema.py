@@ -83,6 +83,18 @@ _V1 = [
 ]
 
 
+#: Sweeps: each unit may be one pset of a parameter study (psweep's book-keeping fields).
+_V2 = [
+    "ALTER TABLE work_units ADD COLUMN pset_hash VARCHAR(64)",
+    "ALTER TABLE work_units ADD COLUMN pset_id VARCHAR(64)",
+    "ALTER TABLE work_units ADD COLUMN run_id VARCHAR(64)",
+    "ALTER TABLE work_units ADD COLUMN run_seq INTEGER",
+    "ALTER TABLE work_units ADD COLUMN pset_seq INTEGER",
+    "ALTER TABLE work_units ADD COLUMN calc_dir TEXT",
+    "CREATE INDEX ix_work_units_pset_hash ON work_units (experiment_id, pset_hash)",
+]
+
+
 def _statements(statements: list[str]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
         for sql in statements:
@@ -92,7 +104,7 @@ def _statements(statements: list[str]) -> Callable[[Connection], None]:
 
 
 #: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_statements(_V1)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_statements(_V1), _statements(_V2)]
 LATEST = len(MIGRATIONS)
 
 

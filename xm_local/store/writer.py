@@ -19,9 +19,11 @@ from typing import Any, Optional
 from xmanager.xm.status import TERMINAL_VALUES
 from xmanager.xm_local.store.driver import Connection, connect
 
+#: Sweep columns: ``None`` for a unit that is not a pset of a sweep.
+SWEEP_COLUMNS = ("pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir")
 INSERT_UNIT = (
-    "INSERT INTO work_units (experiment_id, work_unit_id, args, status, created_at) "
-    "VALUES (:experiment_id, :work_unit_id, :args, :status, :created_at)"
+    f"INSERT INTO work_units (experiment_id, work_unit_id, args, status, created_at, {', '.join(SWEEP_COLUMNS)}) "
+    f"VALUES (:experiment_id, :work_unit_id, :args, :status, :created_at, {', '.join(':' + c for c in SWEEP_COLUMNS)})"
 )
 INSERT_JOB = (
     "INSERT INTO jobs (experiment_id, work_unit_id, job_name, executor, executable, args, env, handle, "
