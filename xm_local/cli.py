@@ -306,6 +306,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "parquet", "pickle"), default="csv")
     export.add_argument("-o", "--output")
     export.set_defaults(run=cmd_export)
+
+    from xmanager.xm_local.sweep import cli as sweep_cli
+
+    sweep_cli.register(commands)
     return parser
 
 

@@ -36,7 +36,7 @@ from xmanager.xm.args import merge_args
 from xmanager.xm.job_blocks import Executable, Job, Packageable
 from xmanager.xm.status import ExperimentUnitStatus, Status, combine
 from xmanager.xm_local import config, registry
-from xmanager.xm_local.store import ExperimentRow, Store, UnitRow
+from xmanager.xm_local.store import ExperimentRow, Store, UnitRow, wait_pending_writes
 from xmanager.xm_local.store import writer as sql
 
 _MAX_SUMMARY_LINES = 20
@@ -655,6 +655,7 @@ def package(packageables: Sequence[Packageable]) -> list[Executable]:
 
 
 def _store(url: Optional[str] = None) -> Store:
+    wait_pending_writes()  # Reads see what this process wrote, e.g. a sweep's recorder.
     return Store(url or config.database_url())
 
 

@@ -18,7 +18,20 @@ from xmanager.xm_local.store.driver import Connection, StoreError, connect
 from xmanager.xm_local.store.schema import migrate
 from xmanager.xm_local.store.writer import BatchWriter
 
-__all__ = ["ExperimentRow", "JobRow", "Store", "StoreError", "UnitRow"]
+__all__ = ["ExperimentRow", "JobRow", "Store", "StoreError", "UnitRow", "add_pending_write", "wait_pending_writes"]
+
+_PENDING: list[Any] = []
+
+
+def add_pending_write(wait: Any) -> None:
+    """Registers a write this process started elsewhere (e.g. a recorder process); reads wait for it."""
+    _PENDING.append(wait)
+
+
+def wait_pending_writes() -> None:
+    """Returns once every write registered with :func:`add_pending_write` has finished."""
+    while _PENDING:
+        _PENDING.pop(0)()
 
 
 @attrs.frozen
@@ -279,6 +292,13 @@ class Store:
                 "SELECT DISTINCT pset_hash FROM work_units WHERE experiment_id = :e AND pset_hash IS NOT NULL "
                 "AND status = 'completed'",
                 {"e": experiment_id},
+            )
+        return {row[0] for row in rows}
+
+    def pset_ids(self, experiment_id: int) -> set[str]:
+        with self._lock:
+            rows = self._conn.query(
+                "SELECT pset_id FROM work_units WHERE experiment_id = :e AND pset_id IS NOT NULL", {"e": experiment_id}
             )
         return {row[0] for row in rows}
 

@@ -1,0 +1,132 @@
+"""A study's rows in the metadata store: one experiment per calc dir, one work unit per pset.
+
+So that ``xmanager list``/``show`` and ``get_experiment(id).to_dataframe()`` see psweep
+studies like any launch. The experiment is found by a tag derived from the calc dir's
+absolute path. Rows already stored (by ``_pset_id``) are never stored twice, so a
+run that died between writing its database and recording it is completed next time.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from xmanager.xm_local import config
+from xmanager.xm_local.store import Store
+
+
+def study_tag(calc_dir: str) -> str:
+    digest = hashlib.sha1(os.path.abspath(calc_dir).encode()).hexdigest()[:16]
+    return f"sweep:{digest}"
+
+
+def _experiment_id(store: Store, calc_dir: str) -> int:
+    tag = study_tag(calc_dir)
+    found = store.list_experiments(tag=tag, limit=1)
+    if found:
+        return found[0].experiment_id
+    try:
+        user: Optional[str] = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    return store.insert_experiment(
+        int(time.time() * 1000), f"sweep {calc_dir}", ["sweep", tag], os.path.abspath(calc_dir), user,
+        os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None, sys.argv,
+    )
+
+
+def _seconds(value: Any) -> Optional[float]:
+    if value is None or isinstance(value, float):
+        return value
+    try:
+        return float(value.timestamp())  # pandas.Timestamp: naive means UTC.
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """JSON for values ``json`` lacks: NA is null, numpy scalars are numbers, the rest its repr."""
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        item = value.item() if getattr(value, "ndim", 0) == 0 else value.tolist()
+        if type(item) is not type(value):
+            return item
+    return repr(value)
+
+
+_encode = json.JSONEncoder(default=_plain, allow_nan=True).encode
+
+
+def _units(experiment_id: int, first_id: int, rows: Sequence[dict[str, Any]], pset_cols: set[str]) -> list[dict[str, Any]]:
+    """Rows of ``run()`` as ``work_units`` rows (plus ``data``, the results JSON)."""
+    units = []
+    last_keys: Any = None
+    arg_keys: list[str] = []
+    result_keys: list[str] = []
+    now = time.time()
+    for offset, row in enumerate(rows):
+        keys = row.keys()
+        if keys != last_keys:
+            last_keys = keys
+            arg_keys = [key for key in keys if key in pset_cols]
+            result_keys = [
+                key for key in keys if key not in pset_cols and not (isinstance(key, str) and key.startswith("_"))
+            ]
+        started = _seconds(row.get("_time_utc"))
+        runtime = row.get("_pset_runtime")
+        ended = started + runtime if started is not None and isinstance(runtime, (int, float)) else started
+        message = None
+        failed = row.get("_failed") is True
+        if failed:
+            text = str(row.get("_exc_txt") or "").strip()
+            message = text.splitlines()[-1] if text else "failed"
+        units.append({
+            "experiment_id": experiment_id, "work_unit_id": first_id + offset,
+            "args": _encode({key: row[key] for key in arg_keys}),
+            "status": "failed" if failed else "completed", "message": message, "host": row.get("_exec_host"),
+            "created_at": now if started is None else started, "started_at": started, "ended_at": ended,
+            "pset_hash": row.get("_pset_hash"), "pset_id": row.get("_pset_id"), "run_id": row.get("_run_id"),
+            "run_seq": row.get("_run_seq"), "pset_seq": row.get("_pset_seq"), "calc_dir": row.get("_calc_dir"),
+            "data": _encode({key: row[key] for key in result_keys}) if result_keys else None,
+        })
+    return units
+
+
+def record(
+    calc_dir: str,
+    rows: Sequence[dict[str, Any]],
+    pset_cols: set[str],
+    stored_before: int,
+    all_rows: Any = None,
+    database_url: Optional[str] = None,
+) -> int:
+    """Stores ``rows`` (the new rows of a run) as units of the calc dir's experiment.
+
+    ``pset_cols`` are the parameter names (a unit's args); other columns not starting
+    with ``_`` are its results. ``stored_before`` is how many rows the database had
+    before ``rows``. When the store
+    holds a different number of this study's units (a run died before recording, or
+    the database was edited), ``all_rows`` (a callable giving every row) is diffed by
+    ``_pset_id`` instead. Returns the experiment id.
+    """
+    store = Store(database_url or config.database_url())
+    try:
+        experiment_id = _experiment_id(store, calc_dir)
+        next_id = store.next_work_unit_id(experiment_id)
+        if next_id - 1 != stored_before and all_rows is not None:
+            known = store.pset_ids(experiment_id)
+            rows = [row for row in all_rows() if row.get("_pset_id") not in known]
+        units = _units(experiment_id, next_id, rows, pset_cols)
+        if units:
+            store.insert_finished_units(units)
+        return experiment_id
+    finally:
+        store.close()
+

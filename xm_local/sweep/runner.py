@@ -1,0 +1,605 @@
+"""``run(func, params)``: call ``func`` on every pset and keep a database of psets and results.
+
+psweep 0.16's contract (keywords, reserved columns, ``<calc_dir>/database.pk``, backups,
+simulate, tmpsave, capture_logs, git, skip_dups), with these differences:
+
+* Completed psets are journalled as they finish (:mod:`.journal`): a killed run loses
+  none, and the next run merges them in; a run whose ``func`` raises saves the psets
+  that completed before re-raising. ``skip_dups=True`` then runs only what is missing.
+* ``on_error="record"`` records a failing pset (columns ``_failed``, ``_exc_txt``, the
+  names of psweep's documented ``safe_func`` recipe) instead of aborting the run;
+  ``skip_dups`` re-runs failed psets.
+* Existing rows are never re-hashed: the database remembers its hash version, so
+  extending a study costs time in the new psets only (plus one write of the file).
+* With ``save=True`` the run is also recorded in the metadata store: one experiment
+  per calc dir, one work unit per pset (``xmanager list``, ``get_experiment``).
+* Pset values reach ``func`` and the database as given (psweep pushes them through a
+  DataFrame, which turns ``None`` into NA and mixed ints into floats); a key some psets
+  lack is filled with ``fill_value`` in the others.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import copy
+import io
+import operator
+import os
+import pickle
+import platform
+import shutil
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
+
+from xmanager.xm import psets
+from xmanager.xm_local.sweep import database as db
+from xmanager.xm_local.sweep import files, gitops
+from xmanager.xm_local.sweep import journal as journal_mod
+
+CALC_DIR = "calc"
+DATABASE_BASENAME = "database.pk"
+_DEFAULT = object()
+_CAPTURE_MODES = (None, "db", "file", "db+file")
+_ON_ERROR = ("raise", "record")
+_SCALARS = (int, float, str, bool, type(None), bytes, complex)
+_HOST: Optional[str] = None
+
+
+def _host() -> str:
+    global _HOST
+    if _HOST is None:
+        _HOST = platform.node()
+    return _HOST
+
+
+class FuncCall:
+    """``func(pset)`` with psweep's book-keeping; picklable, so it runs in worker processes too.
+
+    Returns the row: the pset, ``_time_utc`` (epoch seconds here, a Timestamp in the
+    database), ``_exec_host``, the results, ``_pset_runtime``, and ``_logs`` or
+    ``_failed``/``_exc_txt`` when asked for.
+    """
+
+    def __init__(self, func: Optional[Callable[[dict[str, Any]], Any]], capture_logs: Optional[str], on_error: str):
+        self.func = func
+        self.capture_logs = capture_logs
+        self.record_errors = on_error == "record"
+
+    def __call__(self, pset: dict[str, Any]) -> dict[str, Any]:
+        row = pset
+        row["_time_utc"] = time.time()
+        row["_exec_host"] = _host()
+        start = time.perf_counter()
+        error: Optional[str] = None
+        logs: Optional[str] = None
+        result: Any = {}
+        if self.func is not None:
+            try:
+                if self.capture_logs:
+                    buffer = io.StringIO()
+                    try:
+                        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+                            result = self.func(pset)
+                    finally:
+                        logs = buffer.getvalue()
+                else:
+                    result = self.func(pset)
+                if not isinstance(result, Mapping):
+                    raise TypeError(
+                        f"func returned {type(result).__name__}, not a dict, for pset {_describe(pset)}"
+                    )
+            except Exception:
+                if not self.record_errors:
+                    raise
+                error = traceback.format_exc()
+                result = {}
+        runtime = time.perf_counter() - start
+        if result:
+            row.update(result)
+        if logs is not None:
+            self._keep_logs(row, logs)
+        if self.record_errors:
+            row["_failed"] = error is not None
+            row["_exc_txt"] = error
+        row["_pset_runtime"] = runtime
+        return row
+
+    def _keep_logs(self, row: dict[str, Any], logs: str) -> None:
+        if "db" in str(self.capture_logs):
+            row["_logs"] = logs
+        if "file" in str(self.capture_logs):
+            files.file_write(os.path.join(row["_calc_dir"], row["_pset_id"], "logs.txt"), logs)
+
+
+def func_wrapper(func: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """``func`` with the book-keeping ``run()`` adds around it (psweep's helper of that name)."""
+    return FuncCall(func, None, "raise")
+
+
+def capture_logs_wrapper(func: Callable[[dict[str, Any]], Any], capture_logs: str) -> Callable[..., Any]:
+    """``func`` with stdout and stderr captured as ``run(capture_logs=...)`` does."""
+    if capture_logs not in _CAPTURE_MODES[1:]:
+        raise ValueError(f"capture_logs must be one of {_CAPTURE_MODES}, got {capture_logs!r}")
+    return FuncCall(func, capture_logs, "raise")
+
+
+def _describe(pset: Mapping[str, Any]) -> str:
+    shown = {key: value for key, value in pset.items() if not psets.is_bookkeeping_key(key)}
+    text = repr(shown)
+    if len(text) > 200:
+        text = text[:197] + "..."
+    pset_id = pset.get("_pset_id")
+    return f"{text} (_pset_id {pset_id})" if pset_id else text
+
+
+# ---- preparing psets ----------------------------------------------------------------------------
+def _prepare_params(params: Sequence[Any], fill_value: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Copies of the psets (never the caller's dicts), every key in every pset; and the key order."""
+    if isinstance(params, Mapping) or not psets.is_seq(params):
+        raise TypeError(f"params must be a list of dicts (psets), got {type(params).__name__}")
+    prepared: list[dict[str, Any]] = []
+    keys: dict[str, None] = {}
+    uniform = True
+    first: Optional[Any] = None
+    for index, pset in enumerate(params):
+        if not isinstance(pset, Mapping):
+            raise TypeError(f"params[{index}] is {type(pset).__name__}, not a dict (pset): {pset!r}")
+        for value in pset.values():
+            if type(value) not in _SCALARS:
+                pset = copy.deepcopy(dict(pset))
+                break
+        else:
+            pset = dict(pset)
+        shape = pset.keys()
+        if first is None:
+            first = shape
+            keys.update(dict.fromkeys(shape))
+        elif shape != first:
+            uniform = False
+            keys.update(dict.fromkeys(shape))
+        prepared.append(pset)
+    order = list(keys)
+    if not uniform:
+        prepared = [{key: pset.get(key, fill_value) for key in order} for pset in prepared]
+    return prepared, order
+
+
+# ---- reading the old database -------------------------------------------------------------------
+_CACHE: dict[str, tuple[tuple[int, int, int], Any]] = {}
+
+
+def _file_key(path: str) -> Optional[tuple[int, int, int]]:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _read_database(path: str) -> Any:
+    """The database at ``path`` (reused from memory when this process wrote that very file)."""
+    key = _file_key(path)
+    cached = _CACHE.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1].copy(deep=False)
+    df = db.df_read(path)
+    _check_database(df, path)
+    return df
+
+
+def _check_database(df: Any, source: str) -> None:
+    import pandas as pd
+
+    if len(df) and "_pset_id" not in df.columns:
+        raise db.DatabaseError(f"{source}: a DataFrame without _pset_id; not a study database")
+    if not isinstance(df.index, pd.RangeIndex) and len(df):
+        raise db.DatabaseError(f"{source}: index is {type(df.index).__name__}, expected a RangeIndex (_pset_seq)")
+
+
+def _write_database(path: str, df: Any) -> None:
+    db.df_write(path, df)
+    key = _file_key(path)
+    if key is not None:
+        _CACHE[path] = (key, df.copy(deep=False))
+
+
+def _max_int(df: Any, column: str) -> int:
+    if column not in df.columns or not len(df):
+        return -1
+    values = [value for value in df[column].tolist() if isinstance(value, int) or hasattr(value, "__index__")]
+    return int(max(values)) if values else -1
+
+
+def _old_hashes(df: Any) -> Any:
+    """The ``_pset_hash`` column, re-hashed once if it was written by another hash (e.g. psweep's)."""
+    if not len(df):
+        return df
+    if not db.has_current_hashes(df):
+        df = db.df_update_pset_hash(df.copy(deep=False))
+    return df
+
+
+# ---- building the new rows ----------------------------------------------------------------------
+def _frame(rows: list[dict[str, Any]], fill_value: Any) -> Any:
+    """Rows (dicts with float ``_time_utc``) to an object-dtype DataFrame."""
+    import numpy as np
+    import pandas as pd
+
+    keys: dict[str, None] = {}
+    first = None
+    uniform = True
+    for row in rows:
+        shape = row.keys()
+        if first is None:
+            first = shape
+            keys.update(dict.fromkeys(shape))
+        elif shape != first:
+            uniform = False
+            keys.update(dict.fromkeys(shape))
+    names = list(keys)
+    if uniform and len(names) > 1:
+        pick = operator.itemgetter(*names)
+        records = [pick(row) for row in rows]
+    else:
+        records = [tuple(row.get(key, fill_value) for key in names) for row in rows]
+    frame = pd.DataFrame(records, columns=names, dtype=object)
+    if "_time_utc" in keys:
+        seconds = np.array(frame["_time_utc"].tolist(), dtype=float)
+        frame["_time_utc"] = pd.Series(
+            pd.to_datetime(seconds, unit="s").astype(object).to_numpy(), index=frame.index, dtype=object
+        )
+    return frame
+
+
+def _append(old: Any, new: Any, fill_value: Any) -> Any:
+    import pandas as pd
+
+    if not len(old.columns):
+        out = new
+    else:
+        for frame, other in ((old, new), (new, old)):
+            missing = [col for col in other.columns if col not in frame.columns]
+            for col in missing:
+                frame[col] = pd.Series([fill_value] * len(frame), index=frame.index, dtype=object)
+        out = pd.concat([old, new[list(old.columns)]], ignore_index=True)
+    out = out.astype(object, copy=False)
+    out.attrs[db.HASH_ATTR] = psets.HASH_VERSION
+    return out
+
+
+# ---- the run ------------------------------------------------------------------------------------
+def _validate(poolsize: Any, dask_client: Any, capture_logs: Any, on_error: Any) -> None:
+    if poolsize is not None and dask_client is not None:
+        raise AssertionError("run(): pass poolsize or dask_client, not both")
+    if poolsize is not None and (not isinstance(poolsize, int) or poolsize < 1):
+        raise ValueError(f"run(): poolsize must be a positive int, got {poolsize!r}")
+    if capture_logs not in _CAPTURE_MODES:
+        raise ValueError(f"run(): capture_logs must be one of {_CAPTURE_MODES}, got {capture_logs!r}")
+    if on_error not in _ON_ERROR:
+        raise ValueError(f"run(): on_error must be 'raise' or 'record', got {on_error!r}")
+
+
+def _check_picklable(call: FuncCall, poolsize: int) -> None:
+    try:
+        pickle.dumps(call)
+    except Exception as error:
+        name = getattr(call.func, "__qualname__", repr(call.func))
+        raise TypeError(
+            f"run(poolsize={poolsize}): func {name!r} cannot be sent to worker processes ({error}); "
+            "define it at the top level of a module, or use poolsize=None"
+        ) from None
+
+
+def _simulate_dir(calc_dir: str, database_basename: str) -> str:
+    target = f"{calc_dir}.simulate"
+    if os.path.exists(target):
+        shutil.rmtree(target)
+    os.makedirs(target)
+    source = os.path.join(calc_dir, database_basename)
+    if os.path.exists(source):
+        shutil.copy2(source, os.path.join(target, database_basename))
+    else:
+        warnings.warn(f"simulate: no database {source} to copy; simulating a new study", stacklevel=3)
+    return target
+
+
+def _backup(calc_dir: str, df: Any) -> Optional[str]:
+    if not len(df) or not os.path.exists(calc_dir):
+        return None
+    import pandas as pd
+
+    stamp = pd.Timestamp(max(df["_time_utc"].tolist()))
+    last_run = df["_run_id"].iloc[-1]
+    target = f"{calc_dir}.bak_{stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z_run_id_{last_run}"
+    if os.path.exists(target):
+        raise AssertionError(f"backup target {target} exists already")
+    shutil.copytree(calc_dir, target, symlinks=True)
+    return target
+
+
+def _execute(
+    call: FuncCall,
+    todo: list[dict[str, Any]],
+    poolsize: Optional[int],
+    dask_client: Any,
+    on_row: Callable[[dict[str, Any]], None],
+) -> None:
+    if dask_client is not None:
+        for row in dask_client.gather(dask_client.map(call, todo)):
+            on_row(row)
+        return
+    if poolsize is None:
+        for pset in todo:
+            on_row(call(pset))
+        return
+    import multiprocessing
+
+    _check_picklable(call, poolsize)
+    chunksize = max(1, min(256, len(todo) // (poolsize * 16) or 1))
+    with multiprocessing.Pool(poolsize) as pool:
+        for row in pool.imap(call, todo, chunksize=chunksize):
+            on_row(row)
+
+
+def _print_row(row: dict[str, Any], verbose: Any) -> None:
+    if isinstance(verbose, (list, tuple)):
+        shown = {key: row.get(key) for key in verbose}
+    else:
+        shown = {key: value for key, value in row.items() if key not in ("_exc_txt", "_logs")}
+    print(", ".join(f"{key}={value!r}" for key, value in shown.items()))
+
+
+class _Study:
+    """One ``run()`` call's state: the database, the journal, the store record."""
+
+    def __init__(self, calc_dir: str, database_basename: str, save: bool, persist: bool, fill_value: Any) -> None:
+        self.calc_dir = calc_dir
+        self.path = os.path.join(calc_dir, database_basename)
+        self.save = save
+        self.persist = persist  # Journal and metadata store (not in simulate).
+        self.fill_value = fill_value
+
+    def recover(self, df: Any, pset_cols_hint: set[str]) -> Any:
+        """Merges rows of earlier runs that were killed before saving; writes and records them."""
+        for path in list(journal_mod.leftovers(self.calc_dir)):
+            rows = journal_mod.read(path)
+            run_ids = {row.get("_run_id") for row in rows}
+            if len(df) and run_ids:
+                stored = set(df.loc[df["_run_id"].isin(run_ids), "_pset_id"]) if "_run_id" in df.columns else set()
+                rows = [row for row in rows if row.get("_pset_id") not in stored]
+            if rows:
+                next_seq = _max_int(df, "_pset_seq") + 1
+                for offset, row in enumerate(rows):
+                    row["_pset_seq"] = next_seq + offset
+                before = len(df)
+                df = _append(df, _frame(rows, self.fill_value), self.fill_value)
+                _write_database(self.path, df)
+                cols = pset_cols_hint or {key for key in rows[0] if not psets.is_bookkeeping_key(key)}
+                self.record(rows, cols, before, df)
+                print(
+                    f"xmanager sweep: recovered {len(rows)} completed pset(s) of interrupted run "
+                    f"{rows[0].get('_run_id')} from {path}",
+                    file=sys.stderr,
+                )
+            os.remove(path)
+        return df
+
+    def record(self, rows: list[dict[str, Any]], pset_cols: set[str], before: int, df: Any) -> None:
+        from xmanager.xm_local.sweep.record import record
+
+        try:
+            record(self.calc_dir, rows, pset_cols, before, all_rows=lambda: db.df_extract_dicts(df))
+        except Exception as error:  # The database has the rows; the next run records them.
+            print(f"xmanager sweep: could not record the run in the metadata store: {error}", file=sys.stderr)
+
+    def finish(self, df: Any, rows: list[dict[str, Any]], pset_cols: set[str], journal: Any) -> Any:
+        """Appends ``rows`` to ``df``, saves, records, and drops the journal; returns the new database.
+
+        A large run is recorded in the store by a forked child while this process builds
+        and writes the database; the child drops the journal once both are done.
+        """
+        before = len(df)
+        recorder = None
+        if self.save and self.persist and rows:
+            recorder = _Recorder.start(self, rows, pset_cols, before, journal)
+        if rows:
+            df = _append(df, _frame(rows, self.fill_value), self.fill_value)
+        if self.save:
+            _write_database(self.path, df)
+        if recorder is not None:
+            recorder.database_written()
+        else:
+            if self.save and self.persist and rows:
+                self.record(rows, pset_cols, before, df)
+            if journal is not None:
+                journal.remove()
+        return df
+
+
+class _Recorder:
+    """A forked child recording a large run in the metadata store, in parallel with the database write.
+
+    The child inherits the rows (nothing is pickled) and the journal's lock. It drops
+    the journal only after the parent says the database is written; if the parent dies
+    first, the journal stays and the next run recovers from it.
+    """
+
+    MIN_ROWS = 2000
+    _running: list[int] = []
+
+    def __init__(self, pid: int, signal_fd: int) -> None:
+        self.pid = pid
+        self.signal_fd = signal_fd
+
+    @classmethod
+    def start(
+        cls, study: _Study, rows: list[dict[str, Any]], pset_cols: set[str], before: int, journal: Any
+    ) -> Optional[_Recorder]:
+        import threading
+
+        if len(rows) < cls.MIN_ROWS or not hasattr(os, "fork") or threading.active_count() > 1 or journal is None:
+            return None  # Small runs are recorded inline; forking a threaded process is unsafe.
+        from xmanager.xm_local.store import add_pending_write
+        from xmanager.xm_local.sweep.record import record
+
+        cls.wait_all()
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # The child: never returns into the caller's code.
+            status = 1
+            try:
+                os.close(write_fd)
+                os.setpgid(0, 0)  # Ctrl-C in the terminal stops the parent, not the recording.
+                record(study.calc_dir, rows, pset_cols, before)
+                if os.read(read_fd, 1) == b"1":
+                    journal.remove()
+                status = 0
+            except BaseException as error:  # noqa: BLE001 - report and leave the journal for recovery.
+                print(f"xmanager sweep: recording in the metadata store failed: {error}", file=sys.stderr)
+            finally:
+                os._exit(status)
+        os.close(read_fd)
+        journal.close()  # The child holds the lock now.
+        cls._running.append(pid)
+        add_pending_write(cls.wait_all)
+        return cls(pid, write_fd)
+
+    def database_written(self) -> None:
+        os.write(self.signal_fd, b"1")
+        os.close(self.signal_fd)
+
+    @classmethod
+    def wait_all(cls) -> None:
+        """Waits for every recorder this process started (runs also at exit)."""
+        while cls._running:
+            pid = cls._running.pop(0)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def wait_recorded() -> None:
+    """Returns once every run of this process is in the metadata store."""
+    _Recorder.wait_all()
+
+
+atexit.register(_Recorder.wait_all)
+
+
+def run(
+    func: Callable[[dict[str, Any]], Any],
+    params: Sequence[Mapping[str, Any]],
+    df: Any = None,
+    poolsize: Optional[int] = None,
+    dask_client: Any = None,
+    save: bool = True,
+    tmpsave: bool = False,
+    verbose: Any = False,
+    calc_dir: str = CALC_DIR,
+    simulate: bool = False,
+    database_basename: str = DATABASE_BASENAME,
+    backup: bool = False,
+    git: bool = False,
+    skip_dups: bool = False,
+    capture_logs: Optional[str] = None,
+    fill_value: Any = _DEFAULT,
+    on_error: str = "raise",
+) -> Any:
+    """Runs ``func`` on every pset of ``params`` and returns the database (a DataFrame).
+
+    Keywords as psweep 0.16's ``run``; see the module docstring for what differs.
+    """
+    import pandas as pd
+
+    _validate(poolsize, dask_client, capture_logs, on_error)
+    _Recorder.wait_all()  # Units of the previous run get their ids first.
+    fill = pd.NA if fill_value is _DEFAULT else fill_value
+    todo, order = _prepare_params(params, fill)
+    pset_cols = {key for key in order if not psets.is_bookkeeping_key(key)}
+    gitops.git_enter(git)
+    if simulate:
+        calc_dir = _simulate_dir(calc_dir, database_basename)
+    study = _Study(calc_dir, database_basename, save, persist=save and not simulate, fill_value=fill)
+    if df is None:
+        df = _read_database(study.path) if os.path.exists(study.path) else pd.DataFrame(dtype=object)
+    else:
+        _check_database(df, "the df passed to run()")
+        df = df.copy(deep=False)
+    if study.persist:
+        df = study.recover(df, pset_cols)
+    if backup:
+        _backup(calc_dir, df)
+    df = _old_hashes(df)
+    hashes = psets.pset_hashes(todo)
+    if skip_dups and len(df):
+        done_rows = df
+        if "_failed" in df.columns:
+            done_rows = df[df["_failed"].map(lambda value: value is not True)]
+        done = set(done_rows["_pset_hash"].tolist())
+        keep = [index for index, digest in enumerate(hashes) if digest not in done]
+        todo = [todo[index] for index in keep]
+        hashes = [hashes[index] for index in keep]
+    if not todo:
+        if save and not os.path.exists(study.path):
+            _write_database(study.path, df)
+        gitops.git_exit(git, df)
+        return df
+
+    run_id = files.get_uuid()
+    pset_ids = files.get_many_uuids(len(todo), existing=set(df["_pset_id"].tolist()) if len(df) else ())
+    run_seq = _max_int(df, "_run_seq") + 1
+    pset_seq = _max_int(df, "_pset_seq") + 1
+    for offset, (pset, digest, pset_id) in enumerate(zip(todo, hashes, pset_ids)):
+        pset["_pset_hash"] = digest
+        pset["_pset_id"] = pset_id
+        pset["_run_seq"] = run_seq
+        pset["_pset_seq"] = pset_seq + offset
+        pset["_run_id"] = run_id
+        pset["_calc_dir"] = calc_dir
+
+    call = FuncCall(None if simulate else func, capture_logs, on_error)
+    journal = journal_mod.Journal(calc_dir, run_id) if study.persist else None
+    rows: list[dict[str, Any]] = []
+    tmp_dir = os.path.join(calc_dir, "tmpsave", run_id)
+
+    def on_row(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if journal is not None:
+            journal.append(row)
+        if tmpsave:
+            saved = dict(row)
+            saved["_time_utc"] = pd.Timestamp(saved["_time_utc"], unit="s")
+            files.pickle_write(os.path.join(tmp_dir, f"{row['_pset_id']}.pk"), saved)
+        if verbose:
+            _print_row(row, verbose)
+
+    try:
+        _execute(call, todo, poolsize, dask_client, on_row)
+    except BaseException as error:
+        if rows and study.save:
+            study.finish(df, rows, pset_cols, journal)
+            _Recorder.wait_all()
+            if hasattr(error, "add_note"):
+                error.add_note(
+                    f"xmanager sweep: the {len(rows)} pset(s) completed before this error are saved in "
+                    f"{study.path}; run again with skip_dups=True to run only the rest"
+                )
+        elif journal is not None:
+            journal.remove()
+        raise
+    df = study.finish(df, rows, pset_cols, journal)
+    gitops.git_exit(git, df)
+    return df
+
+
+def run_local(*args: Any, **kwargs: Any) -> Any:
+    """``run`` under the name psweep's README uses."""
+    return run(*args, **kwargs)
