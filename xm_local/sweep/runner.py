@@ -267,7 +267,7 @@ def _append(old: Any, new: Any, fill_value: Any) -> Any:
             for col in missing:
                 frame[col] = pd.Series([fill_value] * len(frame), index=frame.index, dtype=object)
         out = pd.concat([old, new[list(old.columns)]], ignore_index=True)
-    out = out.astype(object, copy=False)
+    out = out.astype(object)
     out.attrs[db.HASH_ATTR] = psets.HASH_VERSION
     return out
 

@@ -1,0 +1,132 @@
+"""Crash safety: a sweep killed with SIGKILL mid-run loses no completed pset."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from xmanager.xm_local import sweep as ps
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from xmanager.xm_local import sweep as ps
+
+    def func(pset):
+        with open("calls.log", "a") as log:
+            log.write(f"{pset['a']}\\n")
+        if pset["a"] >= int(os.environ.get("SLOW_FROM", "1000000")):
+            time.sleep(0.2)
+        return {"double_": 2 * pset["a"]}
+
+    params = ps.plist("a", range(40))
+    df = ps.run(func, params, skip_dups=True)
+    print("rows", len(df))
+    """
+)
+
+
+def _calls(folder):
+    with open(os.path.join(folder, "calls.log")) as log:
+        return [int(line) for line in log.read().split()]
+
+
+def _wait_for_calls(folder, count, process, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if os.path.exists(os.path.join(folder, "calls.log")) and len(_calls(folder)) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the sweep did not reach {count} calls")
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    (tmp_path / "sweep.py").write_text(SCRIPT)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_killed_sweep_keeps_completed_psets_and_resume_runs_only_the_rest(study):
+    env = {**os.environ, "SLOW_FROM": "10"}
+    process = subprocess.Popen([sys.executable, "sweep.py"], cwd=study, env=env)
+    _wait_for_calls(study, 12, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(study / "calc" / "database.pk")  # Killed before the end of the run.
+    journals = os.listdir(study / "calc" / ".xm_journal")
+    assert len(journals) == 1
+    called_before = _calls(study)
+
+    result = subprocess.run(
+        [sys.executable, "sweep.py"], cwd=study, env={**os.environ}, capture_output=True, text=True, check=True
+    )
+    assert "recovered" in result.stderr and "completed pset(s)" in result.stderr
+    assert "rows 40" in result.stdout
+    df = ps.df_read(str(study / "calc" / "database.pk"))
+    assert sorted(df["a"]) == list(range(40))
+    assert df["_pset_seq"].tolist() == list(range(40)) == list(df.index)
+    assert len(set(df["_pset_hash"])) == 40
+    assert (df["double_"] == 2 * df["a"]).all()
+    # Every pset that completed before the kill was recovered, not run again.
+    called_after = _calls(study)[len(called_before) :]
+    completed_before = set(called_before) - {called_before[-1]}  # The last one may have been mid-call.
+    assert completed_before.isdisjoint(called_after)
+    assert sorted(set(called_before) | set(called_after)) == list(range(40))
+    assert os.listdir(study / "calc" / ".xm_journal") == []
+    # The two runs are one experiment in the store, with every pset once.
+    from xmanager import xm_local
+    from xmanager.xm_local.sweep.record import study_tag
+
+    [experiment] = xm_local.list_experiments(tag=study_tag("calc"))
+    frame = experiment.to_dataframe()
+    assert sorted(frame["a"]) == list(range(40))
+    assert set(frame["_pset_id"]) == set(df["_pset_id"])
+    assert set(frame["_status"]) == {"completed"}
+
+
+def test_run_interrupted_by_an_exception_saves_what_completed(study):
+    def func(pset):
+        if pset["a"] == 5:
+            raise RuntimeError("boom at 5")
+        return {"double_": 2 * pset["a"]}
+
+    with pytest.raises(RuntimeError, match="boom at 5") as failure:
+        ps.run(func, ps.plist("a", range(10)))
+    assert any("skip_dups=True" in note for note in getattr(failure.value, "__notes__", []))
+    df = ps.df_read("calc/database.pk")
+    assert df["a"].tolist() == [0, 1, 2, 3, 4]
+
+    df = ps.run(lambda pset: {"double_": 2 * pset["a"]}, ps.plist("a", range(10)), skip_dups=True)
+    assert df["a"].tolist() == list(range(10))
+    assert df["_run_seq"].tolist() == [0] * 5 + [1] * 5
+
+
+def test_a_live_runs_journal_is_not_taken_for_a_leftover(study):
+    from xmanager.xm_local.sweep import journal
+
+    live = journal.Journal(str(study / "calc"), "11111111-1111-4111-8111-111111111111")
+    live.append({"a": 1})
+    try:
+        assert list(journal.leftovers(str(study / "calc"))) == []
+    finally:
+        live.close()
+    assert [os.path.basename(path) for path in journal.leftovers(str(study / "calc"))] == [
+        "11111111-1111-4111-8111-111111111111.pk"
+    ]
+
+
+def test_a_record_cut_short_is_dropped(tmp_path):
+    from xmanager.xm_local.sweep import journal
+
+    log = journal.Journal(str(tmp_path), "run")
+    log.append({"a": 1})
+    log.append({"a": 2})
+    log.close()
+    with open(log.path, "ab") as handle:
+        handle.write(b"\x80\x05\x95")  # The start of a third record, then the process died.
+    assert journal.read(log.path) == [{"a": 1}, {"a": 2}]
