@@ -45,6 +45,10 @@ class Journal:
             os.remove(self.path)
         except FileNotFoundError:
             pass
+        try:
+            os.rmdir(os.path.dirname(self.path))  # Only when no other run's journal is left.
+        except OSError:
+            pass
 
 
 def read(path: str) -> list[dict[str, Any]]:
