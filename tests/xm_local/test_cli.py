@@ -135,7 +135,10 @@ def test_cancel_from_another_process(tmp_path, python):
     import time
 
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and store.units(int(experiment_id))[0].status != "running":
+    while time.monotonic() < deadline:  # The unit's row is written by a background writer.
+        units = store.units(int(experiment_id))
+        if units and units[0].status == "running":
+            break
         time.sleep(0.05)
     result = run("cancel", experiment_id)
     assert result.returncode == 0 and "cancelled 1 work unit" in result.stdout
