@@ -35,7 +35,9 @@ _NAMES: dict[str, str] = {
         _PSETS,
     ),
     # Running.
-    **dict.fromkeys(("run", "run_local", "func_wrapper", "capture_logs_wrapper"), "xmanager.xm_local.sweep.runner"),
+    **dict.fromkeys(
+        ("run", "run_local", "func_wrapper", "capture_logs_wrapper", "wait_recorded"), "xmanager.xm_local.sweep.runner"
+    ),
     # The database as a DataFrame.
     **dict.fromkeys(
         (
