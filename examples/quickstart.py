@@ -3,7 +3,6 @@
 Run with ``xmanager launch examples/quickstart.py`` (or ``python examples/quickstart.py``).
 """
 
-import itertools
 import os
 import sys
 
@@ -21,12 +20,8 @@ def main(argv):
                 args=[os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")],
             )
         ])
-        for batch_size, learning_rate in itertools.product([32, 128], [0.1, 0.01, 0.001]):
-            experiment.add(xm.Job(
-                executable=executable,
-                executor=xm_local.Local(),
-                args={"batch_size": batch_size, "learning_rate": learning_rate},
-            ))
+        params = xm.pgrid(xm.plist("batch_size", [32, 128]), xm.plist("learning_rate", [0.1, 0.01, 0.001]))
+        experiment.add_sweep(xm.Job(executable=executable, executor=xm_local.Local()), params)
     frame = experiment.to_dataframe()
     print(frame[["batch_size", "learning_rate", "loss", "_status", "_pset_runtime"]].to_string(index=False))
     print(f"\nexperiment {experiment.experiment_id}: xmanager show {experiment.experiment_id}")
