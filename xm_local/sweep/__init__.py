@@ -84,4 +84,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_NAMES, *_ALIASES, "FILL_VALUE"])
 
 
-__all__ = sorted([*_NAMES, *_ALIASES, "FILL_VALUE", "CALC_DIR", "DATABASE_BASENAME", "PSET_HASH_ALG"])
+__all__ = sorted([
+    *_NAMES, *_ALIASES, "FILL_VALUE", "CALC_DIR", "DATABASE_BASENAME", "PSET_HASH_ALG", "PANDAS_DEFAULT_ORIENT",
+    "PANDAS_TIME_UNIT", "GIT_ADD_ALL",
+])

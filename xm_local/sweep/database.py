@@ -108,7 +108,7 @@ def df_ensure_dtypes(df: Any, fill_value: Any = _DEFAULT) -> Any:
         mask = pd.isna(values)
         if mask.any():
             values[mask] = fill
-            out[col] = values
+            out[col] = pd.Series(values, index=out.index, dtype=object)
     return out
 
 

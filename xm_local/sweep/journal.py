@@ -24,14 +24,18 @@ class Journal:
     """The journal file of one run."""
 
     def __init__(self, calc_dir: str, run_id: str) -> None:
-        folder = os.path.join(calc_dir, FOLDER)
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, f"{run_id}.pk")
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.path = os.path.join(calc_dir, FOLDER, f"{run_id}.pk")
+        self._fd = -1  # Opened with the first row: a run that completes nothing leaves no folder.
         self._dumps = pickle.dumps
 
+    def _open(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
     def append(self, row: dict[str, Any]) -> None:
+        if self._fd < 0:
+            self._open()
         os.write(self._fd, self._dumps(row, pickle.HIGHEST_PROTOCOL))
 
     def close(self) -> None:

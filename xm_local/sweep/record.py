@@ -61,7 +61,23 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-_encode = json.JSONEncoder(default=_plain, allow_nan=True).encode
+_encode_fast = json.JSONEncoder(default=_plain, allow_nan=True).encode
+
+
+def _text_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else repr(key): _text_keys(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(item) for item in value]
+    return value
+
+
+def _encode(value: dict[str, Any]) -> str:
+    """JSON of args or results; dict keys JSON cannot take (tuples, ...) become their repr."""
+    try:
+        return _encode_fast(value)
+    except (TypeError, ValueError):
+        return _encode_fast(_text_keys(value))
 
 
 def _units(experiment_id: int, first_id: int, rows: Sequence[dict[str, Any]], pset_cols: set[str]) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ simulate, tmpsave, capture_logs, git, skip_dups), with these differences:
 * Pset values reach ``func`` and the database as given (psweep pushes them through a
   DataFrame, which turns ``None`` into NA and mixed ints into floats); a key some psets
   lack is filled with ``fill_value`` in the others.
+* Inside ``func``, ``pset["_time_utc"]`` is epoch seconds (a float); the database holds
+  ``pandas.Timestamp``s as psweep's does. Making a Timestamp per pset would cost more
+  than the rest of the per-pset book-keeping together.
 """
 
 from __future__ import annotations
@@ -528,8 +531,9 @@ def run(
     if simulate:
         calc_dir = _simulate_dir(calc_dir, database_basename)
     study = _Study(calc_dir, database_basename, save, persist=save and not simulate, fill_value=fill)
+    from_file = df is None and os.path.exists(study.path)
     if df is None:
-        df = _read_database(study.path) if os.path.exists(study.path) else pd.DataFrame(dtype=object)
+        df = _read_database(study.path) if from_file else pd.DataFrame(dtype=object)
     else:
         _check_database(df, "the df passed to run()")
         df = df.copy(deep=False)
@@ -537,6 +541,7 @@ def run(
         df = study.recover(df, pset_cols)
     if backup:
         _backup(calc_dir, df)
+    rehashed = bool(len(df)) and not db.has_current_hashes(df)
     df = _old_hashes(df)
     hashes = psets.pset_hashes(todo)
     if skip_dups and len(df):
@@ -548,7 +553,7 @@ def run(
         todo = [todo[index] for index in keep]
         hashes = [hashes[index] for index in keep]
     if not todo:
-        if save and not os.path.exists(study.path):
+        if save and (rehashed or not from_file):  # Else the file holds this very database already.
             _write_database(study.path, df)
         gitops.git_exit(git, df)
         return df
@@ -596,6 +601,8 @@ def run(
             journal.remove()
         raise
     df = study.finish(df, rows, pset_cols, journal)
+    if git:
+        _Recorder.wait_all()  # Its journal must be gone before the commit.
     gitops.git_exit(git, df)
     return df
 

@@ -13,8 +13,11 @@ import random
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from xmanager import xm_local
@@ -70,6 +73,13 @@ class Counting:
 
 
 @pytest.fixture
+def single_threaded(monkeypatch):
+    """run() records large runs in a forked child only when this process has one thread; other test files
+    (dask) leave idle threads behind, so pretend there is only this one."""
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
+@pytest.fixture
 def work(tmp_path, monkeypatch):
     folder = tmp_path / "work"
     folder.mkdir()
@@ -86,7 +96,7 @@ def test_one_run_columns_order_dtypes_and_saved_copy(work):
     df = ps.run(func_double, _params([1, 2, 3]))
     assert set(df.columns) == COLUMNS
     assert list(df.columns) == PSWEEP_ORDER
-    assert all(dtype == object for dtype in df.dtypes)
+    assert set(df.dtypes) == {np.dtype(object)}
     assert isinstance(df.index, pd.RangeIndex)
     assert list(df.index) == [0, 1, 2]
     assert ps.df_read("calc/database.pk").equals(df)
@@ -166,6 +176,16 @@ def test_params_are_never_mutated_and_func_gets_reserved_fields(work):
     assert [pset["_pset_seq"] for pset in seen] == [0, 1, 2]
 
 
+def test_func_sees_time_utc_as_epoch_seconds_and_the_database_a_timestamp(work):
+    # A documented difference from psweep (whose func gets the Timestamp): it saves a Timestamp per pset.
+    func = Counting()
+    df = ps.run(func, _params([1]))
+    assert isinstance(func.seen[0]["_exec_host"], str)
+    assert isinstance(func.seen[0]["_time_utc"], float)
+    assert isinstance(df.loc[0, "_time_utc"], pd.Timestamp)
+    assert pd.Timestamp(func.seen[0]["_time_utc"], unit="s") == df.loc[0, "_time_utc"]
+
+
 def test_df_passed_in_is_appended_to_and_save_false_creates_nothing(work):
     first = ps.run(func_double, _params([1, 2]), save=False)
     assert list(work.iterdir()) == []
@@ -204,6 +224,13 @@ def test_params_with_different_keys_are_filled_with_na(work):
     assert len(df2) == 4
 
 
+def test_missing_string_params_stay_object_na(work):
+    df = ps.run(lambda pset: {"r_": "ok"}, [{"s": "x"}, {"t": 1}])
+    assert set(df.dtypes) == {np.dtype(object)}
+    assert df.loc[1, "s"] is pd.NA and df.loc[0, "t"] is pd.NA
+    assert ps.df_read(DB).equals(df)
+
+
 def test_fill_value_none(work):
     func = Counting(lambda pset: {"result_": 1})
     df = ps.run(func, [{"a": 1}, {"b": 2}], fill_value=None)
@@ -211,6 +238,9 @@ def test_fill_value_none(work):
     assert func.seen[1]["a"] is None
     assert df.loc[0, "b"] is None
     assert df.loc[1, "a"] is None
+    again = Counting()
+    assert ps.run(again, [{"b": 2}, {"a": 1}], fill_value=None, skip_dups=True).equals(df)
+    assert again.calls == 0
     # A later run adding a column fills the old rows with the fill_value as well.
     df = ps.run(func_double, [{"a": 5}], fill_value=None)
     assert df.loc[2, "b"] is None
@@ -224,7 +254,7 @@ def test_new_result_column_in_a_later_run_is_na_in_old_rows(work):
     assert df.loc[0, "other_"] is pd.NA
     assert df.loc[1, "result_"] is pd.NA
     assert df.loc[1, "other_"] == "x"
-    assert all(dtype == object for dtype in df.dtypes)
+    assert set(df.dtypes) == {np.dtype(object)}
 
 
 # ---- tmpsave, simulate, backup -------------------------------------------------------------------
@@ -289,6 +319,13 @@ def test_backup_copies_calc_with_symlinks(work):
     assert ps.df_read(backups[0] / "database.pk").equals(first)
 
 
+def test_backup_twice_without_new_data_refuses(work):
+    ps.run(func_double, _params([1]))
+    ps.run(func_double, _params([1]), backup=True, skip_dups=True)
+    with pytest.raises(AssertionError, match="exists"):
+        ps.run(func_double, _params([1]), backup=True, skip_dups=True)
+
+
 def test_backup_of_an_empty_study_does_nothing(work):
     ps.run(func_double, _params([1]), backup=True)
     assert [path.name for path in work.iterdir()] == ["calc"]
@@ -304,6 +341,22 @@ def test_skip_dups_with_nothing_new_returns_the_old_df(work):
     assert df.equals(old)
     assert df.equals(ps.df_read(DB))
     assert DB.read_bytes() == original
+
+
+@pytest.mark.parametrize("source", ["df-passed-in", "psweep-database"])
+def test_nothing_new_still_saves_the_returned_df(work, source):
+    if source == "df-passed-in":
+        full = ps.run(func_double, _params([1, 2, 3]))
+        kwargs = {"df": full[full["a"] != 2].reset_index(drop=True)}
+        params = _params([1, 3])
+    else:
+        _psweep_made_database(_params([1, 2]))
+        kwargs = {}
+        params = _params([1, 2])
+    func = Counting()
+    df = ps.run(func, params, skip_dups=True, **kwargs)
+    assert func.calls == 0
+    assert ps.df_read(DB).equals(df)
 
 
 def test_skip_dups_runs_only_new_psets(work):
@@ -433,6 +486,8 @@ def test_on_error_raise_saves_completed_psets_and_says_so(work):
     assert df["a"].tolist() == [0, 1]
     assert df["_pset_seq"].tolist() == [0, 1]
     assert "_failed" not in df.columns
+    frame = xm_local.get_experiment(_studies()[0].experiment_id).to_dataframe()
+    assert sorted(frame["_pset_id"]) == sorted(df["_pset_id"])
     func2 = Counting(lambda pset: {"result_": pset["a"]})
     df = ps.run(func2, _params([0, 1, 2, 3]), skip_dups=True)
     assert [pset["a"] for pset in func2.seen] == [2, 3]
@@ -448,6 +503,37 @@ def test_on_error_raise_on_the_first_pset_writes_no_database(work):
     with pytest.raises(RuntimeError, match="first"):
         ps.run(func, _params([0, 1]))
     assert not DB.exists()
+
+
+def test_on_error_record_keeps_the_logs_of_a_failed_pset(work):
+    def func(pset):
+        print("before the error")
+        raise ValueError("late")
+
+    df = ps.run(func, _params([1]), on_error="record", capture_logs="db")
+    assert df.loc[0, "_failed"] is True
+    assert df.loc[0, "_logs"] == "before the error\n"
+    assert "ValueError: late" in df.loc[0, "_exc_txt"]
+
+
+def test_pool_with_on_error_record_and_capture_logs(work):
+    df = ps.run(func_fail_odd, _params([0, 1, 2]), poolsize=2, on_error="record")
+    assert df["_failed"].tolist() == [False, True, False]
+    assert "ValueError: odd a=1" in df.loc[1, "_exc_txt"]
+    df = ps.run(_noisy, _params([5, 6]), poolsize=2, capture_logs="db")
+    assert df["_logs"].tolist()[-2:] == [_logs_for(5), _logs_for(6)]
+    assert df["_pset_seq"].tolist() == list(df.index)
+
+
+@pytest.mark.parametrize("case", ["unpicklable-func-with-pool", "first-pset-raises"])
+def test_a_run_failing_before_any_pset_leaves_no_calc_dir(work, case):
+    def raises(pset):
+        raise RuntimeError("first")
+
+    func, kwargs = (lambda pset: {}, {"poolsize": 2}) if case.startswith("unpicklable") else (raises, {})
+    with pytest.raises((TypeError, RuntimeError)):
+        ps.run(func, _params([1, 2]), **kwargs)
+    assert list(work.iterdir()) == []
 
 
 def test_on_error_bad_value(work):
@@ -599,6 +685,9 @@ def test_psweep_database_is_rehashed_once(work, monkeypatch):
     assert stored.attrs.get("xm_pset_hash") is not None
     assert stored.equals(df)
 
+    frame = xm_local.get_experiment(_studies()[0].experiment_id).to_dataframe()
+    assert sorted(frame["_pset_id"]) == sorted(df["_pset_id"])  # psweep's rows are recorded too.
+
     calls.clear()
     func = Counting()
     df2 = ps.run(func, _params([1, 2, 3, 4]), skip_dups=True)
@@ -656,6 +745,24 @@ def test_git_refuses_a_dirty_tree(work, git_env):
     assert _git("log", "--format=%s").strip() == "initial"
 
 
+def test_git_with_a_large_run_leaves_a_clean_tree(work, git_env, monkeypatch, single_threaded):
+    from xmanager.xm_local.sweep import record as record_mod
+
+    real_record = record_mod.record
+
+    def slow_record(*args, **kwargs):  # A store that takes a moment (fixes the race's outcome).
+        time.sleep(0.3)
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(record_mod, "record", slow_record)
+    _repo(work)
+    ps.run(func_double, _params(range(runner._Recorder.MIN_ROWS)), git=True)
+    runner.wait_recorded()
+    assert ".xm_journal" not in _git("ls-files")
+    assert _git("status", "--porcelain") == ""
+    ps.run(func_double, _params([-1]), git=True)  # Refuses a dirty tree.
+
+
 def test_git_outside_a_repo(work, git_env, monkeypatch):
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(work.parent))
     with pytest.raises(GitError, match="no git repo"):
@@ -711,6 +818,30 @@ def test_failed_psets_are_failed_units(work):
     assert frame.loc[df.loc[1, "_pset_id"], "_status"] == "failed"
 
 
+class Opaque:
+    """A result value JSON does not know (picklable: defined at module level)."""
+
+
+def test_results_json_lacks_are_still_recorded(work):
+    df = ps.run(
+        lambda pset: {"arr_": np.arange(3), "obj_": Opaque(), "nan_": float("nan"), "d_": {1: 2}},
+        [{"a": 1, "p": np.float32(0.5)}, {"a": (1, 2), "p": None}],
+    )
+    frame = xm_local.get_experiment(_studies()[0].experiment_id).to_dataframe()
+    assert sorted(frame["_pset_id"]) == sorted(df["_pset_id"])
+    assert frame["arr_"].tolist()[0] == [0, 1, 2]
+
+
+def test_result_with_tuple_keys_is_recorded(work, capsys):
+    df = ps.run(lambda pset: {"counts_": {(1, 2): pset["a"]}}, _params([1, 2]))
+    assert "could not record" not in capsys.readouterr().err
+    found = _studies()
+    assert len(found) == 1
+    frame = xm_local.get_experiment(found[0].experiment_id).to_dataframe()
+    assert sorted(frame["_pset_id"]) == sorted(df["_pset_id"])
+    assert frame["counts_"].tolist() == [{"(1, 2)": 1}, {"(1, 2)": 2}]
+
+
 def test_each_calc_dir_is_its_own_experiment(work):
     ps.run(func_double, _params([1]), calc_dir="one")
     ps.run(func_double, _params([1, 2]), calc_dir="two")
@@ -731,7 +862,7 @@ def test_simulate_and_save_false_record_nothing(work):
     assert len(xm_local.get_experiment(found[0].experiment_id).to_dataframe()) == 1
 
 
-def test_large_run_is_recorded_by_a_forked_child(work, monkeypatch):
+def test_large_run_is_recorded_by_a_forked_child(work, monkeypatch, single_threaded):
     forks = []
     real_fork = os.fork
 
@@ -745,7 +876,6 @@ def test_large_run_is_recorded_by_a_forked_child(work, monkeypatch):
     n = runner._Recorder.MIN_ROWS
     df = ps.run(func_double, _params(range(n)))
     assert len(forks) == 1, "a run of MIN_ROWS psets is recorded by a forked child"
-    runner.wait_recorded()
     from xmanager.xm_local.sweep.runner import wait_recorded
 
     wait_recorded()
@@ -754,16 +884,27 @@ def test_large_run_is_recorded_by_a_forked_child(work, monkeypatch):
     frame = xm_local.get_experiment(found[0].experiment_id).to_dataframe()
     assert len(frame) == n
     assert set(frame["_pset_id"]) == set(df["_pset_id"])
-    assert not (work / "calc" / ".xm_journal").exists() or not any((work / "calc" / ".xm_journal").iterdir())
+    assert set(frame["_status"]) == {"completed"}
+    journal = work / "calc" / ".xm_journal"
+    assert not journal.exists() or not any(journal.iterdir())
 
-    # Without wait_recorded(): get_experiment waits for the pending write itself.
+    # Without wait_recorded(): get_experiment waits for the pending write itself, even a slow one.
+    from xmanager.xm_local.sweep import record as record_mod
+
+    real_record = record_mod.record
+
+    def slow_record(*args, **kwargs):
+        time.sleep(0.3)
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(record_mod, "record", slow_record)
     df = ps.run(func_double, _params(range(n, 2 * n)))
     assert len(forks) == 2
-    experiment = xm_local.get_experiment(found[0].experiment_id)
-    frame = experiment.to_dataframe()
+    frame = xm_local.get_experiment(found[0].experiment_id).to_dataframe()
     assert len(frame) == 2 * n
     assert set(frame["_pset_id"]) == set(df["_pset_id"])
     assert set(frame["_status"]) == {"completed"}
+    assert len(_studies()) == 1
 
 
 # ---- argument checks -----------------------------------------------------------------------------
