@@ -39,7 +39,6 @@ Pset = dict[str, Any]
 #: The version of the canonical form; part of every hashed text so a future change cannot collide.
 HASH_VERSION = 1
 _HASH_PREFIX = f"xm-pset-v{HASH_VERSION}\n".encode()
-_BASE_HASHER = hashlib.sha1(_HASH_PREFIX)
 
 
 class PsetHashError(TypeError):
@@ -100,9 +99,28 @@ def _canonical_default(value: Any) -> Any:
     raise PsetHashError(f"value {value!r} of type {type(value).__qualname__} has no canonical form")
 
 
-_encode = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True, default=_canonical_default
-).encode
+def json_encoder(*, sort_keys: bool, default: Callable[[Any], Any], ascii_only: bool = False) -> Callable[[Any], str]:
+    """A compact JSON encoder, ``json``'s C encoder built once (``JSONEncoder.encode`` builds it per call)."""
+    try:
+        from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii
+    except ImportError:  # pragma: no cover - interpreters without the C accelerator.
+        c_make_encoder = None
+    if c_make_encoder is None:
+        return json.JSONEncoder(
+            sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=True, default=default
+        ).encode
+    strings = encode_basestring_ascii if ascii_only else encode_basestring
+    # No circular-reference markers: a cycle ends in RecursionError instead.
+    iterencode = c_make_encoder(None, default, strings, None, ":", ",", sort_keys, False, True)
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(iterencode(value, 0))
+
+    return encode
+
+
+_encode = json_encoder(sort_keys=True, default=_canonical_default)
 
 
 def canonical_json(value: Any) -> str:
@@ -111,7 +129,7 @@ def canonical_json(value: Any) -> str:
         return _encode(value)
     except PsetHashError:
         raise
-    except (TypeError, ValueError) as error:  # e.g. dict keys of mixed types.
+    except (TypeError, ValueError, RecursionError) as error:  # e.g. dict keys of mixed types.
         raise PsetHashError(f"cannot put {value!r} in canonical form: {error}") from None
 
 
@@ -149,7 +167,7 @@ def pset_canonical(pset: Pset) -> str:
         return _encode(part)
     except PsetHashError as error:
         raise PsetHashError(f"pset {_short(pset)}: {error}") from None
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise PsetHashError(f"pset {_short(pset)} cannot be hashed: {error}") from None
 
 
@@ -160,9 +178,7 @@ def _short(pset: Pset, width: int = 120) -> str:
 
 def hash_text(text: str) -> str:
     """The pset hash of an already canonical text."""
-    hasher = _BASE_HASHER.copy()
-    hasher.update(text.encode())
-    return hasher.hexdigest()
+    return hashlib.sha1(_HASH_PREFIX + text.encode()).hexdigest()
 
 
 def pset_hash(
@@ -197,7 +213,8 @@ def pset_hashes(params: Iterable[Pset]) -> list[str]:
     encoded text (they encode as a tag), so a typical pset costs one C-level encode
     and one SHA-1 (missing values, which are dropped, show in the text).
     """
-    base = _BASE_HASHER
+    sha1 = hashlib.sha1
+    prefix = _HASH_PREFIX
     out: list[str] = []
     append = out.append
     encode = _encode
@@ -213,13 +230,11 @@ def pset_hashes(params: Iterable[Pset]) -> list[str]:
         else:
             try:
                 text = encode(pset)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):
                 text = pset_canonical(pset)  # Raises with the pset named.
             if '"__na__"' in text or "null" in text or "NaN" in text:
                 text = pset_canonical(pset)
-        hasher = base.copy()
-        hasher.update(text.encode())
-        append(hasher.hexdigest())
+        append(sha1(prefix + text.encode()).hexdigest())
     return out
 
 

@@ -91,7 +91,6 @@ _V2 = [
     "ALTER TABLE work_units ADD COLUMN run_seq INTEGER",
     "ALTER TABLE work_units ADD COLUMN pset_seq INTEGER",
     "ALTER TABLE work_units ADD COLUMN calc_dir TEXT",
-    "CREATE INDEX ix_work_units_pset_hash ON work_units (experiment_id, pset_hash)",
 ]
 
 

@@ -72,21 +72,27 @@ def df_write(fn: str, df: Any, fmt: str = "pickle", **kwds: Any) -> None:
             os.remove(temporary)
 
 
+def df_from_pickle(data: bytes, source: str) -> Any:
+    """The DataFrame pickled in ``data`` (read from ``source``, named in errors)."""
+    import pandas as pd
+
+    try:
+        df = pickle.loads(data)
+    except Exception as error:
+        raise DatabaseError(f"{source}: not a readable pickled DataFrame ({type(error).__name__}: {error})") from None
+    if not isinstance(df, pd.DataFrame):
+        raise DatabaseError(f"{source}: holds a {type(df).__name__}, not a pandas DataFrame")
+    return df
+
+
 def df_read(fn: str, fmt: str = "pickle", **kwds: Any) -> Any:
     """Reads a database written by :func:`df_write` (or by psweep)."""
     import pandas as pd
 
     if fmt == "pickle":
-        try:
-            with open(fn, "rb") as handle:
-                df = pickle.load(handle, **kwds)
-        except FileNotFoundError:
-            raise
-        except Exception as error:
-            raise DatabaseError(f"{fn}: not a readable pickled DataFrame ({type(error).__name__}: {error})") from None
-        if not isinstance(df, pd.DataFrame):
-            raise DatabaseError(f"{fn}: holds a {type(df).__name__}, not a pandas DataFrame")
-        return df
+        with open(fn, "rb") as handle:
+            data = handle.read()
+        return df_from_pickle(data, fn)
     if fmt == "json":
         options = {"precise_float": True, "orient": "records", **kwds}
         try:
@@ -115,19 +121,23 @@ def df_ensure_dtypes(df: Any, fill_value: Any = _DEFAULT) -> Any:
 # ---- hashes -------------------------------------------------------------------------------------
 def df_update_pset_hash(df: Any, copy: bool = False) -> Any:
     """Recomputes ``_pset_hash`` of every row from its parameter columns (NA cells are absent)."""
+    import pandas as pd
+
     out = df.copy() if copy else df
-    out["_pset_hash"] = psets.pset_hashes(df_extract_params(df))
+    out["_pset_hash"] = pd.Series(psets.pset_hashes(df_extract_params(df)), index=out.index, dtype=object)
     out.attrs[HASH_ATTR] = psets.HASH_VERSION
     return out
 
 
 def df_update_pset_cols(df: Any, pset_cols: Iterable[str], fill_value: Any = _DEFAULT, copy: bool = False) -> Any:
     """Adds missing parameter columns (filled with ``fill_value``) and refreshes ``_pset_hash``."""
+    import pandas as pd
+
     fill = fill_na() if fill_value is _DEFAULT else fill_value
     out = df.copy() if copy else df
     for col in pset_cols:
         if col not in out.columns:
-            out[col] = fill
+            out[col] = pd.Series([fill] * len(out), index=out.index, dtype=object)
     return df_update_pset_hash(out, copy=False)
 
 

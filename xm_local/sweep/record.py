@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from xmanager.xm.psets import json_encoder
 from xmanager.xm_local import config
 from xmanager.xm_local.store import Store
 
@@ -26,19 +26,37 @@ def study_tag(calc_dir: str) -> str:
     return f"sweep:{digest}"
 
 
+_OPEN: dict[tuple[int, str], Store] = {}  # Per process: a forked recorder opens its own.
+_STUDIES: dict[tuple[str, str], int] = {}
+
+
+def _store(url: str) -> Store:
+    key = (os.getpid(), url)
+    store = _OPEN.get(key)
+    if store is None:
+        store = _OPEN[key] = Store(url)
+    return store
+
+
 def _experiment_id(store: Store, calc_dir: str) -> int:
+    known = _STUDIES.get((store.url, os.path.abspath(calc_dir)))
+    if known is not None:  # Experiments are never deleted, so the id stays valid.
+        return known
     tag = study_tag(calc_dir)
     found = store.list_experiments(tag=tag, limit=1)
     if found:
-        return found[0].experiment_id
-    try:
-        user: Optional[str] = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
-    return store.insert_experiment(
-        int(time.time() * 1000), f"sweep {calc_dir}", ["sweep", tag], os.path.abspath(calc_dir), user,
-        os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None, sys.argv,
-    )
+        experiment_id = found[0].experiment_id
+    else:
+        try:
+            user: Optional[str] = getpass.getuser()
+        except (KeyError, OSError):
+            user = None
+        experiment_id = store.insert_experiment(
+            int(time.time() * 1000), f"sweep {calc_dir}", ["sweep", tag], os.path.abspath(calc_dir), user,
+            os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None, sys.argv,
+        )
+    _STUDIES[(store.url, os.path.abspath(calc_dir))] = experiment_id
+    return experiment_id
 
 
 def _seconds(value: Any) -> Optional[float]:
@@ -61,7 +79,7 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-_encode_fast = json.JSONEncoder(default=_plain, allow_nan=True).encode
+_encode_fast = json_encoder(sort_keys=False, default=_plain)
 
 
 def _text_keys(value: Any) -> Any:
@@ -132,17 +150,13 @@ def record(
     the database was edited), ``all_rows`` (a callable giving every row) is diffed by
     ``_pset_id`` instead. Returns the experiment id.
     """
-    store = Store(database_url or config.database_url())
-    try:
-        experiment_id = _experiment_id(store, calc_dir)
-        next_id = store.next_work_unit_id(experiment_id)
-        if next_id - 1 != stored_before and all_rows is not None:
-            known = store.pset_ids(experiment_id)
-            rows = [row for row in all_rows() if row.get("_pset_id") not in known]
-        units = _units(experiment_id, next_id, rows, pset_cols)
-        if units:
-            store.insert_finished_units(units)
-        return experiment_id
-    finally:
-        store.close()
-
+    store = _store(database_url or config.database_url())
+    experiment_id = _experiment_id(store, calc_dir)
+    next_id = store.next_work_unit_id(experiment_id)
+    if next_id - 1 != stored_before and all_rows is not None:
+        known = store.pset_ids(experiment_id)
+        rows = [row for row in all_rows() if row.get("_pset_id") not in known]
+    units = _units(experiment_id, next_id, rows, pset_cols)
+    if units:
+        store.insert_finished_units(units)
+    return experiment_id

@@ -39,9 +39,10 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
+import attrs
 from xmanager.xm import psets
 from xmanager.xm_local.sweep import database as db
-from xmanager.xm_local.sweep import files, gitops
+from xmanager.xm_local.sweep import dbfile, files, gitops
 from xmanager.xm_local.sweep import journal as journal_mod
 
 CALC_DIR = "calc"
@@ -172,8 +173,17 @@ def _prepare_params(params: Sequence[Any], fill_value: Any) -> tuple[list[dict[s
     return prepared, order
 
 
-# ---- reading the old database -------------------------------------------------------------------
-_CACHE: dict[str, tuple[tuple[int, int, int], Any]] = {}
+# ---- reading and writing the database ----------------------------------------------------------
+@attrs.define
+class _Snapshot:
+    """What this process last wrote to a database file: its stat key, frame and layout."""
+
+    key: tuple[int, int, int]
+    df: Any
+    layout: dbfile.Layout
+
+
+_CACHE: dict[str, _Snapshot] = {}
 
 
 def _file_key(path: str) -> Optional[tuple[int, int, int]]:
@@ -184,15 +194,20 @@ def _file_key(path: str) -> Optional[tuple[int, int, int]]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _read_database(path: str) -> Any:
-    """The database at ``path`` (reused from memory when this process wrote that very file)."""
-    key = _file_key(path)
+def _read_database(path: str) -> tuple[Any, Optional[dbfile.Layout]]:
+    """The database at ``path`` and its chunk layout (``None`` if another program wrote it).
+
+    When this process wrote that very file (same inode, size and mtime), the frame in
+    memory is used instead of unpickling it.
+    """
     cached = _CACHE.get(path)
-    if cached is not None and cached[0] == key:
-        return cached[1].copy(deep=False)
-    df = db.df_read(path)
+    if cached is not None and cached.key == _file_key(path):
+        return cached.df.copy(deep=False), cached.layout
+    with open(path, "rb") as handle:
+        data = handle.read()
+    df = db.df_from_pickle(data, path)
     _check_database(df, path)
-    return df
+    return df, dbfile.layout_of(data)
 
 
 def _check_database(df: Any, source: str) -> None:
@@ -204,36 +219,36 @@ def _check_database(df: Any, source: str) -> None:
         raise db.DatabaseError(f"{source}: index is {type(df.index).__name__}, expected a RangeIndex (_pset_seq)")
 
 
-def _write_database(path: str, df: Any) -> None:
-    db.df_write(path, df)
-    key = _file_key(path)
-    if key is not None:
-        _CACHE[path] = (key, df.copy(deep=False))
+_COUNTERS = "xm_next_seqs"  # df.attrs: (rows, next _run_seq, next _pset_seq) as of the last run.
 
 
-def _max_int(df: Any, column: str) -> int:
-    if column not in df.columns or not len(df):
-        return -1
-    values = [value for value in df[column].tolist() if isinstance(value, int) or hasattr(value, "__index__")]
-    return int(max(values)) if values else -1
+def _next_seqs(df: Any) -> tuple[int, int]:
+    """The next ``_run_seq`` and ``_pset_seq`` (from ``df.attrs`` when they still describe ``df``)."""
+    known = df.attrs.get(_COUNTERS)
+    if isinstance(known, tuple) and len(known) == 3 and known[0] == len(df):
+        return known[1], known[2]
 
+    def top(column: str) -> int:
+        if column not in df.columns or not len(df):
+            return -1
+        values = [value for value in df[column].tolist() if hasattr(value, "__index__")]
+        return int(max(values)) if values else -1
 
-def _old_hashes(df: Any) -> Any:
-    """The ``_pset_hash`` column, re-hashed once if it was written by another hash (e.g. psweep's)."""
-    if not len(df):
-        return df
-    if not db.has_current_hashes(df):
-        df = db.df_update_pset_hash(df.copy(deep=False))
-    return df
+    return top("_run_seq") + 1, top("_pset_seq") + 1
 
 
 # ---- building the new rows ----------------------------------------------------------------------
-def _frame(rows: list[dict[str, Any]], fill_value: Any) -> Any:
-    """Rows (dicts with float ``_time_utc``) to an object-dtype DataFrame."""
+def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
+    """``old`` followed by ``rows`` (dicts with float ``_time_utc``), all columns ``object``.
+
+    Built column by column with numpy: the old columns first, then keys only the new
+    rows have; a cell either side lacks gets ``fill_value``. Notes the hash version and
+    the next sequence numbers in ``attrs``.
+    """
     import numpy as np
     import pandas as pd
 
-    keys: dict[str, None] = {}
+    keys: dict[Any, None] = dict.fromkeys(old.columns)
     first = None
     uniform = True
     for row in rows:
@@ -245,33 +260,32 @@ def _frame(rows: list[dict[str, Any]], fill_value: Any) -> Any:
             uniform = False
             keys.update(dict.fromkeys(shape))
     names = list(keys)
-    if uniform and len(names) > 1:
+    n_old, n_new = len(old), len(rows)
+    if uniform and first is not None and set(first) == set(names):
         pick = operator.itemgetter(*names)
-        records = [pick(row) for row in rows]
+        records = [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
     else:
         records = [tuple(row.get(key, fill_value) for key in names) for row in rows]
-    frame = pd.DataFrame(records, columns=names, dtype=object)
-    if "_time_utc" in keys:
-        seconds = np.array(frame["_time_utc"].tolist(), dtype=float)
-        frame["_time_utc"] = pd.Series(
-            pd.to_datetime(seconds, unit="s").astype(object).to_numpy(), index=frame.index, dtype=object
-        )
-    return frame
-
-
-def _append(old: Any, new: Any, fill_value: Any) -> Any:
-    import pandas as pd
-
-    if not len(old.columns):
-        out = new
-    else:
-        for frame, other in ((old, new), (new, old)):
-            missing = [col for col in other.columns if col not in frame.columns]
-            for col in missing:
-                frame[col] = pd.Series([fill_value] * len(frame), index=frame.index, dtype=object)
-        out = pd.concat([old, new[list(old.columns)]], ignore_index=True)
-    out = out.astype(object)
+    columns_new = list(zip(*records)) if records else [() for _ in names]
+    data: dict[Any, Any] = {}
+    for name, values in zip(names, columns_new):
+        if name == "_time_utc":
+            seconds = np.array([np.nan if v is fill_value else v for v in values], dtype=float)
+            fresh = pd.to_datetime(seconds, unit="s").astype(object).to_numpy()
+        else:
+            fresh = np.fromiter(values, dtype=object, count=n_new)
+        if name in old.columns:
+            before = old[name].to_numpy(dtype=object)
+        else:
+            before = np.full(n_old, fill_value, dtype=object)
+        data[name] = np.concatenate([before, fresh]) if n_old else fresh
+    out = pd.DataFrame(data, index=pd.RangeIndex(n_old + n_new), dtype=object, copy=False)
+    out.attrs.update(old.attrs)
     out.attrs[db.HASH_ATTR] = psets.HASH_VERSION
+    if rows and "_run_seq" in rows[-1] and "_pset_seq" in rows[-1]:
+        run_seq, _ = _next_seqs(old)
+        last = rows[-1]
+        out.attrs[_COUNTERS] = (len(out), max(run_seq, int(last["_run_seq"]) + 1), int(last["_pset_seq"]) + 1)
     return out
 
 
@@ -366,6 +380,45 @@ class _Study:
         self.save = save
         self.persist = persist  # Journal and metadata store (not in simulate).
         self.fill_value = fill_value
+        # The file's chunk layout, and the rows and columns it holds; None: write it whole.
+        self.layout: Optional[dbfile.Layout] = None
+        self.rows = 0
+        self.columns: list[Any] = []
+
+    def read(self, df: Any) -> Any:
+        """The database to extend: ``df`` if given, else the file's (or an empty one)."""
+        import pandas as pd
+
+        if df is not None:
+            _check_database(df, "the df passed to run()")
+            return df.copy(deep=False)
+        if not os.path.exists(self.path):
+            return pd.DataFrame(dtype=object)
+        df, self.layout = _read_database(self.path)
+        self.rows, self.columns = len(df), list(df.columns)
+        return df
+
+    def write(self, df: Any) -> None:
+        """Saves ``df``, appending one chunk when it only adds rows to what the file holds."""
+        layout = self.layout
+        if (
+            layout is not None
+            and 0 < self.rows <= len(df)
+            and list(df.columns) == self.columns
+            and layout.chunks < dbfile.MAX_CHUNKS
+        ):
+            if len(df) > self.rows:
+                layout = dbfile.append(self.path, layout, dbfile.encode_chunk(df.iloc[self.rows :]))
+        else:
+            layout = dbfile.write(self.path, [dbfile.encode_chunk(df)])
+        self.layout, self.rows, self.columns = layout, len(df), list(df.columns)
+        key = _file_key(self.path)
+        if key is not None:
+            _CACHE[self.path] = _Snapshot(key, df.copy(deep=False), layout)
+
+    def forget_layout(self) -> None:
+        """The rows in memory no longer match the file (e.g. they were re-hashed): write it whole."""
+        self.layout = None
 
     def recover(self, df: Any, pset_cols_hint: set[str]) -> Any:
         """Merges rows of earlier runs that were killed before saving; writes and records them."""
@@ -376,12 +429,12 @@ class _Study:
                 stored = set(df.loc[df["_run_id"].isin(run_ids), "_pset_id"]) if "_run_id" in df.columns else set()
                 rows = [row for row in rows if row.get("_pset_id") not in stored]
             if rows:
-                next_seq = _max_int(df, "_pset_seq") + 1
+                next_seq = _next_seqs(df)[1]
                 for offset, row in enumerate(rows):
                     row["_pset_seq"] = next_seq + offset
                 before = len(df)
-                df = _append(df, _frame(rows, self.fill_value), self.fill_value)
-                _write_database(self.path, df)
+                df = _extend(df, rows, self.fill_value)
+                self.write(df)
                 cols = pset_cols_hint or {key for key in rows[0] if not psets.is_bookkeeping_key(key)}
                 self.record(rows, cols, before, df)
                 print(
@@ -411,9 +464,9 @@ class _Study:
         if self.save and self.persist and rows:
             recorder = _Recorder.start(self, rows, pset_cols, before, journal)
         if rows:
-            df = _append(df, _frame(rows, self.fill_value), self.fill_value)
+            df = _extend(df, rows, self.fill_value)
         if self.save:
-            _write_database(self.path, df)
+            self.write(df)
         if recorder is not None:
             recorder.database_written()
         else:
@@ -532,17 +585,15 @@ def run(
         calc_dir = _simulate_dir(calc_dir, database_basename)
     study = _Study(calc_dir, database_basename, save, persist=save and not simulate, fill_value=fill)
     from_file = df is None and os.path.exists(study.path)
-    if df is None:
-        df = _read_database(study.path) if from_file else pd.DataFrame(dtype=object)
-    else:
-        _check_database(df, "the df passed to run()")
-        df = df.copy(deep=False)
+    df = study.read(df)
     if study.persist:
         df = study.recover(df, pset_cols)
     if backup:
         _backup(calc_dir, df)
     rehashed = bool(len(df)) and not db.has_current_hashes(df)
-    df = _old_hashes(df)
+    if rehashed:
+        df = db.df_update_pset_hash(df.copy(deep=False))
+        study.forget_layout()
     hashes = psets.pset_hashes(todo)
     if skip_dups and len(df):
         done_rows = df
@@ -554,14 +605,13 @@ def run(
         hashes = [hashes[index] for index in keep]
     if not todo:
         if save and (rehashed or not from_file):  # Else the file holds this very database already.
-            _write_database(study.path, df)
+            study.write(df)
         gitops.git_exit(git, df)
         return df
 
     run_id = files.get_uuid()
     pset_ids = files.get_many_uuids(len(todo), existing=set(df["_pset_id"].tolist()) if len(df) else ())
-    run_seq = _max_int(df, "_run_seq") + 1
-    pset_seq = _max_int(df, "_pset_seq") + 1
+    run_seq, pset_seq = _next_seqs(df)
     for offset, (pset, digest, pset_id) in enumerate(zip(todo, hashes, pset_ids)):
         pset["_pset_hash"] = digest
         pset["_pset_id"] = pset_id
