@@ -50,7 +50,7 @@ DATABASE_BASENAME = "database.pk"
 _DEFAULT = object()
 _CAPTURE_MODES = (None, "db", "file", "db+file")
 _ON_ERROR = ("raise", "record")
-_SCALARS = (int, float, str, bool, type(None), bytes, complex)
+_SCALAR_TYPES = frozenset((int, float, str, bool, type(None), bytes, complex))
 _HOST: Optional[str] = None
 
 
@@ -93,7 +93,7 @@ class FuncCall:
                         logs = buffer.getvalue()
                 else:
                     result = self.func(pset)
-                if not isinstance(result, Mapping):
+                if type(result) is not dict and not isinstance(result, Mapping):
                     raise TypeError(
                         f"func returned {type(result).__name__}, not a dict, for pset {_describe(pset)}"
                     )
@@ -112,6 +112,27 @@ class FuncCall:
             row["_exc_txt"] = error
         row["_pset_runtime"] = runtime
         return row
+
+    def plain(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """This call without its options, as a closure (serial runs without capture or recording)."""
+        if self.func is None or self.capture_logs or self.record_errors:
+            return self
+        func, clock, timer, host = self.func, time.time, time.perf_counter, _host()
+
+        def call(pset: dict[str, Any]) -> dict[str, Any]:
+            pset["_time_utc"] = clock()
+            pset["_exec_host"] = host
+            start = timer()
+            result = func(pset)
+            runtime = timer() - start
+            if type(result) is not dict and not isinstance(result, Mapping):
+                raise TypeError(f"func returned {type(result).__name__}, not a dict, for pset {_describe(pset)}")
+            if result:
+                pset.update(result)
+            pset["_pset_runtime"] = runtime
+            return pset
+
+        return call
 
     def _keep_logs(self, row: dict[str, Any], logs: str) -> None:
         if "db" in str(self.capture_logs):
@@ -150,15 +171,11 @@ def _prepare_params(params: Sequence[Any], fill_value: Any) -> tuple[list[dict[s
     keys: dict[str, None] = {}
     uniform = True
     first: Optional[Any] = None
+    scalars = _SCALAR_TYPES.issuperset
     for index, pset in enumerate(params):
-        if not isinstance(pset, Mapping):
+        if type(pset) is not dict and not isinstance(pset, Mapping):
             raise TypeError(f"params[{index}] is {type(pset).__name__}, not a dict (pset): {pset!r}")
-        for value in pset.values():
-            if type(value) not in _SCALARS:
-                pset = copy.deepcopy(dict(pset))
-                break
-        else:
-            pset = dict(pset)
+        pset = dict(pset) if scalars(map(type, pset.values())) else copy.deepcopy(dict(pset))
         shape = pset.keys()
         if first is None:
             first = shape
@@ -351,8 +368,9 @@ def _execute(
             on_row(row)
         return
     if poolsize is None:
+        serial = call.plain()
         for pset in todo:
-            on_row(call(pset))
+            on_row(serial(pset))
         return
     import multiprocessing
 
@@ -625,16 +643,21 @@ def run(
     rows: list[dict[str, Any]] = []
     tmp_dir = os.path.join(calc_dir, "tmpsave", run_id)
 
+    collect = rows.append
+    keep = journal.append if journal is not None else None
+    extras = tmpsave or verbose
+
     def on_row(row: dict[str, Any]) -> None:
-        rows.append(row)
-        if journal is not None:
-            journal.append(row)
-        if tmpsave:
-            saved = dict(row)
-            saved["_time_utc"] = pd.Timestamp(saved["_time_utc"], unit="s")
-            files.pickle_write(os.path.join(tmp_dir, f"{row['_pset_id']}.pk"), saved)
-        if verbose:
-            _print_row(row, verbose)
+        collect(row)
+        if keep is not None:
+            keep(row)
+        if extras:
+            if tmpsave:
+                saved = dict(row)
+                saved["_time_utc"] = pd.Timestamp(saved["_time_utc"], unit="s")
+                files.pickle_write(os.path.join(tmp_dir, f"{row['_pset_id']}.pk"), saved)
+            if verbose:
+                _print_row(row, verbose)
 
     try:
         _execute(call, todo, poolsize, dask_client, on_row)

@@ -124,9 +124,15 @@ def test_a_record_cut_short_is_dropped(tmp_path):
     from xmanager.xm_local.sweep import journal
 
     log = journal.Journal(str(tmp_path), "run")
-    log.append({"a": 1})
-    log.append({"a": 2})
+    log.append({"a": 1, "b": "x"})
+    log.append({"a": 2, "b": "y"})  # Same keys: stored as a tuple of values.
+    end = log._position
     log.close()
-    with open(log.path, "ab") as handle:
-        handle.write(b"\x80\x05\x95")  # The start of a third record, then the process died.
-    assert journal.read(log.path) == [{"a": 1}, {"a": 2}]
+    with open(log.path, "r+b") as handle:  # A third record whose length was never written.
+        handle.seek(end + 4)
+        handle.write(b"\x80\x05\x95 partial pickle")
+    assert journal.read(log.path) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    with open(log.path, "r+b") as handle:  # A length pointing past the end of the file.
+        handle.seek(end)
+        handle.write((10**9).to_bytes(4, "little"))
+    assert journal.read(log.path) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
