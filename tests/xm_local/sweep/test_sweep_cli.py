@@ -46,8 +46,16 @@ def test_pull_dry_run_with_calc_dir_and_remote(study, capsys):
     ]
 
 
-@pytest.mark.skipif(shutil.which("rsync") is not None, reason="needs a machine without rsync")
-def test_missing_rsync_is_one_line_error(study, tmp_path, capsys):
+def _without_rsync(tmp_path, monkeypatch):
+    """A PATH with mkdir but no rsync, as on a machine where rsync is not installed."""
+    folder = tmp_path / "bin-without-rsync"
+    folder.mkdir()
+    (folder / "mkdir").symlink_to(shutil.which("mkdir"))
+    monkeypatch.setenv("PATH", str(folder))
+
+
+def test_missing_rsync_is_one_line_error(study, tmp_path, capsys, monkeypatch):
+    _without_rsync(tmp_path, monkeypatch)
     (study / "calc").mkdir()
     assert _main(["sweep", "push", "--remote", str(tmp_path / "remote"), ""]) == 2
     assert "xmanager sweep: error: rsync: command not found" in capsys.readouterr().err

@@ -106,10 +106,12 @@ def test_dry_run_prints_and_runs_nothing(study, capsys, monkeypatch):
     ]
 
 
-def test_push_runs_mkdir_for_a_local_target(study, tmp_path):
-    """Without rsync installed the mkdir step still runs for real, then rsync is reported missing."""
-    if shutil.which("rsync"):
-        pytest.skip("rsync is installed: covered by test_real_rsync_round_trip")
+def test_push_runs_mkdir_for_a_local_target(study, tmp_path, monkeypatch):
+    """Without rsync on PATH the mkdir step still runs for real, then rsync is reported missing."""
+    folder = tmp_path / "bin-without-rsync"
+    folder.mkdir()
+    (folder / "mkdir").symlink_to(shutil.which("mkdir"))
+    monkeypatch.setenv("PATH", str(folder))
     target = tmp_path / "remote"
     with pytest.raises(FileNotFoundError):
         rsync.push("", remote=str(target))
@@ -117,7 +119,7 @@ def test_push_runs_mkdir_for_a_local_target(study, tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed (setup_scripts/test.sh installs it)")
 def test_real_rsync_round_trip(study, tmp_path):
     (study / "calc" / "id-1").mkdir(parents=True)
     (study / "calc" / "id-1" / "run.py").write_text("print(1)\n")
