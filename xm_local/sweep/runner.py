@@ -228,12 +228,8 @@ def _read_database(path: str) -> tuple[Any, Optional[dbfile.Layout]]:
 
 
 def _check_database(df: Any, source: str) -> None:
-    import pandas as pd
-
     if len(df) and "_pset_id" not in df.columns:
         raise db.DatabaseError(f"{source}: a DataFrame without _pset_id; not a study database")
-    if not isinstance(df.index, pd.RangeIndex) and len(df):
-        raise db.DatabaseError(f"{source}: index is {type(df.index).__name__}, expected a RangeIndex (_pset_seq)")
 
 
 _COUNTERS = "xm_next_seqs"  # df.attrs: (rows, next _run_seq, next _pset_seq) as of the last run.
@@ -409,6 +405,8 @@ class _Study:
 
         if df is not None:
             _check_database(df, "the df passed to run()")
+            if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0:
+                return df.reset_index(drop=True)  # E.g. a filtered database: rows are renumbered.
             return df.copy(deep=False)
         if not os.path.exists(self.path):
             return pd.DataFrame(dtype=object)

@@ -926,3 +926,11 @@ def test_database_basename(work):
     assert not DB.exists()
     df = ps.run(func_double, _params([2]), database_basename="db2.pk")
     assert df["_run_seq"].tolist() == [0, 1]
+
+
+def test_a_filtered_df_passed_in_is_renumbered(work):
+    full = ps.run(func_double, _params([1, 2, 3]), save=False)
+    df = ps.run(func_double, _params([4]), df=full[full["a"] != 2], save=False)
+    assert df["a"].tolist() == [1, 3, 4]
+    assert list(df.index) == [0, 1, 2]
+    assert df["_pset_seq"].tolist() == [0, 2, 3]  # Sequence numbers are ids: they are kept, not reused.
