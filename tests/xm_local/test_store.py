@@ -19,6 +19,30 @@ def url(request, tmp_path):
 
 _NO_SWEEP = dict.fromkeys(sql.SWEEP_COLUMNS)
 
+
+def test_version_1_results_move_into_their_units(url):
+    conn = connect(url)
+    with conn.transaction():  # A store written by the first release.
+        conn.execute("CREATE TABLE xm_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO xm_schema (version) VALUES (1)")
+        schema.MIGRATIONS[0](conn)
+        conn.execute(
+            "INSERT INTO experiments (experiment_id, title, tags, notes, created_at) VALUES (7, 't', '[]', '', 0)"
+        )
+        for unit in (1, 2):
+            conn.execute(
+                "INSERT INTO work_units (experiment_id, work_unit_id, args, status, created_at) "
+                "VALUES (7, :u, '{}', 'completed', 0)",
+                {"u": unit},
+            )
+        conn.execute("INSERT INTO results (experiment_id, work_unit_id, data) VALUES (7, 1, '{\"loss\": 0.5}')")
+    conn.close()
+    store = Store(url)
+    assert [unit.results for unit in store.units(7)] == [{"loss": 0.5}, None]
+    assert not connect(url).has_table("results")
+    store.close()
+
+
 def test_new_database_is_migrated_to_latest(url):
     store = Store(url)
     conn = connect(url)

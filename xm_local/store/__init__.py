@@ -92,10 +92,8 @@ class JobRow:
 _EXPERIMENT_COLUMNS = "experiment_id, title, tags, notes, creator, created_at, launch_script, launch_argv"
 _UNIT_QUERY = (
     "SELECT u.experiment_id, u.work_unit_id, u.args, u.status, u.message, u.exit_code, u.host, "
-    "u.created_at, u.started_at, u.ended_at, r.data, u.pset_hash, u.pset_id, u.run_id, u.run_seq, u.pset_seq, "
-    "u.calc_dir FROM work_units u LEFT JOIN results r "
-    "ON r.experiment_id = u.experiment_id AND r.work_unit_id = u.work_unit_id "
-    "WHERE u.experiment_id = :experiment_id"
+    "u.created_at, u.started_at, u.ended_at, u.results, u.pset_hash, u.pset_id, u.run_id, u.run_seq, u.pset_seq, "
+    "u.calc_dir FROM work_units u WHERE u.experiment_id = :experiment_id"
 )
 _JOB_COLUMNS = (
     "experiment_id, work_unit_id, job_name, executor, executable, args, env, handle, status, message, "
@@ -105,13 +103,12 @@ _JOB_COLUMNS = (
 
 _FINISHED_UNIT_COLUMNS = (
     "experiment_id", "work_unit_id", "args", "status", "message", "host", "created_at", "started_at", "ended_at",
-    "pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir",
+    "results", "pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir",
 )
 _INSERT_FINISHED_UNIT = (
     f"INSERT INTO work_units ({', '.join(_FINISHED_UNIT_COLUMNS)}) "
     f"VALUES ({', '.join(':' + column for column in _FINISHED_UNIT_COLUMNS)})"
 )
-_INSERT_RESULT = "INSERT INTO results (experiment_id, work_unit_id, data) VALUES (:experiment_id, :work_unit_id, :data)"
 
 
 def _loads(text: Optional[str]) -> Any:
@@ -255,7 +252,7 @@ class Store:
 
     # ---- units and jobs ----------------------------------------------------------------
     def unit_tuples(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[tuple[Any, ...]]:
-        """Raw unit rows (results joined), for callers that build columns in bulk."""
+        """Raw unit rows (results included), for callers that build columns in bulk."""
         sql, params = _UNIT_QUERY, {"experiment_id": experiment_id}
         if work_unit_id is not None:
             sql += " AND u.work_unit_id = :w"
@@ -305,13 +302,10 @@ class Store:
     def insert_finished_units(self, rows: Sequence[dict[str, Any]]) -> None:
         """Inserts units that already ran (sweeps run in-process) with their results, in one transaction.
 
-        Each row has the ``work_units`` columns plus ``data`` (results JSON or ``None``).
+        Each row has the ``work_units`` columns, ``results`` being the results JSON or ``None``.
         """
-        results = [row for row in rows if row["data"] is not None]
         with self._lock, self._conn.transaction():
             self._conn.executemany(_INSERT_FINISHED_UNIT, rows)
-            if results:
-                self._conn.executemany(_INSERT_RESULT, results)
 
     def jobs(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[JobRow]:
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE experiment_id = :e"

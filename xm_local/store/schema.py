@@ -84,7 +84,12 @@ _V1 = [
 
 
 #: Sweeps: each unit may be one pset of a parameter study (psweep's book-keeping fields).
+#: Results move into their unit's row (they are one-to-one): one insert per finished unit.
 _V2 = [
+    "ALTER TABLE work_units ADD COLUMN results TEXT",
+    "UPDATE work_units SET results = (SELECT r.data FROM results r WHERE r.experiment_id = "
+    "work_units.experiment_id AND r.work_unit_id = work_units.work_unit_id)",
+    "DROP TABLE results",
     "ALTER TABLE work_units ADD COLUMN pset_hash VARCHAR(64)",
     "ALTER TABLE work_units ADD COLUMN pset_id VARCHAR(64)",
     "ALTER TABLE work_units ADD COLUMN run_id VARCHAR(64)",

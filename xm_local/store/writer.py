@@ -49,8 +49,7 @@ INSERT_EVENT = (
     "VALUES (:experiment_id, :work_unit_id, :job_name, :status, :at, :message)"
 )
 UPSERT_RESULT = (
-    "INSERT INTO results (experiment_id, work_unit_id, data) VALUES (:experiment_id, :work_unit_id, :data) "
-    "ON CONFLICT (experiment_id, work_unit_id) DO UPDATE SET data = excluded.data"
+    "UPDATE work_units SET results = :data WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id"
 )
 
 #: Order in which statement groups of one batch run: inserts before the updates of those rows.

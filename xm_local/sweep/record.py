@@ -99,7 +99,7 @@ def _encode(value: dict[str, Any]) -> str:
 
 
 def _units(experiment_id: int, first_id: int, rows: Sequence[dict[str, Any]], pset_cols: set[str]) -> list[dict[str, Any]]:
-    """Rows of ``run()`` as ``work_units`` rows (plus ``data``, the results JSON)."""
+    """Rows of ``run()`` as ``work_units`` rows (``results`` holding the results JSON)."""
     units = []
     last_keys: Any = None
     arg_keys: list[str] = []
@@ -128,7 +128,7 @@ def _units(experiment_id: int, first_id: int, rows: Sequence[dict[str, Any]], ps
             "created_at": now if started is None else started, "started_at": started, "ended_at": ended,
             "pset_hash": row.get("_pset_hash"), "pset_id": row.get("_pset_id"), "run_id": row.get("_run_id"),
             "run_seq": row.get("_run_seq"), "pset_seq": row.get("_pset_seq"), "calc_dir": row.get("_calc_dir"),
-            "data": _encode({key: row[key] for key in result_keys}) if result_keys else None,
+            "results": _encode({key: row[key] for key in result_keys}) if result_keys else None,
         })
     return units
 
