@@ -197,13 +197,27 @@ def pset_hash(
         raise ValueError(f"pset hash method {method!r} is not supported; only 'sha1'")
     try:
         if skip_prefix_cols and skip_postfix_cols:
-            return hash_text(pset_canonical(pset))
+            return hashlib.sha1(_HASH_PREFIX + _hashed_text(pset).encode()).hexdigest()
         part = hashed_part(pset, skip_prefix_cols=skip_prefix_cols, skip_postfix_cols=skip_postfix_cols)
         return hash_text(canonical_json(part))
     except PsetHashError:
         if raise_error:
             raise
         return float("nan")
+
+
+def _hashed_text(pset: Pset) -> str:
+    """:func:`pset_canonical`, by the fast path when the pset has no book-keeping or missing values."""
+    for key in pset:
+        if key.__class__ is str and (key[:1] == "_" or key[-1:] == "_"):
+            return pset_canonical(pset)
+    try:
+        text = _encode(pset)
+    except (TypeError, ValueError, RecursionError):
+        return pset_canonical(pset)  # Raises with the pset named.
+    if '"__na__"' in text or "null" in text or "NaN" in text:  # Missing values are dropped.
+        return pset_canonical(pset)
+    return text
 
 
 def pset_hashes(params: Iterable[Pset]) -> list[str]:
