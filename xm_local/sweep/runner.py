@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import gc
 import io
 import operator
 import os
@@ -52,6 +53,7 @@ _CAPTURE_MODES = (None, "db", "file", "db+file")
 _ON_ERROR = ("raise", "record")
 _SCALAR_TYPES = frozenset((int, float, str, bool, type(None), bytes, complex))
 _HOST: Optional[str] = None
+_YOUNG_GC_EVERY = 1023  # Mask: the young generations are collected every 1,024 psets while a run works.
 
 
 def _host() -> str:
@@ -649,6 +651,8 @@ def run(
         collect(row)
         if keep is not None:
             keep(row)
+        if not len(rows) & _YOUNG_GC_EVERY:
+            gc.collect(1)
         if extras:
             if tmpsave:
                 saved = dict(row)
@@ -657,21 +661,27 @@ def run(
             if verbose:
                 _print_row(row, verbose)
 
+    gc_enabled = gc.isenabled()
+    gc.disable()  # Full collections would rescan every row so far; young ones run in on_row.
     try:
-        _execute(call, todo, poolsize, dask_client, on_row)
-    except BaseException as error:
-        if rows and study.save:
-            study.finish(df, rows, pset_cols, journal)
-            _Recorder.wait_all()
-            if hasattr(error, "add_note"):
-                error.add_note(
-                    f"xmanager sweep: the {len(rows)} pset(s) completed before this error are saved in "
-                    f"{study.path}; run again with skip_dups=True to run only the rest"
-                )
-        elif journal is not None:
-            journal.remove()
-        raise
-    df = study.finish(df, rows, pset_cols, journal)
+        try:
+            _execute(call, todo, poolsize, dask_client, on_row)
+        except BaseException as error:
+            if rows and study.save:
+                study.finish(df, rows, pset_cols, journal)
+                _Recorder.wait_all()
+                if hasattr(error, "add_note"):
+                    error.add_note(
+                        f"xmanager sweep: the {len(rows)} pset(s) completed before this error are saved in "
+                        f"{study.path}; run again with skip_dups=True to run only the rest"
+                    )
+            elif journal is not None:
+                journal.remove()
+            raise
+        df = study.finish(df, rows, pset_cols, journal)
+    finally:
+        if gc_enabled:
+            gc.enable()
     if git:
         _Recorder.wait_all()  # Its journal must be gone before the commit.
     gitops.git_exit(git, df)
