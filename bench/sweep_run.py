@@ -10,7 +10,7 @@ in that same process (imports, pandas/numpy start-up, store creation), then the 
 runs; params are built outside the timing. Best of 3 for N <= 10,000, of 2 for 100,000.
 
 Ours runs in this process (its metadata store in a scratch XM_DATA_DIR) and gives two
-figures: "run() returned" (``<calc_dir>/database.pk`` is written; for >= 2000 psets a
+figures: "run() returned" (``<calc_dir>/database.pk`` is written; for >= 500 psets a
 forked child is still recording the run in the metadata store) and "recorded in store"
 (until ``wait_recorded()`` returns, timed from the same start). psweep runs in its own
 process under the peer interpreter (``--peer-python`` or ``bench/.peer-venv``, see
@@ -202,7 +202,7 @@ def main() -> int:
         print()
         print(f"targets: run() with save=True >= {TARGET_RATIO:g}x faster than psweep (psweep/ours on "
               "'run() returned'); 'recorded' adds the metadata-store write psweep does not have "
-              "(runs of >= 2000 psets record it in a forked child, so it overlaps the database write)")
+              "(runs of >= 500 psets record it in a forked child, so it overlaps the database write)")
         print("all runs (s): " + "; ".join(
             f"N={n:,} ours returned " + ", ".join(f"{t:.3f}" for t in ours[n][0])
             + " / recorded " + ", ".join(f"{t:.3f}" for t in ours[n][1])

@@ -126,13 +126,13 @@ def test_a_record_cut_short_is_dropped(tmp_path):
     log = journal.Journal(str(tmp_path), "run")
     log.append({"a": 1, "b": "x"})
     log.append({"a": 2, "b": "y"})  # Same keys: stored as a tuple of values.
-    end = log._position
     log.close()
-    with open(log.path, "r+b") as handle:  # A third record whose length was never written.
-        handle.seek(end + 4)
-        handle.write(b"\x80\x05\x95 partial pickle")
+    end = os.path.getsize(log.path)
+    with open(log.path, "ab") as handle:  # A third record cut short: its length says more than is there.
+        handle.write((200).to_bytes(4, "little") + b"\x80\x05\x95 partial pickle")
     assert journal.read(log.path) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
-    with open(log.path, "r+b") as handle:  # A length pointing past the end of the file.
+    with open(log.path, "r+b") as handle:  # A damaged record in the middle ends the journal there.
+        handle.truncate(end)
         handle.seek(end)
-        handle.write((10**9).to_bytes(4, "little"))
+        handle.write((3).to_bytes(4, "little") + b"xyz")
     assert journal.read(log.path) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
