@@ -628,7 +628,9 @@ def run(
         return df
 
     run_id = files.get_uuid()
-    pset_ids = files.get_many_uuids(len(todo), existing=set(df["_pset_id"].tolist()) if len(df) else ())
+    # Random 122-bit ids: checked against each other, not against the whole database (that
+    # check would make every extension cost time in the study's size, for a 2**-61 risk).
+    pset_ids = files.get_many_uuids(len(todo))
     run_seq, pset_seq = _next_seqs(df)
     for offset, (pset, digest, pset_id) in enumerate(zip(todo, hashes, pset_ids)):
         pset["_pset_hash"] = digest
