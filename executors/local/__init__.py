@@ -48,7 +48,7 @@ class LocalPlugin(ExecutorPlugin):
     supported_executables = (Binary, CommandList, PythonCallable)
 
     def package(self, packageable: Packageable) -> Executable:
-        from xmanager.executors.local.packaging import package
+        from xmanager.executors.packaging import package
 
         return package(packageable)
 

@@ -32,7 +32,7 @@ from xmanager.executors.api import (
 )
 from xmanager.executors.local import processes
 from xmanager.executors.local.function_pool import FunctionPool, FunctionWorker
-from xmanager.executors.local.packaging import LocalExecutable
+from xmanager.executors.packaging import LocalExecutable
 from xmanager.xm.report import RESULTS_ENV
 from xmanager.xm.status import Status
 

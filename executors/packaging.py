@@ -1,4 +1,8 @@
-"""Packaging for the local executor: checks done now, so nothing fails later at run time."""
+"""Packaging of process executables, shared by executors that run commands on a (shared) filesystem.
+
+Checks are done now, so nothing fails later at run time: a binary exists and is
+executable, a Python callable pickles. Used by the local and the Slurm executors.
+"""
 
 from __future__ import annotations
 
@@ -55,4 +59,4 @@ def package(packageable: Packageable) -> LocalExecutable:
         except Exception as error:  # Any pickling failure, reported with the function's name.
             raise TypeError(f"xm.PythonCallable: {spec.name!r} cannot be pickled: {error}") from error
         return LocalExecutable(function=pickled, **common)
-    raise TypeError(f"the local executor cannot package {type(spec).__name__}")  # Router checks first.
+    raise TypeError(f"cannot package {type(spec).__name__} as a process")  # The router checks first.

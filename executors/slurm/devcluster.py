@@ -1,0 +1,201 @@
+"""A single-node Slurm cluster in a folder, for tests, benchmarks and trying the executor.
+
+Needs Debian's ``slurm-wlm`` (slurmctld, slurmd and the clients) and root (the daemons
+run as root with ``auth/none``, so no munge is needed). Every state, spool, pid and log
+file lives under the run folder; the daemons run in the foreground as children of the
+process that started them and are stopped by PID. Finished jobs stay visible to
+``squeue`` for ``MinJobAge`` seconds and are written to a job completion file.
+
+    python -m xmanager.executors.slurm.devcluster start DIR   # prints: export SLURM_CONF=...
+    python -m xmanager.executors.slurm.devcluster stop DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Optional
+
+import attrs
+
+PACKAGE_HINT = "install Debian's slurm-wlm (apt-get install slurm-wlm)"
+
+_CONF = """\
+ClusterName=xmdev
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/none
+CredType=cred/none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc={run}/jobcomp.txt
+StateSaveLocation={run}/state
+SlurmdSpoolDir={run}/spool
+SlurmctldPidFile={run}/slurmctld.pid
+SlurmdPidFile={run}/slurmd.pid
+SlurmctldLogFile={run}/slurmctld.log
+SlurmdLogFile={run}/slurmd.log
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+MinJobAge=600
+MaxJobCount=200000
+MaxArraySize={max_array_size}
+ReturnToService=2
+MpiDefault=none
+MailProg=/bin/true
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth=10000
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=short Nodes=ALL MaxTime=00:01:00 State=UP
+"""
+
+
+class DevClusterError(RuntimeError):
+    """The cluster could not be started (the message says why and where the logs are)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def missing_programs() -> list[str]:
+    return [name for name in ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol") if not shutil.which(name)]
+
+
+@attrs.define
+class DevCluster:
+    """A running single-node cluster; ``env`` is what Slurm's clients need (``SLURM_CONF``)."""
+
+    run_dir: str
+    conf: str
+    processes: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SLURM_CONF": self.conf}
+
+    @property
+    def jobcomp(self) -> str:
+        return os.path.join(self.run_dir, "jobcomp.txt")
+
+    def stop(self) -> None:
+        """Stops the daemons (by PID) and waits for them."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+def start(
+    run_dir: str,
+    *,
+    cpus: int = 16,
+    memory_mb: int = 8000,
+    max_array_size: int = 1001,
+    timeout: float = 60.0,
+) -> DevCluster:
+    """Starts slurmctld and slurmd with state under ``run_dir``; returns once the node is idle."""
+    missing = missing_programs()
+    if missing:
+        raise DevClusterError(f"{', '.join(missing)} not found on PATH; {PACKAGE_HINT}")
+    if os.geteuid() != 0:
+        raise DevClusterError("the dev cluster's daemons run as root (SlurmUser=root); run as root")
+    run_dir = os.path.abspath(run_dir)
+    for sub in ("state", "spool"):
+        os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+    conf = os.path.join(run_dir, "slurm.conf")
+    with open(conf, "w") as handle:
+        handle.write(
+            _CONF.format(
+                run=run_dir, ctld_port=_free_port(), slurmd_port=_free_port(), cpus=cpus,
+                memory_mb=memory_mb, max_array_size=max_array_size,
+            )
+        )
+    env = {**os.environ, "SLURM_CONF": conf}
+    cluster = DevCluster(run_dir, conf)
+    logs = open(os.path.join(run_dir, "daemons.out"), "ab")  # noqa: SIM115 - owned by the daemons.
+    try:
+        for command in (["slurmctld", "-D", "-i", "-f", conf], ["slurmd", "-D", "-N", "localhost", "-f", conf]):
+            cluster.processes.append(
+                subprocess.Popen(command, env=env, stdout=logs, stderr=logs, stdin=subprocess.DEVNULL)
+            )
+        _wait_idle(cluster, env, timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    finally:
+        logs.close()
+    return cluster
+
+
+def _wait_idle(cluster: DevCluster, env: dict[str, str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    state: Optional[str] = None
+    while time.monotonic() < deadline:
+        for process in cluster.processes:
+            if process.poll() is not None:
+                raise DevClusterError(
+                    f"{process.args[0]} exited with {process.returncode}; see {cluster.run_dir}/*.log"
+                )
+        result = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True)
+        state = result.stdout.strip()
+        if result.returncode == 0 and state.startswith("idle"):
+            return
+        time.sleep(0.1)
+    raise DevClusterError(f"the node is not idle after {timeout:.0f} s (state {state!r}); see {cluster.run_dir}")
+
+
+def _main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xmanager.executors.slurm.devcluster", description=__doc__)
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("run_dir")
+    parser.add_argument("--cpus", type=int, default=16)
+    args = parser.parse_args(argv)
+    pids = os.path.join(args.run_dir, "daemons.pids")
+    if args.action == "start":
+        cluster = start(args.run_dir, cpus=args.cpus)
+        with open(pids, "w") as handle:
+            handle.write(" ".join(str(process.pid) for process in cluster.processes))
+        print(f"export SLURM_CONF={cluster.conf}")
+        return 0
+    try:
+        with open(pids) as handle:
+            numbers = [int(pid) for pid in handle.read().split()]
+    except FileNotFoundError:
+        print(f"no dev cluster in {args.run_dir}", file=sys.stderr)
+        return 1
+    for pid in numbers:
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip() not in ("slurmctld", "slurmd"):
+                    continue  # The PID was reused by another program.
+            os.kill(pid, signal.SIGTERM)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    os.remove(pids)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
