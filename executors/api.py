@@ -104,6 +104,9 @@ class ExecutorBackend(abc.ABC):
 
     #: True when the backend calls the sink itself; otherwise the control plane polls refresh().
     pushes_updates: ClassVar[bool] = False
+    #: True when jobs run on without this process (a cluster queue): leaving an experiment's
+    #: ``with`` block does not wait for them; ``wait_until_complete()`` polls them.
+    detached: ClassVar[bool] = False
 
     @abc.abstractmethod
     def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:

@@ -10,6 +10,7 @@ spot; async code schedules them on the running loop.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import sys
 from collections.abc import Awaitable, Generator, Mapping, Sequence
@@ -306,14 +307,19 @@ class Experiment(abc.ABC):
         run_seq, pset_seq = self._sweep_counters()
         run_id = str(uuid.uuid4())
         futures = []
-        for pset, digest in zip(psets, hashes):
-            if digest in done:
-                continue
-            info = PsetInfo(digest, str(uuid.uuid4()), run_id, run_seq, pset_seq)
-            pset_seq += 1
-            args = {key: value for key, value in pset.items() if not is_bookkeeping_key(key)}
-            futures.append(self._add(job, args, role, "", info))
+        with self._launch_batch():
+            for pset, digest in zip(psets, hashes):
+                if digest in done:
+                    continue
+                info = PsetInfo(digest, str(uuid.uuid4()), run_id, run_seq, pset_seq)
+                pset_seq += 1
+                args = {key: value for key, value in pset.items() if not is_bookkeeping_key(key)}
+                futures.append(self._add(job, args, role, "", info))
         return futures
+
+    def _launch_batch(self) -> contextlib.AbstractContextManager[None]:
+        """Units added inside may be launched together when it ends (backends submit arrays)."""
+        return contextlib.nullcontext()
 
     def _add(
         self, job: JobType, args: Any, role: ExperimentUnitRole, identity: str, pset: Optional[PsetInfo]

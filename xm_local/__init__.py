@@ -14,7 +14,10 @@ _EXPERIMENT_NAMES = (
     "create_experiment", "get_experiment", "list_experiments", "LocalExperiment", "LocalWorkUnit",
 )
 #: Executor classes re-exported here, by the plugin that provides them.
-_EXECUTORS = {"Local": ("local", "executor_type"), "LocalSpec": ("local", "spec_type")}
+_EXECUTORS = {
+    "Local": ("local", "executor_type"), "LocalSpec": ("local", "spec_type"),
+    "Slurm": ("slurm", "executor_type"), "SlurmSpec": ("slurm", "spec_type"),
+}
 
 
 def __getattr__(name: str) -> Any:

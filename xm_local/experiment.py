@@ -10,6 +10,7 @@ reports failed units in one summary.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import getpass
 import json
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
 import attrs
@@ -34,7 +35,7 @@ from xmanager.executors.api import (
 from xmanager.xm import core
 from xmanager.xm.args import merge_args
 from xmanager.xm.job_blocks import Executable, Job, Packageable
-from xmanager.xm.status import ExperimentUnitStatus, Status, combine
+from xmanager.xm.status import TERMINAL_VALUES, ExperimentUnitStatus, Status, combine
 from xmanager.xm_local import config, registry
 from xmanager.xm_local.store import ExperimentRow, Store, UnitRow, wait_pending_writes
 from xmanager.xm_local.store import writer as sql
@@ -80,6 +81,7 @@ class LocalWorkUnit(core.WorkUnit):
         self._sealed = False  # True once no more jobs can be added.
         self._generator_failed = False
         self._pset: Optional[core.PsetInfo] = None
+        self._detached = False  # Its jobs run on an executor that goes on without this process.
         self._done = threading.Event()
 
     @classmethod
@@ -188,6 +190,8 @@ class LocalExperiment(core.Experiment):
         self._lock = threading.RLock()
         self._all_done = threading.Condition(self._lock)
         self._active = 0  # Units not yet terminal.
+        self._detached_active = 0  # Of those, units on executors that run on without us (polled).
+        self._batch: Optional[list[tuple[ExecutorPlugin, UnitLaunch]]] = None
         self._backends: dict[str, ExecutorBackend] = {}
         self._executables: dict[int, str] = {}
         self._tasks: list[Any] = []
@@ -196,11 +200,33 @@ class LocalExperiment(core.Experiment):
         atexit.register(self._at_exit)
 
     def _resume(self) -> None:
-        """Makes a loaded experiment live: it can add units after those already stored."""
+        """Makes a loaded experiment live: it can add units after those already stored, and it
+        follows its unfinished units through their executors' handles (polled, as detached)."""
         units = self.work_units
         self._live, self._closed = True, False
         self._start_launching()
         self._reported.update(unit_id for unit_id, unit in units.items() if unit._status is Status.FAILED)
+        unfinished = {unit_id for unit_id, unit in units.items() if not unit._status.is_terminal}
+        if not unfinished:
+            return
+        for row in self._store.jobs(self.experiment_id):
+            unit = units.get(row.work_unit_id)
+            if unit is None or row.work_unit_id not in unfinished:
+                continue
+            state = _JobState(row.job_name, row.executor, row.stderr_path)
+            state.status = Status(row.status)
+            state.message, state.exit_code = row.message or "", row.exit_code
+            if row.handle:
+                state.handle = Handle(
+                    executor=row.handle.get("executor", row.executor), experiment_id=self.experiment_id,
+                    work_unit_id=row.work_unit_id, job_name=row.job_name, data=row.handle.get("data", {}),
+                )
+            unit._jobs[row.job_name] = state
+        with self._lock:
+            for unit_id in unfinished:
+                units[unit_id]._detached = True
+                self._active += 1
+                self._detached_active += 1
 
     # ---- metadata -----------------------------------------------------------------------
     @property
@@ -250,11 +276,12 @@ class LocalExperiment(core.Experiment):
         return counts
 
     def to_dataframe(self) -> Any:
-        """One row per work unit: its args, its results, and ``_``-prefixed reserved columns."""
+        """One row per work unit: its args, its results, and ``_``-prefixed reserved columns.
+
+        Units on cluster executors are refreshed first (one query per executor)."""
         from xmanager.xm_local.dataframe import experiment_dataframe
 
-        if self._live:
-            self._store.writer.flush()
+        self.refresh()
         return experiment_dataframe(self._store, self.experiment_id)
 
     def __repr__(self) -> str:
@@ -357,10 +384,60 @@ class LocalExperiment(core.Experiment):
                 },
             )
         for plugin, launches in by_plugin.values():
+            request = UnitLaunch(self.experiment_id, unit.work_unit_id, tuple(launches), gang)
+            if self._batch is not None:
+                self._batch.append((plugin, request))
+            else:
+                self._submit([(plugin, request)])
+
+    @contextlib.contextmanager
+    def _launch_batch(self) -> Iterator[None]:
+        """Units launched inside go to their executors in one ``launch`` call each (job arrays)."""
+        self._require_live()
+        if self._batch is not None:
+            yield
+            return
+        self._batch = []
+        try:
+            yield
+        finally:
+            batch, self._batch = self._batch, None
+            self._submit(batch)
+
+    def _submit(self, requests: Sequence[tuple[ExecutorPlugin, UnitLaunch]]) -> None:
+        """Launches ``requests`` on their backends; if a backend refuses, its units fail with its message."""
+        by_plugin: dict[str, tuple[ExecutorPlugin, list[UnitLaunch]]] = {}
+        for plugin, request in requests:
+            by_plugin.setdefault(plugin.name, (plugin, []))[1].append(request)
+        first_error: Optional[BaseException] = None
+        for plugin, batch in by_plugin.values():
             backend = self._backend(plugin)
-            handles = backend.launch([UnitLaunch(self.experiment_id, unit.work_unit_id, tuple(launches), gang)])
+            try:
+                handles = backend.launch(batch)
+            except Exception as error:  # Reported on the units, then raised to the caller.
+                first_error = first_error or error
+                self._launch_failed(batch, f"{type(error).__name__}: {error}")
+                continue
+            assert self._units is not None
+            if backend.detached:
+                with self._lock:
+                    for request in batch:
+                        unit = self._units[request.work_unit_id]
+                        if not unit._detached:
+                            unit._detached = True
+                            self._detached_active += 1
             for handle in handles:
-                self._record_handle(unit, handle, backend)
+                self._record_handle(self._units[handle.work_unit_id], handle, backend)
+        if first_error is not None:
+            raise first_error
+
+    def _launch_failed(self, batch: Sequence[UnitLaunch], message: str) -> None:
+        assert self._units is not None
+        now = time.time()
+        for request in batch:
+            for job in request.jobs:
+                self._on_status(StatusUpdate(self.experiment_id, request.work_unit_id, job.job_name,
+                                             Status.FAILED, at=now, message=message))
 
     def _record_handle(self, unit: LocalWorkUnit, handle: Handle, backend: ExecutorBackend) -> None:
         state = unit._jobs[handle.job_name]
@@ -391,6 +468,8 @@ class LocalExperiment(core.Experiment):
             state = unit._jobs.get(update.job_name)
             if state is None or state.status.is_terminal:
                 return
+            if state.status is update.status and not update.results and update.message == state.message:
+                return  # A poll that found nothing new.
             state.status = update.status
             state.message = update.message
             if update.exit_code is not None:
@@ -469,6 +548,8 @@ class LocalExperiment(core.Experiment):
             if new.is_terminal:
                 unit._done.set()
                 self._active -= 1
+                if unit._detached:
+                    self._detached_active -= 1
                 self._all_done.notify_all()
 
     # ---- waiting, cancelling, closing ----------------------------------------------------------
@@ -503,6 +584,8 @@ class LocalExperiment(core.Experiment):
                         )
                         unit._done.set()
                         self._active -= 1
+                        if unit._detached:
+                            self._detached_active -= 1
                 self._all_done.notify_all()
 
     def cancel(self, message: str = "cancelled") -> None:
@@ -510,17 +593,85 @@ class LocalExperiment(core.Experiment):
         if self._units is None:
             return
         self._cancel_units([u for u in self._units.values() if not u._status.is_terminal], message)
-        self._wait_all()
+        self._wait_all(include_detached=True)
 
-    def _wait_all(self) -> None:
-        with self._all_done:
-            while self._active > 0:
-                self._all_done.wait()
+    def _wait_all(self, include_detached: bool = False) -> None:
+        """Waits for the units this process runs; with ``include_detached``, polls the others too."""
+        interval = 0.2
+        while True:
+            with self._all_done:
+                pending = self._active - (0 if include_detached else self._detached_active)
+                if pending <= 0:
+                    return
+                polling = include_detached and self._detached_active > 0
+                self._all_done.wait(timeout=interval if polling else None)
+            if polling:
+                self._poll()
+                interval = min(interval * 1.5, 5.0)
+
+    def _poll(self) -> None:
+        """Brings detached units up to date: one status query per cluster executor for all its open
+        jobs; units another process runs here (local jobs) are read back from the store."""
+        by_plugin: dict[str, list[Handle]] = {}
+        owned_elsewhere: set[int] = set()
+        with self._lock:
+            for unit in (self._units or {}).values():
+                if unit._status.is_terminal or not unit._detached:
+                    continue
+                for state in unit._jobs.values():
+                    if state.status.is_terminal:
+                        continue
+                    if self._is_detached(state.plugin):
+                        if state.handle is not None:
+                            by_plugin.setdefault(state.plugin, []).append(state.handle)
+                    else:
+                        owned_elsewhere.add(unit.work_unit_id)
+                if not unit._jobs:
+                    owned_elsewhere.add(unit.work_unit_id)
+        for name, handles in by_plugin.items():
+            for update in self._backend(registry.plugin(name)).refresh(handles):
+                self._on_status(update)
+        if owned_elsewhere:
+            self._adopt_from_store(owned_elsewhere)
+
+    def _is_detached(self, plugin_name: str) -> bool:
+        return self._backend(registry.plugin(plugin_name)).detached
+
+    def _adopt_from_store(self, unit_ids: set[int]) -> None:
+        """Final statuses that the process running these units has written to the store."""
+        assert self._units is not None
+        rows = {row.work_unit_id: row for row in self._store.units(self.experiment_id) if row.work_unit_id in unit_ids}
+        with self._lock:
+            for unit_id, row in rows.items():
+                unit = self._units[unit_id]
+                status = Status(row.status)
+                if not status.is_terminal or unit._status.is_terminal:
+                    continue
+                unit._status, unit._message, unit._exit_code = status, row.message or "", row.exit_code
+                unit._results = row.results or {}
+                unit._done.set()
+                self._active -= 1
+                self._detached_active -= 1
+            self._all_done.notify_all()
+
+    def refresh(self) -> None:
+        """Brings the statuses and results of unfinished units up to date (one query per executor)."""
+        if self._units is None or not self._live:
+            if all(count == 0 for status, count in self.status_counts.items() if status not in TERMINAL_VALUES):
+                return
+            self._resume()
+        if self._detached_active:
+            self._poll()
+        self._store.writer.flush()
 
     def wait_until_complete(self) -> Any:
-        """Waits for every unit; sync code blocks, async code awaits. Raises on failures."""
+        """Waits for every unit, polling those on cluster executors (also from another process than
+        the one that launched them); sync code blocks, async code awaits. Raises on failures."""
+        if not self._live:
+            self._resume()
         if core.running_loop() is None:
-            self._wait_all()
+            self._wait_all(include_detached=True)
+            self._store.writer.flush()
             self._raise_failures()
             return None
         return self._wait_async()
@@ -531,7 +682,8 @@ class LocalExperiment(core.Experiment):
         while self._tasks:
             tasks, self._tasks = self._tasks, []
             await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(self._wait_all)
+        await asyncio.to_thread(self._wait_all, True)
+        self._store.writer.flush()
         self._raise_failures()
 
     def failed_units(self) -> list[LocalWorkUnit]:
@@ -597,8 +749,17 @@ class LocalExperiment(core.Experiment):
             return
         self._finish_waiting()
         self._close()
+        self._announce_detached()
         if exc_type is None:
             self._raise_failures()
+
+    def _announce_detached(self) -> None:
+        if self._detached_active:
+            print(
+                f"xmanager: {self._detached_active} work unit(s) of experiment {self.experiment_id} run on in their "
+                f"cluster queue; follow them with `xmanager show {self.experiment_id}`",
+                file=sys.stderr,
+            )
 
     async def __aenter__(self) -> LocalExperiment:
         return self

@@ -53,6 +53,7 @@ MinJobAge=600
 MaxJobCount=200000
 MaxArraySize={max_array_size}
 ReturnToService=2
+EnforcePartLimits=ALL
 MpiDefault=none
 MailProg=/bin/true
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth=10000

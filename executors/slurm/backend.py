@@ -1,0 +1,357 @@
+"""The Slurm backend: units become array tasks, statuses come from a few batched queries.
+
+``launch`` groups the units of a batch by executor settings, packs
+``psets_per_task`` units per array task, and submits one ``sbatch --array`` per
+``max_array_size`` tasks. Each group is first checked with ``sbatch --test-only``, so a
+bad partition, account, time or resource request is reported (with Slurm's message and
+the units it concerns) before anything is queued. What a task runs is a JSON manifest
+(:mod:`.task`), never text pasted into the batch script, so argument values with spaces,
+quotes, ``$``, backticks or newlines reach the job as they are.
+
+``refresh`` first reads the jobs' ``exit.json`` records (shared filesystem), then asks
+``squeue`` once about every job still open, then ``sacct`` (with accounting) or the job
+completion file (without) about jobs Slurm no longer queues.
+
+A JobGroup runs as one allocation (``--ntasks`` = its jobs): each job is an ``srun``
+step (``--exact``) started together by the task runner. We chose steps over
+heterogeneous jobs because steps work on every cluster and share one queue wait; the
+cost is one resource shape (the largest job's CPUs and memory) for all of the group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from xmanager.executors.api import (
+    BackendSettings,
+    ExecutorBackend,
+    Handle,
+    JobLaunch,
+    LogFiles,
+    StatusSink,
+    StatusUpdate,
+    UnitLaunch,
+)
+from xmanager.executors.slurm import Slurm
+from xmanager.executors.slurm.cluster import Cluster, SlurmError, TaskState
+from xmanager.executors.slurm.task import write_manifest
+from xmanager.xm.status import Status
+
+#: Slurm job states -> ours. Anything else (CONFIGURING, SUSPENDED, ...) counts as running.
+STATES: dict[str, Status] = {
+    "PENDING": Status.PENDING,
+    "REQUEUED": Status.PENDING,
+    "REQUEUE_HOLD": Status.PENDING,
+    "REQUEUE_FED": Status.PENDING,
+    "RESV_DEL_HOLD": Status.PENDING,
+    "CONFIGURING": Status.RUNNING,
+    "RUNNING": Status.RUNNING,
+    "COMPLETING": Status.RUNNING,
+    "RESIZING": Status.RUNNING,
+    "SIGNALING": Status.RUNNING,
+    "STAGE_OUT": Status.RUNNING,
+    "SUSPENDED": Status.RUNNING,
+    "STOPPED": Status.RUNNING,
+    "COMPLETED": Status.COMPLETED,
+    "CANCELLED": Status.CANCELLED,
+    "REVOKED": Status.CANCELLED,
+    "DEADLINE": Status.FAILED,
+    "FAILED": Status.FAILED,
+    "BOOT_FAIL": Status.FAILED,
+    "NODE_FAIL": Status.FAILED,
+    "OUT_OF_MEMORY": Status.FAILED,
+    "PREEMPTED": Status.FAILED,
+    "SPECIAL_EXIT": Status.FAILED,
+    "TIMEOUT": Status.FAILED,
+}
+#: Final states after which a job may be requeued (``requeue_limit``).
+RETRYABLE = {"NODE_FAIL", "PREEMPTED", "BOOT_FAIL"}
+
+
+def _python(executor: Slurm) -> str:
+    return executor.python or sys.executable
+
+
+def _mem_mb(amount: float) -> int:
+    return max(1, math.ceil(amount / 2**20))
+
+
+def directives(executor: Slurm, ntasks: int) -> list[str]:
+    """The ``#SBATCH`` options of one job's allocation (without the array)."""
+    options = []
+    requirements = executor.requirements
+    for flag, value in (
+        ("--partition", executor.partition or requirements.location),
+        ("--time", executor.time),
+        ("--account", executor.account),
+        ("--qos", executor.qos),
+    ):
+        if value:
+            options.append(f"{flag}={value}")
+    cpus = requirements.get("cpu")
+    if cpus:
+        options.append(f"--cpus-per-task={math.ceil(cpus)}")
+    memory = requirements.get("memory")
+    if memory:
+        options.append(f"--mem-per-cpu={_mem_mb(memory / max(1, math.ceil(cpus or 1)))}M")
+    gres = []
+    accelerator = requirements.accelerator
+    if accelerator is not None:
+        count = math.ceil(requirements.get(accelerator))
+        kind = "" if accelerator.value == "local_gpu" else f"{accelerator.value}:"
+        gres.append(f"gpu:{kind}{count}")
+    if executor.gres:
+        gres.append(executor.gres)
+    if gres:
+        options.append(f"--gres={','.join(gres)}")
+    if ntasks > 1:
+        options.append(f"--ntasks={ntasks}")
+    options.append("--requeue" if executor.requeue_limit else "--no-requeue")
+    options.extend(executor.directives)
+    return options
+
+
+def batch_script(executor: Slurm, *, name: str, tasks: int, ntasks: int, manifest: str, log_dir: str) -> str:
+    array = f"0-{tasks - 1}" + (f"%{executor.array_parallelism}" if executor.array_parallelism else "")
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --array={array}",
+             f"#SBATCH --output={log_dir}/%a.out", "#SBATCH --open-mode=append"]
+    lines += [f"#SBATCH {option}" for option in directives(executor, ntasks)]
+    lines += list(executor.setup)
+    lines.append(
+        f'exec {shlex.quote(_python(executor))} -m xmanager.executors.slurm.task {shlex.quote(manifest)} '
+        '"$SLURM_ARRAY_TASK_ID"'
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int) -> dict[str, Any]:
+    """What the task runner needs to run one job."""
+    executable: Any = job.executable
+    work_dir = job.work_dir
+    os.makedirs(work_dir, exist_ok=True)
+    env = {**job.env, "XM_WORK_DIR": work_dir}
+    if getattr(executable, "function", None) is not None:
+        with open(os.path.join(work_dir, "function.pkl"), "wb") as handle:
+            handle.write(executable.function)
+        with open(os.path.join(work_dir, "call.json"), "w") as handle:
+            json.dump(dict(job.kwargs), handle, default=str)
+        argv = [_python(executor), "-m", "xmanager.executors.slurm.call", work_dir]
+    else:
+        argv = [*executable.command, *job.args]
+    if gang_size > 1:
+        argv = ["srun", "--ntasks=1", "--nodes=1", f"--cpus-per-task={cpus}", "--exact",
+                f"--job-name={job.job_name}", *argv]
+    for stale in ("exit.json", "results.json"):  # A requeued or resumed unit starts afresh.
+        try:
+            os.remove(os.path.join(work_dir, stale))
+        except FileNotFoundError:
+            pass
+    return {"job_name": job.job_name, "argv": argv, "env": env, "work_dir": work_dir}
+
+
+class SlurmBackend(ExecutorBackend):
+    pushes_updates = False
+    detached = True
+
+    def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
+        self._sink = sink
+        self._clusters: dict[Optional[str], Cluster] = {}
+        self._requeued: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _cluster(self, host: Optional[str]) -> Cluster:
+        with self._lock:
+            cluster = self._clusters.get(host)
+            if cluster is None:
+                cluster = self._clusters[host] = Cluster(host)
+            return cluster
+
+    # ---- launching ----------------------------------------------------------------------------
+    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+        groups: dict[tuple[Any, ...], list[UnitLaunch]] = {}
+        for unit in units:
+            executor = unit.jobs[0].executor
+            if not isinstance(executor, Slurm):
+                raise TypeError(f"work unit {unit.work_unit_id}: the Slurm backend got a {type(executor).__name__}")
+            groups.setdefault((executor, len(unit.jobs)), []).append(unit)
+        plans = [self._plan(executor, ntasks, members) for (executor, ntasks), members in groups.items()]
+        for plan in plans:  # Everything is checked before anything is queued.
+            plan.check()
+        handles: dict[tuple[int, str], Handle] = {}
+        for plan in plans:
+            handles.update(plan.submit())
+        return [handles[(unit.work_unit_id, job.job_name)] for unit in units for job in unit.jobs]
+
+    def _plan(self, executor: Slurm, ntasks: int, units: list[UnitLaunch]) -> _Plan:
+        cluster = self._cluster(executor.cluster)
+        size = executor.max_array_size or max(1, cluster.max_array_size - 1)
+        per_task = executor.psets_per_task
+        tasks = [units[i : i + per_task] for i in range(0, len(units), per_task)]
+        return _Plan(executor, cluster, ntasks, [tasks[i : i + size] for i in range(0, len(tasks), size)])
+
+    # ---- statuses ------------------------------------------------------------------------------
+    def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:
+        updates: list[StatusUpdate] = []
+        open_handles: list[Handle] = []
+        for handle in handles:
+            update = _from_exit_record(handle)
+            if update is None:
+                open_handles.append(handle)
+            else:
+                updates.append(update)
+        by_cluster: dict[Optional[str], list[Handle]] = {}
+        for handle in open_handles:
+            by_cluster.setdefault(handle.data.get("cluster"), []).append(handle)
+        for host, members in by_cluster.items():
+            cluster = self._cluster(host)
+            jobs = {str(h.data["job_id"]) for h in members}
+            queued = cluster.queue(jobs)
+            gone = [h for h in members if _task_id(h) not in queued]
+            finished = cluster.finished({str(h.data["job_id"]) for h in gone}) if gone else {}
+            retry: list[str] = []
+            for handle in members:
+                key = _task_id(handle)
+                state = queued.get(key) or finished.get(key)
+                if state is None:
+                    continue
+                if state.state in RETRYABLE and self._may_requeue(handle):
+                    retry.append(key)
+                    state = TaskState("REQUEUED", f"requeued after {state.state}")
+                update = _from_slurm_state(handle, state)
+                if update is not None and update.status.is_terminal:
+                    # The job may have written its record since it was looked for.
+                    update = _from_exit_record(handle) or update
+                if update is not None:
+                    updates.append(update)
+            cluster.requeue(retry)
+        return updates
+
+    def _may_requeue(self, handle: Handle) -> bool:
+        limit = int(handle.data.get("requeue_limit", 0))
+        key = _task_id(handle)
+        with self._lock:
+            done = self._requeued.get(key, 0)
+            if done >= limit:
+                return False
+            self._requeued[key] = done + 1
+            return True
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        by_cluster: dict[Optional[str], set[str]] = {}
+        for handle in handles:
+            by_cluster.setdefault(handle.data.get("cluster"), set()).add(_task_id(handle))
+        for host, ids in by_cluster.items():
+            self._cluster(host).cancel(ids)
+
+    def logs(self, handle: Handle) -> LogFiles:
+        work_dir = handle.data.get("work_dir", "")
+        return LogFiles(os.path.join(work_dir, "stdout.log"), os.path.join(work_dir, "stderr.log"))
+
+
+class _Plan:
+    """The sbatch submissions of one group of units (same executor, same number of jobs)."""
+
+    def __init__(self, executor: Slurm, cluster: Cluster, ntasks: int, chunks: list[list[list[UnitLaunch]]]):
+        self.executor = executor
+        self.cluster = cluster
+        self.ntasks = ntasks
+        self.chunks = chunks
+        first = chunks[0][0][0]
+        self.root = os.path.dirname(os.path.dirname(first.jobs[0].work_dir))
+        self.name = f"xm-{first.experiment_id}"
+
+    def _script(self, tasks: int, manifest: str, log_dir: str) -> str:
+        return batch_script(self.executor, name=self.name, tasks=tasks, ntasks=self.ntasks, manifest=manifest,
+                            log_dir=log_dir)
+
+    def check(self) -> None:
+        script = self._script(len(self.chunks[0]), "/dev/null", self.root)
+        try:
+            self.cluster.submit(script, test_only=True)
+        except SlurmError as error:
+            ids = [unit.work_unit_id for chunk in self.chunks for task in chunk for unit in task]
+            shown = ", ".join(map(str, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            raise SlurmError(f"Slurm refused work unit(s) {shown}: {error}") from None
+
+    def submit(self) -> dict[tuple[int, str], Handle]:
+        handles: dict[tuple[int, str], Handle] = {}
+        cpus = max(1, math.ceil(self.executor.requirements.get("cpu") or 1))
+        for chunk in self.chunks:
+            batch = uuid.uuid4().hex[:12]
+            folder = os.path.join(self.root, "slurm", batch)
+            os.makedirs(folder, exist_ok=True)
+            manifest = os.path.join(folder, "tasks.jsonl")
+            entries = [
+                [{"work_unit_id": unit.work_unit_id,
+                  "jobs": [_job_entry(job, self.executor, len(unit.jobs), cpus) for job in unit.jobs]}
+                 for unit in task]
+                for task in chunk
+            ]
+            write_manifest(manifest, entries)
+            job_id = self.cluster.submit(self._script(len(chunk), manifest, folder))
+            for index, task in enumerate(chunk):
+                for unit in task:
+                    for job in unit.jobs:
+                        handles[(unit.work_unit_id, job.job_name)] = Handle(
+                            executor="slurm", experiment_id=unit.experiment_id, work_unit_id=unit.work_unit_id,
+                            job_name=job.job_name,
+                            data={"job_id": job_id, "task": index, "work_dir": job.work_dir,
+                                  "cluster": self.executor.cluster, "slurm_log": os.path.join(folder, f"{index}.out"),
+                                  "requeue_limit": self.executor.requeue_limit},
+                        )
+        return handles
+
+
+def _task_id(handle: Handle) -> str:
+    return f"{handle.data['job_id']}_{handle.data['task']}"
+
+
+def _from_exit_record(handle: Handle) -> Optional[StatusUpdate]:
+    work_dir = handle.data.get("work_dir", "")
+    try:
+        with open(os.path.join(work_dir, "exit.json")) as file:
+            record = json.load(file)
+    except (FileNotFoundError, ValueError):
+        return None
+    code = record.get("exit_code")
+    results = None
+    message = record.get("message") or ""
+    status = Status.COMPLETED if code == 0 else Status.FAILED
+    try:
+        with open(os.path.join(work_dir, "results.json")) as file:
+            results = json.load(file)
+        if not isinstance(results, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        results = None
+    except ValueError as error:
+        status, message, results = Status.FAILED, f"results.json is not a JSON object of results: {error}", None
+    return StatusUpdate(
+        experiment_id=handle.experiment_id, work_unit_id=handle.work_unit_id, job_name=handle.job_name,
+        status=status, at=record.get("ended") or record.get("started") or 0.0, message=message,
+        exit_code=code, host=record.get("host"), results=results,
+    )
+
+
+def _from_slurm_state(handle: Handle, state: TaskState) -> Optional[StatusUpdate]:
+    base = state.state.split()[0].rstrip("+")
+    status = STATES.get(base, Status.RUNNING)
+    if status is Status.COMPLETED:
+        # The task ended but this job left no exit record: it never ran to the end.
+        status = Status.FAILED
+        message = "Slurm: the task completed but the job left no exit record (see its Slurm log)"
+    else:
+        message = f"Slurm: {base}" + (f" ({state.reason})" if state.reason else "")
+    return StatusUpdate(
+        experiment_id=handle.experiment_id, work_unit_id=handle.work_unit_id, job_name=handle.job_name,
+        status=status, message=message if status is not Status.RUNNING and status is not Status.PENDING else "",
+        exit_code=state.exit_code if status.is_terminal else None,
+    )

@@ -1,0 +1,179 @@
+"""Talking to a Slurm cluster: its commands, here or on a login node over SSH.
+
+Every query covers many jobs at once (one ``squeue`` for a whole experiment). Slurm's
+own error text is kept in :class:`SlurmError`. Finished jobs are found with ``sacct``
+when the cluster has accounting, else in the job completion file (``JobCompLoc``,
+read through the shared filesystem).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from typing import Optional
+
+import attrs
+
+PACKAGE_HINT = "install the Slurm client commands (Debian/Ubuntu: apt-get install slurm-client, or slurm-wlm)"
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed; the message is Slurm's own."""
+
+
+@attrs.frozen
+class TaskState:
+    """A job's or array task's state as Slurm reports it."""
+
+    state: str
+    reason: str = ""
+    exit_code: Optional[int] = None
+
+
+@attrs.define
+class Cluster:
+    """Slurm's commands on this machine (``host=None``) or on ``host`` over SSH."""
+
+    host: Optional[str] = None
+
+    def run(self, command: Sequence[str], *, input: Optional[str] = None, check: bool = True) -> str:
+        argv = list(command)
+        if self.host:
+            argv = ["ssh", "-o", "BatchMode=yes", self.host, shlex.join(argv)]
+        elif shutil.which(argv[0]) is None:
+            raise SlurmError(f"{argv[0]} not found on PATH; {PACKAGE_HINT}")
+        try:
+            result = subprocess.run(argv, input=input, capture_output=True, text=True)
+        except FileNotFoundError as error:
+            raise SlurmError(f"{argv[0]} not found: {error}; {PACKAGE_HINT}") from None
+        if check and result.returncode != 0:
+            text = (result.stderr or result.stdout).strip()
+            raise SlurmError(f"{argv[0]} failed (exit {result.returncode}): {text}")
+        return result.stdout
+
+    # ---- configuration ----------------------------------------------------------------------
+    @functools.cached_property
+    def config(self) -> dict[str, str]:
+        """``scontrol show config`` as a dict."""
+        values = {}
+        for line in self.run(["scontrol", "show", "config"]).splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip()
+        return values
+
+    @property
+    def max_array_size(self) -> int:
+        return int(self.config.get("MaxArraySize", "1001"))
+
+    @property
+    def has_accounting(self) -> bool:
+        return "none" not in self.config.get("AccountingStorageType", "accounting_storage/none")
+
+    @property
+    def jobcomp_file(self) -> Optional[str]:
+        if self.config.get("JobCompType", "") != "jobcomp/filetxt":
+            return None
+        return self.config.get("JobCompLoc") or None
+
+    # ---- jobs -------------------------------------------------------------------------------
+    def submit(self, script: str, *, test_only: bool = False) -> str:
+        """Submits a batch script (on stdin); returns the job id (``--test-only``: Slurm's answer)."""
+        if test_only:
+            result = subprocess.run(
+                self._argv(["sbatch", "--test-only"]), input=script, capture_output=True, text=True
+            )
+            if result.returncode != 0:
+                raise SlurmError((result.stderr or result.stdout).strip())
+            return result.stderr.strip()
+        return self.run(["sbatch", "--parsable"], input=script).strip().split(";")[0]
+
+    def _argv(self, command: list[str]) -> list[str]:
+        if self.host:
+            return ["ssh", "-o", "BatchMode=yes", self.host, shlex.join(command)]
+        if shutil.which(command[0]) is None:
+            raise SlurmError(f"{command[0]} not found on PATH; {PACKAGE_HINT}")
+        return command
+
+    def queue(self, job_ids: Iterable[str]) -> dict[str, TaskState]:
+        """States of the jobs' tasks Slurm still holds, one ``squeue`` call (``123`` and ``123_4`` keys)."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        text = self.run(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%r"], check=False)
+        states = {}
+        for line in text.splitlines():
+            task, _, rest = line.partition("|")
+            state, _, reason = rest.partition("|")
+            if task:
+                states[task.strip()] = TaskState(state.strip(), "" if reason in ("None", "") else reason.strip())
+        return states
+
+    def finished(self, job_ids: Iterable[str]) -> dict[str, TaskState]:
+        """Final states of jobs Slurm no longer queues: ``sacct``, else the job completion file."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        if self.has_accounting:
+            return self._sacct(ids)
+        path = self.jobcomp_file
+        return _read_jobcomp(path, set(ids)) if path else {}
+
+    def _sacct(self, ids: list[str]) -> dict[str, TaskState]:
+        text = self.run(
+            ["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "--format=JobID,State,ExitCode,Reason"], check=False
+        )
+        states = {}
+        for line in text.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 3:
+                code = parts[2].split(":")[0]
+                states[parts[0]] = TaskState(parts[1].split()[0], parts[3] if len(parts) > 3 else "",
+                                             int(code) if code.isdigit() else None)
+        return states
+
+    def cancel(self, ids: Iterable[str]) -> None:
+        ids = sorted(set(ids))
+        if ids:
+            self.run(["scancel", *ids], check=False)
+
+    def requeue(self, ids: Iterable[str]) -> None:
+        ids = sorted(set(ids))
+        if ids:
+            self.run(["scontrol", "requeue", ",".join(ids)], check=False)
+
+
+def _read_jobcomp(path: str, ids: set[str]) -> dict[str, TaskState]:
+    """Lines of ``jobcomp/filetxt`` (``JobId=.. JobState=.. ExitCode=a:b`` ...) for ``ids``.
+
+    Array tasks appear under their own job ids, with ``ArrayJobId``/``ArrayTaskId`` fields
+    on Slurm versions that write them; both spellings are returned.
+    """
+    states: dict[str, TaskState] = {}
+    try:
+        handle = open(path, errors="replace")  # noqa: SIM115 - closed below.
+    except FileNotFoundError:
+        return states
+    with handle:
+        for line in handle:
+            fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+            job = fields.get("JobId", "")
+            array_job, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
+            keys = [job]
+            if array_job and task and task not in ("4294967294", "N/A"):
+                keys.append(f"{array_job}_{task}")
+            if not any(key in ids or key.split("_")[0] in ids for key in keys):
+                continue
+            code = fields.get("ExitCode", "").split(":")[0]
+            state = TaskState(fields.get("JobState", "UNKNOWN"), "", int(code) if code.isdigit() else None)
+            for key in keys:
+                states[key] = state
+    return states
+
+
+def local_path(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))

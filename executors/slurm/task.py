@@ -1,0 +1,122 @@
+"""What an array task runs on a compute node: its units' jobs, then an exit record per job.
+
+``python -m xmanager.executors.slurm.task MANIFEST INDEX`` reads line ``INDEX`` of the
+manifest (JSON lines, found through ``MANIFEST.idx``, a table of byte offsets) and runs
+the units it lists, one after the other. A unit's jobs (a JobGroup) start together
+and, if one fails, the others are stopped. Each job runs without a shell, its argv as
+given, stdout/stderr to files in its folder, ``XM_RESULTS_PATH`` pointing at its
+``results.json``. When it ends, ``exit.json`` records its exit code, host and times:
+the launcher reads that file (over the shared filesystem) instead of asking Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from typing import Any
+
+_OFFSET = struct.Struct("<Q")
+_stop_requested = False
+
+
+def read_task(manifest: str, index: int) -> list[dict[str, Any]]:
+    with open(manifest + ".idx", "rb") as table:
+        table.seek(index * _OFFSET.size)
+        start, end = struct.unpack("<QQ", table.read(2 * _OFFSET.size))
+    with open(manifest, "rb") as handle:
+        handle.seek(start)
+        return json.loads(handle.read(end - start))
+
+
+def write_manifest(manifest: str, tasks: list[list[dict[str, Any]]]) -> None:
+    """Writes the tasks (each a list of units) as JSON lines plus the offsets table."""
+    offsets = [0]
+    lines = []
+    for task in tasks:
+        line = (json.dumps(task, separators=(",", ":")) + "\n").encode()
+        lines.append(line)
+        offsets.append(offsets[-1] + len(line))
+    with open(manifest, "wb") as handle:
+        handle.write(b"".join(lines))
+    with open(manifest + ".idx", "wb") as handle:
+        handle.write(b"".join(_OFFSET.pack(offset) for offset in offsets))
+
+
+def _record(work_dir: str, **fields: Any) -> None:
+    temporary = os.path.join(work_dir, "exit.json.tmp")
+    with open(temporary, "w") as handle:
+        json.dump(fields, handle)
+    os.replace(temporary, os.path.join(work_dir, "exit.json"))
+
+
+def _start(job: dict[str, Any]) -> subprocess.Popen[bytes]:
+    work_dir = job["work_dir"]
+    os.makedirs(work_dir, exist_ok=True)
+    env = {**os.environ, **job["env"], "XM_RESULTS_PATH": os.path.join(work_dir, "results.json")}
+    with open(os.path.join(work_dir, "stdout.log"), "ab") as out, open(os.path.join(work_dir, "stderr.log"), "ab") as err:
+        return subprocess.Popen(job["argv"], env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                cwd=work_dir, start_new_session=True)
+
+
+def run_unit(unit: dict[str, Any]) -> None:
+    jobs = unit["jobs"]
+    host = socket.gethostname()
+    started = time.time()
+    processes = {}
+    for job in jobs:
+        try:
+            processes[job["job_name"]] = _start(job)
+        except OSError as error:
+            _record(job["work_dir"], exit_code=127, message=f"cannot start {job['argv'][0]!r}: {error}",
+                    host=host, started=started, ended=time.time())
+    pending = dict(processes)
+    failed = False
+    while pending:
+        for name, process in list(pending.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del pending[name]
+            job = next(job for job in jobs if job["job_name"] == name)
+            message = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+            _record(job["work_dir"], exit_code=code, message=message, host=host, started=started, ended=time.time())
+            if code != 0 and not failed:
+                failed = True
+                for other in pending.values():  # A JobGroup fails as a whole.
+                    _terminate(other)
+        if _stop_requested:
+            for process in pending.values():
+                _terminate(process)
+        time.sleep(0.05 if pending else 0)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def main(argv: list[str]) -> int:
+    manifest, index = argv[0], int(argv[1])
+    signal.signal(signal.SIGTERM, _on_signal)  # scancel / time limit: stop the jobs, keep no record.
+    for unit in read_task(manifest, index):
+        if _stop_requested:
+            break
+        run_unit(unit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
