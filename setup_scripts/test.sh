@@ -2,7 +2,9 @@
 # Installs everything the tests need into ./.venv, then runs the linter and the test suite.
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
 source setup_scripts/_system.sh
-apt_install rsync  # `xmanager sweep push/pull` is tested with a real rsync.
+# rsync: `xmanager sweep push/pull`; slurm-wlm: a real single-node Slurm cluster, started and stopped by
+# the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting.
+apt_install rsync slurm-wlm slurmdbd mariadb-server
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"

@@ -328,7 +328,11 @@ class Experiment(abc.ABC):
             jobs = flatten_jobs(job, args)  # Validates before a unit is created.
             params = unit_parameters(jobs, grouped=isinstance(job, JobGroup))
             unit = self._create_work_unit(role, identity, params, pset)
-            unit._launch_jobs(jobs, gang=isinstance(job, JobGroup))
+            try:
+                unit._launch_jobs(jobs, gang=isinstance(job, JobGroup))
+            except BaseException as error:  # The unit fails with the reason; the caller sees it too.
+                unit._generator_finished(error if isinstance(error, Exception) else None)
+                raise
             unit._generator_finished(None)
             return UnitFuture(unit)
         if not callable(job):

@@ -443,7 +443,17 @@ class LocalExperiment(core.Experiment):
         state = unit._jobs[handle.job_name]
         if state.handle is None:
             state.handle = handle
-            state.stderr = backend.logs(handle).stderr
+            logs = backend.logs(handle)
+            state.stderr = logs.stderr
+            if backend.detached:  # Another process will need it to follow, cancel or read the job.
+                self._store.writer.put(
+                    sql.SET_HANDLE,
+                    {
+                        "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id,
+                        "job_name": handle.job_name, "handle": _json(handle.to_json()),
+                        "stdout_path": logs.stdout, "stderr_path": logs.stderr,
+                    },
+                )
 
     def _seal(self, unit: LocalWorkUnit, error: Optional[BaseException]) -> None:
         """No more jobs will be added to ``unit`` (its generator returned or raised)."""

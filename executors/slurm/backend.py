@@ -144,6 +144,9 @@ def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int) -> di
         with open(os.path.join(work_dir, "call.json"), "w") as handle:
             json.dump(dict(job.kwargs), handle, default=str)
         argv = [_python(executor), "-m", "xmanager.executors.slurm.call", work_dir]
+        # The function's module must import on the node as it does here (shared filesystem).
+        here = [os.path.abspath(entry) for entry in sys.path if entry and os.path.isdir(entry)]
+        env["PYTHONPATH"] = os.pathsep.join([*here, *filter(None, [env.get("PYTHONPATH")])])
     else:
         argv = [*executable.command, *job.args]
     if gang_size > 1:

@@ -7,6 +7,8 @@ and, if one fails, the others are stopped. Each job runs without a shell, its ar
 given, stdout/stderr to files in its folder, ``XM_RESULTS_PATH`` pointing at its
 ``results.json``. When it ends, ``exit.json`` records its exit code, host and times:
 the launcher reads that file (over the shared filesystem) instead of asking Slurm.
+When Slurm stops the task (time limit, ``scancel``, preemption), no record is written,
+so Slurm's own state (TIMEOUT, CANCELLED, ...) is what the launcher reports.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def run_unit(unit: dict[str, Any]) -> None:
                 continue
             del pending[name]
             job = next(job for job in jobs if job["job_name"] == name)
+            if code < 0 and _stopping_soon():
+                continue  # Slurm is stopping the task (time limit, scancel): its state tells why.
             message = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
             _record(job["work_dir"], exit_code=code, message=message, host=host, started=started, ended=time.time())
             if code != 0 and not failed:
@@ -94,6 +98,15 @@ def run_unit(unit: dict[str, Any]) -> None:
             for process in pending.values():
                 _terminate(process)
         time.sleep(0.05 if pending else 0)
+
+
+def _stopping_soon(grace: float = 2.0) -> bool:
+    """A job died by a signal: was it Slurm stopping the whole task? Slurm signals the task
+    runner and the job together, in no fixed order, so wait a moment for ours."""
+    deadline = time.monotonic() + grace
+    while not _stop_requested and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _stop_requested
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

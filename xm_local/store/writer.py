@@ -44,6 +44,11 @@ UPDATE_UNIT = (
     "ended_at = COALESCE(ended_at, :ended_at) "
     f"WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id AND {_NOT_TERMINAL}"
 )
+SET_HANDLE = (
+    "UPDATE jobs SET handle = :handle, stdout_path = COALESCE(:stdout_path, stdout_path), "
+    "stderr_path = COALESCE(:stderr_path, stderr_path) "
+    "WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id AND job_name = :job_name"
+)
 INSERT_EVENT = (
     "INSERT INTO status_events (experiment_id, work_unit_id, job_name, status, at, message) "
     "VALUES (:experiment_id, :work_unit_id, :job_name, :status, :at, :message)"
@@ -53,7 +58,7 @@ UPSERT_RESULT = (
 )
 
 #: Order in which statement groups of one batch run: inserts before the updates of those rows.
-_ORDER = (INSERT_UNIT, INSERT_JOB, UPDATE_JOB, UPDATE_UNIT, INSERT_EVENT, UPSERT_RESULT)
+_ORDER = (INSERT_UNIT, INSERT_JOB, SET_HANDLE, UPDATE_JOB, UPDATE_UNIT, INSERT_EVENT, UPSERT_RESULT)
 _MAX_BATCH = 50_000
 _RETRIES = 5
 
