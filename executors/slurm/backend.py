@@ -222,7 +222,7 @@ class SlurmBackend(ExecutorBackend):
             retry: list[str] = []
             for handle in members:
                 key = _task_id(handle)
-                state = queued.get(key) or finished.get(key)
+                state = queued.get(key) or finished.get(key) or finished.get(f"{handle.data['job_id']}_*")
                 if state is None:
                     continue
                 if state.state in RETRYABLE and self._may_requeue(handle):

@@ -9,7 +9,6 @@ read through the shared filesystem).
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 import shutil
 import subprocess
@@ -132,8 +131,10 @@ class Cluster:
             parts = line.split("|")
             if len(parts) >= 3:
                 code = parts[2].split(":")[0]
-                states[parts[0]] = TaskState(parts[1].split()[0], parts[3] if len(parts) > 3 else "",
-                                             int(code) if code.isdigit() else None)
+                reason = parts[3] if len(parts) > 3 and parts[3] != "None" else ""
+                state = TaskState(parts[1].split()[0], reason, int(code) if code.isdigit() else None)
+                for key in expand(parts[0]):
+                    states[key] = state
         return states
 
     def cancel(self, ids: Iterable[str]) -> None:
@@ -151,7 +152,8 @@ def _read_jobcomp(path: str, ids: set[str]) -> dict[str, TaskState]:
     """Lines of ``jobcomp/filetxt`` (``JobId=.. JobState=.. ExitCode=a:b`` ...) for ``ids``.
 
     Array tasks appear under their own job ids, with ``ArrayJobId``/``ArrayTaskId`` fields
-    on Slurm versions that write them; both spellings are returned.
+    on Slurm versions that write them; both spellings are returned. Tasks that never
+    started share one record without those fields, returned as ``<job>_*``.
     """
     states: dict[str, TaskState] = {}
     try:
@@ -165,7 +167,9 @@ def _read_jobcomp(path: str, ids: set[str]) -> dict[str, TaskState]:
             array_job, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
             keys = [job]
             if array_job and task and task not in ("4294967294", "N/A"):
-                keys.append(f"{array_job}_{task}")
+                keys += expand(f"{array_job}_[{task}]")
+            elif job in ids:
+                keys.append(f"{job}_*")  # The array's tasks that never started (one record for all).
             if not any(key in ids or key.split("_")[0] in ids for key in keys):
                 continue
             code = fields.get("ExitCode", "").split(":")[0]
@@ -175,5 +179,14 @@ def _read_jobcomp(path: str, ids: set[str]) -> dict[str, TaskState]:
     return states
 
 
-def local_path(path: str) -> str:
-    return os.path.abspath(os.path.expanduser(path))
+def expand(job: str) -> list[str]:
+    """``"12_[0-2,5%4]"`` -> ``["12_0", "12_1", "12_2", "12_5"]`` (array tasks Slurm reports as a range)."""
+    base, sep, rest = job.partition("_[")
+    if not sep:
+        return [job]
+    keys = []
+    for part in rest.rstrip("]").split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            keys += [f"{base}_{index}" for index in range(int(first), int(last or first) + 1)]
+    return keys

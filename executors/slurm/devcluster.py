@@ -6,6 +6,10 @@ file lives under the run folder; the daemons run in the foreground as children o
 process that started them and are stopped by PID. Finished jobs stay visible to
 ``squeue`` for ``MinJobAge`` seconds and are written to a job completion file.
 
+With ``accounting=True`` it also runs a private MariaDB (on loopback, data under the
+run folder) and ``slurmdbd``, so ``sacct`` works (needs Debian's ``slurmdbd`` and
+``mariadb-server``).
+
     python -m xmanager.executors.slurm.devcluster start DIR   # prints: export SLURM_CONF=...
     python -m xmanager.executors.slurm.devcluster stop DIR
 """
@@ -20,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import attrs
 
@@ -38,7 +42,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+{accounting}
 JobCompType=jobcomp/filetxt
 JobCompLoc={run}/jobcomp.txt
 StateSaveLocation={run}/state
@@ -49,7 +53,7 @@ SlurmctldLogFile={run}/slurmctld.log
 SlurmdLogFile={run}/slurmd.log
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
-MinJobAge=600
+MinJobAge={min_job_age}
 MaxJobCount=200000
 MaxArraySize={max_array_size}
 ReturnToService=2
@@ -64,6 +68,25 @@ PartitionName=short Nodes=ALL MaxTime=00:01:00 State=UP
 """
 
 
+_NO_ACCOUNTING = "AccountingStorageType=accounting_storage/none"
+_ACCOUNTING = """AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort={dbd_port}"""
+_DBD_CONF = """AuthType=auth/none
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={dbd_port}
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={db_port}
+StorageUser=root
+StorageLoc=slurm_acct_db
+PidFile={run}/slurmdbd.pid
+LogFile={run}/slurmdbd.log
+"""
+
+
 class DevClusterError(RuntimeError):
     """The cluster could not be started (the message says why and where the logs are)."""
 
@@ -74,8 +97,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def missing_programs() -> list[str]:
-    return [name for name in ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol") if not shutil.which(name)]
+def missing_programs(accounting: bool = False) -> list[str]:
+    names = ["slurmctld", "slurmd", "sbatch", "squeue", "scontrol"]
+    if accounting:
+        names += ["slurmdbd", "sacctmgr", "mariadbd", "mariadb-install-db"]
+    return [name for name in names if not shutil.which(name)]
 
 
 @attrs.define
@@ -114,33 +140,45 @@ def start(
     cpus: int = 16,
     memory_mb: int = 8000,
     max_array_size: int = 1001,
+    min_job_age: int = 600,
+    accounting: bool = False,
     timeout: float = 60.0,
 ) -> DevCluster:
-    """Starts slurmctld and slurmd with state under ``run_dir``; returns once the node is idle."""
-    missing = missing_programs()
+    """Starts slurmctld and slurmd (and, with ``accounting``, MariaDB and slurmdbd) with state
+    under ``run_dir``; returns once the node is idle."""
+    missing = missing_programs(accounting)
     if missing:
-        raise DevClusterError(f"{', '.join(missing)} not found on PATH; {PACKAGE_HINT}")
+        hint = PACKAGE_HINT + (" slurmdbd mariadb-server" if accounting else "")
+        raise DevClusterError(f"{', '.join(missing)} not found on PATH; {hint}")
     if os.geteuid() != 0:
         raise DevClusterError("the dev cluster's daemons run as root (SlurmUser=root); run as root")
     run_dir = os.path.abspath(run_dir)
     for sub in ("state", "spool"):
         os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
     conf = os.path.join(run_dir, "slurm.conf")
+    dbd_port, db_port = _free_port(), _free_port()
     with open(conf, "w") as handle:
         handle.write(
             _CONF.format(
                 run=run_dir, ctld_port=_free_port(), slurmd_port=_free_port(), cpus=cpus,
-                memory_mb=memory_mb, max_array_size=max_array_size,
+                memory_mb=memory_mb, max_array_size=max_array_size, min_job_age=min_job_age,
+                accounting=_ACCOUNTING.format(dbd_port=dbd_port) if accounting else _NO_ACCOUNTING,
             )
         )
     env = {**os.environ, "SLURM_CONF": conf}
     cluster = DevCluster(run_dir, conf)
     logs = open(os.path.join(run_dir, "daemons.out"), "ab")  # noqa: SIM115 - owned by the daemons.
+
+    def spawn(command: list[str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, env=env, stdout=logs, stderr=logs, stdin=subprocess.DEVNULL)
+        cluster.processes.append(process)
+        return process
+
     try:
-        for command in (["slurmctld", "-D", "-i", "-f", conf], ["slurmd", "-D", "-N", "localhost", "-f", conf]):
-            cluster.processes.append(
-                subprocess.Popen(command, env=env, stdout=logs, stderr=logs, stdin=subprocess.DEVNULL)
-            )
+        if accounting:
+            _start_accounting(run_dir, conf, db_port, dbd_port, spawn, env, timeout)
+        spawn(["slurmctld", "-D", "-i", "-f", conf])
+        spawn(["slurmd", "-D", "-N", "localhost", "-f", conf])
         _wait_idle(cluster, env, timeout)
     except BaseException:
         cluster.stop()
@@ -148,6 +186,37 @@ def start(
     finally:
         logs.close()
     return cluster
+
+
+def _start_accounting(run_dir: str, conf: str, db_port: int, dbd_port: int, spawn: Any, env: dict[str, str],
+                      timeout: float) -> None:
+    """A private MariaDB (no grant tables: loopback only, throwaway data) and slurmdbd."""
+    data = os.path.join(run_dir, "mysql")
+    if not os.path.isdir(os.path.join(data, "mysql")):
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root", "--skip-test-db"],
+            check=True, capture_output=True,
+        )
+    spawn(["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={run_dir}/mysql.sock",
+           f"--port={db_port}", "--bind-address=127.0.0.1", "--user=root", "--skip-grant-tables",
+           f"--pid-file={run_dir}/mariadbd.pid", "--skip-log-bin"])
+    _wait_port(db_port, timeout, "mariadbd", run_dir)
+    dbd_conf = os.path.join(run_dir, "slurmdbd.conf")
+    with open(os.open(dbd_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(_DBD_CONF.format(run=run_dir, dbd_port=dbd_port, db_port=db_port))
+    spawn(["slurmdbd", "-D"])
+    _wait_port(dbd_port, timeout, "slurmdbd", run_dir)
+    subprocess.run(["sacctmgr", "-i", "add", "cluster", "xmdev"], env=env, capture_output=True, timeout=30)
+
+
+def _wait_port(port: int, timeout: float, name: str, run_dir: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise DevClusterError(f"{name} is not listening on port {port} after {timeout:.0f} s; see {run_dir}")
 
 
 def _wait_idle(cluster: DevCluster, env: dict[str, str], timeout: float) -> None:
@@ -189,7 +258,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
     for pid in numbers:
         try:
             with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() not in ("slurmctld", "slurmd"):
+                if handle.read().strip() not in ("slurmctld", "slurmd", "slurmdbd", "mariadbd"):
                     continue  # The PID was reused by another program.
             os.kill(pid, signal.SIGTERM)
         except (FileNotFoundError, ProcessLookupError):

@@ -1,0 +1,85 @@
+"""Final states of jobs Slurm no longer queues: from sacct (slurmdbd + MariaDB) or, without
+accounting, from the job completion file. Units are cancelled behind the launcher's back (a plain
+``scancel``), so no exit record exists and only Slurm can say what happened."""
+
+import os
+import subprocess
+import time
+
+import pytest
+from xmanager import xm, xm_local
+from xmanager.executors.slurm import cluster as cluster_module
+from xmanager.executors.slurm import devcluster
+
+pytestmark = pytest.mark.integration
+
+SLEEPER = """
+import sys, time
+time.sleep(float(sys.argv[1].split('=')[1]))
+"""
+
+
+@pytest.fixture(scope="module")
+def accounting_cluster(tmp_path_factory):
+    missing = devcluster.missing_programs(accounting=True)
+    if missing:
+        pytest.skip(f"{', '.join(missing)} missing; setup_scripts/test.sh installs slurmdbd and mariadb-server")
+    if os.geteuid() != 0:
+        pytest.skip("the dev cluster runs its daemons as root")
+    cluster = devcluster.start(str(tmp_path_factory.mktemp("slurm-acct")), accounting=True, min_job_age=2)
+    saved = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = cluster.conf
+    yield cluster
+    cluster.stop()
+    if saved is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = saved
+
+
+def _launch_and_scancel(script):
+    path = script(SLEEPER)
+    with xm_local.create_experiment("cancelled behind our back") as experiment:
+        [exe] = experiment.package([xm.binary(executor_spec=xm_local.Slurm.Spec(), path=path)])
+        experiment.add_sweep(xm.Job(exe, xm_local.Slurm()), xm.plist("seconds", [300, 300]))
+    job_ids = {row.handle["data"]["job_id"] for row in experiment._store.jobs(experiment.experiment_id)}
+    subprocess.run(["scancel", *job_ids], check=True, env=os.environ)
+    return experiment, job_ids
+
+
+def test_sacct_gives_final_states_once_squeue_forgot_the_jobs(accounting_cluster, script, monkeypatch):
+    experiment, job_ids = _launch_and_scancel(script)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and cluster_module.Cluster().queue(job_ids):
+        time.sleep(1)  # MinJobAge=2: squeue soon forgets them.
+    assert cluster_module.Cluster().queue(job_ids) == {}
+    asked = []
+    real = cluster_module.Cluster._sacct
+
+    def counting(self, ids):
+        asked.append(list(ids))
+        return real(self, ids)
+
+    monkeypatch.setattr(cluster_module.Cluster, "_sacct", counting)
+    loaded = xm_local.get_experiment(experiment.experiment_id)
+    loaded.refresh()
+    assert asked == [sorted(job_ids)]
+    assert xm_local.get_experiment(experiment.experiment_id).status_counts == {"cancelled": 2}
+    messages = set(loaded.to_dataframe()["_message"])
+    assert all("CANCELLED" in message for message in messages)
+
+
+def test_without_accounting_the_completion_file_gives_final_states(slurm_cluster, script, monkeypatch):
+    assert not cluster_module.Cluster().has_accounting
+    experiment, job_ids = _launch_and_scancel(script)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = cluster_module.Cluster().queue(job_ids)
+        if states and all(state.state == "CANCELLED" for state in states.values()):
+            break
+        time.sleep(0.2)
+    # MinJobAge is 10 minutes on this cluster: as if squeue had forgotten the jobs already.
+    monkeypatch.setattr(cluster_module.Cluster, "queue", lambda self, ids: {})
+    loaded = xm_local.get_experiment(experiment.experiment_id)
+    loaded.refresh()
+    assert xm_local.get_experiment(experiment.experiment_id).status_counts == {"cancelled": 2}
