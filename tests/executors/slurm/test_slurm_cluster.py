@@ -218,3 +218,84 @@ def test_a_job_killed_by_its_time_limit_is_reported_as_timeout(slurm_cluster, sc
     with pytest.raises(xm.ExperimentFailedError, match="TIMEOUT"):
         experiment.wait_until_complete()
     assert experiment.to_dataframe()["_status"].tolist() == ["failed"]
+
+
+def test_a_job_group_runs_as_one_allocation_of_srun_steps(slurm_cluster, script):
+    path = script(REPORTER)
+    with xm_local.create_experiment("group") as experiment:
+        [exe] = experiment.package([xm.binary(executor_spec=xm_local.Slurm.Spec(), path=path)])
+        experiment.add(xm.JobGroup(
+            left=xm.Job(exe, xm_local.Slurm(), args={"a": "1"}),
+            right=xm.Job(exe, xm_local.Slurm(), args={"a": "2"}),
+        ))
+    experiment.wait_until_complete()
+    jobs = experiment._store.jobs(experiment.experiment_id)
+    assert {job.status for job in jobs} == {"completed"}
+    assert len({job.handle["data"]["job_id"] for job in jobs}) == 1  # One sbatch, one allocation.
+    assert experiment.to_dataframe()["doubled"].tolist() in ([2], [4])  # The unit's results (last job wins).
+
+
+def test_a_failing_job_stops_the_rest_of_its_group(slurm_cluster, script):
+    path = script(REPORTER)
+    with xm_local.create_experiment("group fails") as experiment:
+        [exe] = experiment.package([xm.binary(executor_spec=xm_local.Slurm.Spec(), path=path)])
+        experiment.add(xm.JobGroup(
+            failing=xm.Job(exe, xm_local.Slurm(), args={"a": "1", "fail": "1"}),
+            sleeping=xm.Job(exe, xm_local.Slurm(), args={"a": "2", "sleep": "300"}),
+        ))
+    started = time.monotonic()
+    with pytest.raises(xm.ExperimentFailedError, match="exit code 3"):
+        experiment.wait_until_complete()
+    assert time.monotonic() - started < 60
+    statuses = {job.job_name: job.status for job in experiment._store.jobs(experiment.experiment_id)}
+    assert statuses["failing"] == "failed" and statuses["sleeping"] in ("failed", "cancelled")
+
+
+def test_node_failure_is_reported_with_slurms_reason(slurm_cluster, script):
+    path = script(REPORTER)
+    with xm_local.create_experiment("node failure") as experiment:
+        experiment.add(_job(experiment, path)(a="1", sleep="300"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        experiment.refresh()
+        if experiment.status_counts.get("running"):
+            break
+        time.sleep(0.3)
+    subprocess.run(["scontrol", "update", "NodeName=localhost", "State=DOWN", "Reason=test"], check=True)
+    try:
+        with pytest.raises(xm.ExperimentFailedError, match="NODE_FAIL"):
+            experiment.wait_until_complete()
+    finally:
+        _resume_node()
+
+
+def _resume_node():
+    """Brings the node back after a test set it DOWN (RESUME is refused while it still cleans up)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout.strip()
+        if state.startswith(("idle", "mixed", "alloc")):
+            return
+        subprocess.run(["scontrol", "update", "NodeName=localhost", "State=RESUME"], capture_output=True)
+        time.sleep(0.3)
+    raise AssertionError(f"the node did not come back (state {state!r})")
+
+
+def test_a_unit_with_a_requeue_limit_survives_a_node_failure(slurm_cluster, script):
+    path = script(REPORTER)
+    with xm_local.create_experiment("requeue") as experiment:
+        experiment.add(_job(experiment, path, requeue_limit=1)(a="4", sleep="3"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        experiment.refresh()
+        if experiment.status_counts.get("running"):
+            break
+        time.sleep(0.3)
+    subprocess.run(["scontrol", "update", "NodeName=localhost", "State=DOWN", "Reason=test"], check=True)
+    _resume_node()
+    [job] = experiment._store.jobs(experiment.experiment_id)
+    task = f"{job.handle['data']['job_id']}_{job.handle['data']['task']}"
+    # Slurm delays a requeued job's start by minutes; make it eligible now to keep the test short.
+    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], capture_output=True)
+    experiment.wait_until_complete()
+    assert experiment.to_dataframe()["doubled"].tolist() == [8]
