@@ -192,6 +192,7 @@ class LocalExperiment(core.Experiment):
         self._active = 0  # Units not yet terminal.
         self._detached_active = 0  # Of those, units on executors that run on without us (polled).
         self._batch: Optional[list[tuple[ExecutorPlugin, UnitLaunch]]] = None
+        self._next_unit_id = max(self._units or {0: None}) + 1
         self._backends: dict[str, ExecutorBackend] = {}
         self._executables: dict[int, str] = {}
         self._tasks: list[Any] = []
@@ -305,7 +306,8 @@ class LocalExperiment(core.Experiment):
         self._require_live()
         assert self._units is not None
         with self._lock:
-            work_unit_id = max(self._units, default=0) + 1
+            work_unit_id = self._next_unit_id
+            self._next_unit_id += 1
             unit = LocalWorkUnit(self, work_unit_id, role, identity)
             unit._params = dict(params)
             unit._pset = pset

@@ -8,7 +8,6 @@ each reply is ``("ok", results_json)`` or ``("error", message)``.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import struct
@@ -16,6 +15,8 @@ import sys
 import traceback
 from collections.abc import Mapping
 from typing import Any, BinaryIO
+
+from xmanager.executors.function_call import call as _call
 
 _HEADER = struct.Struct(">I")
 
@@ -35,37 +36,6 @@ def receive(stream: BinaryIO) -> Any:
     if len(data) < size:
         raise EOFError("channel closed mid-message")
     return pickle.loads(data)
-
-
-def _read_reported(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return {}
-
-
-def _call(task: Mapping[str, Any]) -> tuple[str, str]:
-    import cloudpickle
-
-    function = cloudpickle.loads(task["function"])
-    positional = [key for key in task["kwargs"] if key.isdigit()]
-    if positional:
-        raise TypeError("a PythonCallable takes keyword args only; the job has positional args")
-    value = function(**task["kwargs"])
-    reported = _read_reported(task["results_path"])
-    if value is None:
-        result = reported
-    elif isinstance(value, Mapping):
-        result = {**reported, **value}
-    else:
-        raise TypeError(
-            f"the function returned {type(value).__name__}; return a dict of results or None"
-        )
-    try:
-        return "ok", json.dumps(result)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"the function's results are not JSON-serialisable: {error}") from None
 
 
 def run_task(task: Mapping[str, Any]) -> tuple[str, str]:

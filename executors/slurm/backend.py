@@ -40,8 +40,8 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
-from xmanager.executors.slurm import Slurm
 from xmanager.executors.slurm.cluster import Cluster, SlurmError, TaskState
+from xmanager.executors.slurm.executor import Slurm
 from xmanager.executors.slurm.task import write_manifest
 from xmanager.xm.status import Status
 
@@ -132,18 +132,16 @@ def batch_script(executor: Slurm, *, name: str, tasks: int, ntasks: int, manifes
     return "\n".join(lines) + "\n"
 
 
-def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int) -> dict[str, Any]:
-    """What the task runner needs to run one job."""
+def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int, functions: dict[int, str]) -> dict[str, Any]:
+    """What the task runner needs to run one job. Nothing is written per job here: the job's
+    folder is made on the node, and a function is pickled once per batch (``functions``)."""
     executable: Any = job.executable
-    work_dir = job.work_dir
-    os.makedirs(work_dir, exist_ok=True)
-    env = {**job.env, "XM_WORK_DIR": work_dir}
+    env = {**job.env, "XM_WORK_DIR": job.work_dir}
+    entry: dict[str, Any] = {"job_name": job.job_name, "env": env, "work_dir": job.work_dir}
     if getattr(executable, "function", None) is not None:
-        with open(os.path.join(work_dir, "function.pkl"), "wb") as handle:
-            handle.write(executable.function)
-        with open(os.path.join(work_dir, "call.json"), "w") as handle:
-            json.dump(dict(job.kwargs), handle, default=str)
-        argv = [_python(executor), "-m", "xmanager.executors.slurm.call", work_dir]
+        entry["function"] = functions[id(executable)]
+        entry["kwargs"] = json.loads(json.dumps(dict(job.kwargs), default=str))
+        argv = [_python(executor), "-m", "xmanager.executors.slurm.call", job.work_dir]
         # The function's module must import on the node as it does here (shared filesystem).
         here = [os.path.abspath(entry) for entry in sys.path if entry and os.path.isdir(entry)]
         env["PYTHONPATH"] = os.pathsep.join([*here, *filter(None, [env.get("PYTHONPATH")])])
@@ -152,12 +150,23 @@ def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int) -> di
     if gang_size > 1:
         argv = ["srun", "--ntasks=1", "--nodes=1", f"--cpus-per-task={cpus}", "--exact",
                 f"--job-name={job.job_name}", *argv]
-    for stale in ("exit.json", "results.json"):  # A requeued or resumed unit starts afresh.
-        try:
-            os.remove(os.path.join(work_dir, stale))
-        except FileNotFoundError:
-            pass
-    return {"job_name": job.job_name, "argv": argv, "env": env, "work_dir": work_dir}
+    entry["argv"] = argv
+    return entry
+
+
+def _write_functions(units: Sequence[UnitLaunch], folder: str) -> dict[int, str]:
+    """Pickled functions of a batch, one file per distinct executable."""
+    paths: dict[int, str] = {}
+    for unit in units:
+        for job in unit.jobs:
+            executable: Any = job.executable
+            function = getattr(executable, "function", None)
+            if function is not None and id(executable) not in paths:
+                path = os.path.join(folder, f"function-{len(paths)}.pkl")
+                with open(path, "wb") as handle:
+                    handle.write(function)
+                paths[id(executable)] = path
+    return paths
 
 
 class SlurmBackend(ExecutorBackend):
@@ -292,9 +301,10 @@ class _Plan:
             folder = os.path.join(self.root, "slurm", batch)
             os.makedirs(folder, exist_ok=True)
             manifest = os.path.join(folder, "tasks.jsonl")
+            functions = _write_functions([unit for task in chunk for unit in task], folder)
             entries = [
                 [{"work_unit_id": unit.work_unit_id,
-                  "jobs": [_job_entry(job, self.executor, len(unit.jobs), cpus) for job in unit.jobs]}
+                  "jobs": [_job_entry(job, self.executor, len(unit.jobs), cpus, functions) for job in unit.jobs]}
                  for unit in task]
                 for task in chunk
             ]

@@ -1,7 +1,7 @@
 """Runs a pickled Python callable in its job folder on a compute node.
 
-``python -m xmanager.executors.slurm.call WORK_DIR`` loads ``function.pkl`` and
-``call.json`` (keyword args) from the folder, calls the function, and writes its
+``python -m xmanager.executors.slurm.call WORK_DIR`` reads ``call.json`` in the folder
+(the pickled function's path and the keyword args), calls the function, and writes its
 returned dict (merged over what it reported with ``xm.report``) to ``results.json``.
 An exception is printed to stderr and gives exit status 1, as a failed binary would.
 """
@@ -13,14 +13,15 @@ import os
 import sys
 import traceback
 
-from xmanager.executors.local.function_worker import _call
+from xmanager.executors.function_call import call as _call
 
 
 def main(work_dir: str) -> int:
-    with open(os.path.join(work_dir, "function.pkl"), "rb") as handle:
-        function = handle.read()
     with open(os.path.join(work_dir, "call.json")) as handle:
-        kwargs = json.load(handle)
+        call = json.load(handle)
+    with open(call["function"], "rb") as handle:
+        function = handle.read()
+    kwargs = call["kwargs"]
     results = os.environ.get("XM_RESULTS_PATH") or os.path.join(work_dir, "results.json")
     try:
         _, text = _call({"function": function, "kwargs": kwargs, "results_path": results})

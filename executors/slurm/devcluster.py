@@ -121,7 +121,17 @@ class DevCluster:
         return os.path.join(self.run_dir, "jobcomp.txt")
 
     def stop(self) -> None:
-        """Stops the daemons (by PID) and waits for them."""
+        """Cancels every job, then stops the daemons (by PID) and waits for them."""
+        env = {**os.environ, "SLURM_CONF": self.conf}
+        if self.processes and all(process.poll() is None for process in self.processes):
+            subprocess.run(["scancel", "--quiet", f"--user={os.getuid()}"], env=env, capture_output=True)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # Let slurmd stop the jobs' steps.
+                running = subprocess.run(["squeue", "-h", "-t", "RUNNING,COMPLETING"], env=env,
+                                         capture_output=True, text=True).stdout.strip()
+                if not running:
+                    break
+                time.sleep(0.2)
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

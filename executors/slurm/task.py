@@ -60,6 +60,14 @@ def _record(work_dir: str, **fields: Any) -> None:
 def _start(job: dict[str, Any]) -> subprocess.Popen[bytes]:
     work_dir = job["work_dir"]
     os.makedirs(work_dir, exist_ok=True)
+    for stale in ("exit.json", "results.json"):  # A requeued or resumed unit starts afresh.
+        try:
+            os.remove(os.path.join(work_dir, stale))
+        except FileNotFoundError:
+            pass
+    if "function" in job:  # A Python callable: what xmanager.executors.slurm.call reads.
+        with open(os.path.join(work_dir, "call.json"), "w") as handle:
+            json.dump({"function": job["function"], "kwargs": job["kwargs"]}, handle)
     env = {**os.environ, **job["env"], "XM_RESULTS_PATH": os.path.join(work_dir, "results.json")}
     with open(os.path.join(work_dir, "stdout.log"), "ab") as out, open(os.path.join(work_dir, "stderr.log"), "ab") as err:
         return subprocess.Popen(job["argv"], env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,

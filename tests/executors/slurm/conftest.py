@@ -1,24 +1,21 @@
-"""A real single-node Slurm cluster for the Slurm tests (Debian's slurm-wlm, installed by the test set-up)."""
+"""Real single-node Slurm clusters for the Slurm tests (Debian's slurm-wlm, installed by the test set-up).
 
-import os
+The daemons start once per session (or module); each test then points ``SLURM_CONF`` at the
+cluster it asked for, so tests of different clusters can run in any order.
+"""
 
 import pytest
-from xmanager.executors.slurm import devcluster
+from slurm_support import start_or_skip
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
-    missing = devcluster.missing_programs()
-    if missing:
-        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing); setup_scripts/test.sh installs slurm-wlm")
-    if os.geteuid() != 0:
-        pytest.skip("the dev cluster runs its daemons as root")
-    cluster = devcluster.start(str(tmp_path_factory.mktemp("slurm")), cpus=16)
-    saved = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = cluster.conf
+def _slurm_daemons(tmp_path_factory):
+    cluster = start_or_skip(tmp_path_factory, "slurm", cpus=16)
     yield cluster
     cluster.stop()
-    if saved is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = saved
+
+
+@pytest.fixture
+def slurm_cluster(_slurm_daemons, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", _slurm_daemons.conf)
+    return _slurm_daemons

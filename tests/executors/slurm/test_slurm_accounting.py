@@ -7,9 +7,9 @@ import subprocess
 import time
 
 import pytest
+from slurm_support import start_or_skip
 from xmanager import xm, xm_local
 from xmanager.executors.slurm import cluster as cluster_module
-from xmanager.executors.slurm import devcluster
 
 pytestmark = pytest.mark.integration
 
@@ -20,21 +20,16 @@ time.sleep(float(sys.argv[1].split('=')[1]))
 
 
 @pytest.fixture(scope="module")
-def accounting_cluster(tmp_path_factory):
-    missing = devcluster.missing_programs(accounting=True)
-    if missing:
-        pytest.skip(f"{', '.join(missing)} missing; setup_scripts/test.sh installs slurmdbd and mariadb-server")
-    if os.geteuid() != 0:
-        pytest.skip("the dev cluster runs its daemons as root")
-    cluster = devcluster.start(str(tmp_path_factory.mktemp("slurm-acct")), accounting=True, min_job_age=2)
-    saved = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = cluster.conf
+def _accounting_daemons(tmp_path_factory):
+    cluster = start_or_skip(tmp_path_factory, "slurm-acct", accounting=True, min_job_age=2)
     yield cluster
     cluster.stop()
-    if saved is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = saved
+
+
+@pytest.fixture
+def accounting_cluster(_accounting_daemons, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", _accounting_daemons.conf)
+    return _accounting_daemons
 
 
 def _launch_and_scancel(script):
