@@ -196,7 +196,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     store = experiment._store
     now = time.time()
     message = "cancelled by xmanager cancel"
-    unfinished = [job for job in store.jobs(experiment.experiment_id) if job.status not in TERMINAL_VALUES]
+    unit_id = args.work_unit
+    unfinished = [
+        job for job in store.jobs(experiment.experiment_id, unit_id) if job.status not in TERMINAL_VALUES
+    ]
     for job in unfinished:
         # Record the cancellation first, so the launcher's own report of the kill cannot overwrite it.
         store.writer.put(
@@ -207,7 +210,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
                 "host": None, "handle": None, "started_at": None, "ended_at": now,
             },
         )
-    units = [unit for unit in store.units(experiment.experiment_id) if unit.status not in TERMINAL_VALUES]
+    units = [unit for unit in store.units(experiment.experiment_id, unit_id) if unit.status not in TERMINAL_VALUES]
     for unit in units:
         store.writer.put(
             sql.UPDATE_UNIT,
@@ -290,8 +293,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("experiment_id")
     show.set_defaults(run=cmd_show)
 
-    cancel = commands.add_parser("cancel", help="cancel an experiment's unfinished work units")
+    cancel = commands.add_parser("cancel", help="cancel an experiment's unfinished work units (or one of them)")
     cancel.add_argument("experiment_id")
+    cancel.add_argument("work_unit", nargs="?", type=int, help="only this work unit")
     cancel.set_defaults(run=cmd_cancel)
 
     logs = commands.add_parser("logs", help="print the logs of an experiment's jobs")

@@ -154,6 +154,18 @@ def test_cancel_stops_queued_and_running_units(slurm_cluster, script):
     assert xm_local.get_experiment(experiment.experiment_id).status_counts == {"cancelled": 2}
 
 
+def test_cancel_of_one_unit_leaves_the_others_running(slurm_cluster, script):
+    path = script(REPORTER)
+    with xm_local.create_experiment("cancel one") as experiment:
+        experiment.add_sweep(_job(experiment, path)(sleep="3"), xm.plist("a", [1, 2]))
+    result = subprocess.run([XMANAGER, "cancel", str(experiment.experiment_id), "1"], capture_output=True, text=True)
+    assert result.returncode == 0 and "cancelled 1 work unit" in result.stdout, result.stderr
+    loaded = xm_local.get_experiment(experiment.experiment_id)
+    loaded.wait_until_complete()
+    frame = loaded.to_dataframe().sort_values("_work_unit_id")
+    assert frame["_status"].tolist() == ["cancelled", "completed"]
+
+
 def test_resume_submits_only_what_did_not_complete(slurm_cluster, script):
     path = script(REPORTER)
     params = xm.plist("a", [1, 2, 3])
