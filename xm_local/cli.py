@@ -139,6 +139,9 @@ def _compact(value: dict[str, Any], width: int = 60) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
+    experiment.refresh()  # Units on cluster executors: one status query per executor.
+    if experiment._live:
+        experiment = _experiment(args.experiment_id)  # Counts as stored after the refresh.
     print(f"experiment {experiment.experiment_id}: {experiment.title!r}  created {_when(experiment.created_at)}")
     if experiment.tags:
         print(f"tags: {', '.join(experiment.tags)}")

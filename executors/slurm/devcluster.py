@@ -265,6 +265,10 @@ def _main(argv: Optional[list[str]] = None) -> int:
     except FileNotFoundError:
         print(f"no dev cluster in {args.run_dir}", file=sys.stderr)
         return 1
+    conf = os.path.join(args.run_dir, "slurm.conf")
+    subprocess.run(["scancel", "--quiet", f"--user={os.getuid()}"], env={**os.environ, "SLURM_CONF": conf},
+                   capture_output=True)
+    time.sleep(1)  # Let slurmd stop the jobs' steps before it goes.
     for pid in numbers:
         try:
             with open(f"/proc/{pid}/comm") as handle:

@@ -112,6 +112,20 @@ def test_a_launch_script_exits_and_another_process_follows_the_units(slurm_clust
     assert 'argv ["--a=1", "--sleep=2"]' in logs.stdout or 'argv ["--sleep=2", "--a=1"]' in logs.stdout
 
 
+def test_xmanager_show_refreshes_units_of_a_script_that_exited(slurm_cluster, script):
+    path = script(REPORTER)
+    with xm_local.create_experiment("show refreshes") as experiment:
+        experiment.add_sweep(_job(experiment, path)(), xm.plist("a", [1, 2]))
+    deadline = time.monotonic() + 60
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = subprocess.run([XMANAGER, "show", str(experiment.experiment_id)], capture_output=True, text=True).stdout
+        if "units: 2 completed" in shown:
+            break
+        time.sleep(0.5)
+    assert "units: 2 completed" in shown
+
+
 def test_awkward_argument_values_reach_the_job_intact(slurm_cluster, script):
     path = script(REPORTER)
     awkward = ["two words", "it's \"quoted\"", "$HOME and `id`", "line one\nline two", "; rm -rf /tmp/nothing"]
