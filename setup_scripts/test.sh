@@ -3,8 +3,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
 source setup_scripts/_system.sh
 # rsync: `xmanager sweep push/pull`; slurm-wlm: a real single-node Slurm cluster, started and stopped by
-# the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting.
-apt_install rsync slurm-wlm slurmdbd mariadb-server
+# the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting;
+# openssh-server: a private sshd as the "login node" of Slurm(cluster=...).
+apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"

@@ -175,15 +175,15 @@ class SlurmBackend(ExecutorBackend):
 
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         self._sink = sink
-        self._clusters: dict[Optional[str], Cluster] = {}
+        self._clusters: dict[tuple[Optional[str], tuple[str, ...]], Cluster] = {}
         self._requeued: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def _cluster(self, host: Optional[str]) -> Cluster:
+    def _cluster(self, key: tuple[Optional[str], tuple[str, ...]]) -> Cluster:
         with self._lock:
-            cluster = self._clusters.get(host)
+            cluster = self._clusters.get(key)
             if cluster is None:
-                cluster = self._clusters[host] = Cluster(host)
+                cluster = self._clusters[key] = Cluster(*key)
             return cluster
 
     # ---- launching ----------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class SlurmBackend(ExecutorBackend):
         return [handles[(unit.work_unit_id, job.job_name)] for unit in units for job in unit.jobs]
 
     def _plan(self, executor: Slurm, ntasks: int, units: list[UnitLaunch]) -> _Plan:
-        cluster = self._cluster(executor.cluster)
+        cluster = self._cluster((executor.cluster, executor.ssh_options))
         size = executor.max_array_size or max(1, cluster.max_array_size - 1)
         per_task = executor.psets_per_task
         tasks = [units[i : i + per_task] for i in range(0, len(units), per_task)]
@@ -219,11 +219,11 @@ class SlurmBackend(ExecutorBackend):
                 open_handles.append(handle)
             else:
                 updates.append(update)
-        by_cluster: dict[Optional[str], list[Handle]] = {}
+        by_cluster: dict[tuple[Optional[str], tuple[str, ...]], list[Handle]] = {}
         for handle in open_handles:
-            by_cluster.setdefault(handle.data.get("cluster"), []).append(handle)
-        for host, members in by_cluster.items():
-            cluster = self._cluster(host)
+            by_cluster.setdefault(_cluster_key(handle), []).append(handle)
+        for key, members in by_cluster.items():
+            cluster = self._cluster(key)
             jobs = {str(h.data["job_id"]) for h in members}
             queued = cluster.queue(jobs)
             gone = [h for h in members if _task_id(h) not in queued]
@@ -257,11 +257,11 @@ class SlurmBackend(ExecutorBackend):
             return True
 
     def cancel(self, handles: Sequence[Handle]) -> None:
-        by_cluster: dict[Optional[str], set[str]] = {}
+        by_cluster: dict[tuple[Optional[str], tuple[str, ...]], set[str]] = {}
         for handle in handles:
-            by_cluster.setdefault(handle.data.get("cluster"), set()).add(_task_id(handle))
-        for host, ids in by_cluster.items():
-            self._cluster(host).cancel(ids)
+            by_cluster.setdefault(_cluster_key(handle), set()).add(_task_id(handle))
+        for key, ids in by_cluster.items():
+            self._cluster(key).cancel(ids)
 
     def logs(self, handle: Handle) -> LogFiles:
         work_dir = handle.data.get("work_dir", "")
@@ -317,10 +317,15 @@ class _Plan:
                             executor="slurm", experiment_id=unit.experiment_id, work_unit_id=unit.work_unit_id,
                             job_name=job.job_name,
                             data={"job_id": job_id, "task": index, "work_dir": job.work_dir,
-                                  "cluster": self.executor.cluster, "slurm_log": os.path.join(folder, f"{index}.out"),
+                                  "cluster": self.executor.cluster, "ssh_options": list(self.executor.ssh_options),
+                                  "slurm_log": os.path.join(folder, f"{index}.out"),
                                   "requeue_limit": self.executor.requeue_limit},
                         )
         return handles
+
+
+def _cluster_key(handle: Handle) -> tuple[Optional[str], tuple[str, ...]]:
+    return handle.data.get("cluster"), tuple(handle.data.get("ssh_options") or ())
 
 
 def _task_id(handle: Handle) -> str:

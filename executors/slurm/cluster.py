@@ -35,16 +35,14 @@ class TaskState:
 
 @attrs.define
 class Cluster:
-    """Slurm's commands on this machine (``host=None``) or on ``host`` over SSH."""
+    """Slurm's commands on this machine (``host=None``) or on ``host`` over SSH (``ssh_options``
+    such as ``("-F", "ssh_config")`` or ``("-p", "2222")`` go before the host)."""
 
     host: Optional[str] = None
+    ssh_options: tuple[str, ...] = ()
 
     def run(self, command: Sequence[str], *, input: Optional[str] = None, check: bool = True) -> str:
-        argv = list(command)
-        if self.host:
-            argv = ["ssh", "-o", "BatchMode=yes", self.host, shlex.join(argv)]
-        elif shutil.which(argv[0]) is None:
-            raise SlurmError(f"{argv[0]} not found on PATH; {PACKAGE_HINT}")
+        argv = self._argv(list(command))
         try:
             result = subprocess.run(argv, input=input, capture_output=True, text=True)
         except FileNotFoundError as error:
@@ -83,9 +81,12 @@ class Cluster:
     def submit(self, script: str, *, test_only: bool = False) -> str:
         """Submits a batch script (on stdin); returns the job id (``--test-only``: Slurm's answer)."""
         if test_only:
-            result = subprocess.run(
-                self._argv(["sbatch", "--test-only"]), input=script, capture_output=True, text=True
-            )
+            try:
+                result = subprocess.run(
+                    self._argv(["sbatch", "--test-only"]), input=script, capture_output=True, text=True
+                )
+            except FileNotFoundError as error:
+                raise SlurmError(f"cannot run sbatch: {error}; {PACKAGE_HINT}") from None
             if result.returncode != 0:
                 raise SlurmError((result.stderr or result.stdout).strip())
             return result.stderr.strip()
@@ -93,7 +94,7 @@ class Cluster:
 
     def _argv(self, command: list[str]) -> list[str]:
         if self.host:
-            return ["ssh", "-o", "BatchMode=yes", self.host, shlex.join(command)]
+            return ["ssh", "-o", "BatchMode=yes", *self.ssh_options, self.host, shlex.join(command)]
         if shutil.which(command[0]) is None:
             raise SlurmError(f"{command[0]} not found on PATH; {PACKAGE_HINT}")
         return command

@@ -59,6 +59,8 @@ class Slurm(Executor):
         The interpreter on the nodes that runs our task runner (default: this one).
     cluster:
         ``None`` runs sbatch/squeue/... here; ``"user@login-node"`` runs them over SSH.
+    ssh_options:
+        Options for that ``ssh`` (``("-p", "2222")``, ``("-F", "~/.ssh/cluster_config")``).
     array_parallelism:
         At most this many tasks of an array run at once (``--array=...%N``).
     psets_per_task:
@@ -81,6 +83,7 @@ class Slurm(Executor):
     setup: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     python: Optional[str] = None
     cluster: Optional[str] = None
+    ssh_options: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     array_parallelism: Optional[int] = None
     psets_per_task: int = attrs.field(default=1)
     max_array_size: Optional[int] = None
