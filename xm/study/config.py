@@ -260,9 +260,7 @@ def _unique_param(params: Any, ctx: _Ctx, key: str) -> bool:
     return bool(params.get("unique", False))
 
 
-def _per_participant(
-    value: dict[str, Any], participant_index: int, ctx: _Ctx, key: str
-) -> list[str]:
+def _per_participant(value: dict[str, Any], participant_index: int, ctx: _Ctx, key: str) -> list[str]:
     try:
         table = {int(k): v for k, v in value.items()}
     except ValueError:
@@ -501,7 +499,7 @@ def _resolve_extends(blocks: dict[str, dict[str, Any]], file: str) -> dict[str, 
         if parent not in blocks:
             raise StudyConfigError(f"extends unknown block {parent!r}", file=file, block=name, key="extends")
         if parent in path:
-            cycle = " -> ".join([*path[path.index(parent):], parent])
+            cycle = " -> ".join([*path[path.index(parent) :], parent])
             raise StudyConfigError(f"`extends` cycle: {cycle}", file=file, block=name, key="extends")
         done[name] = _merge(block, resolve(parent, [*path, parent]))
         return done[name]
