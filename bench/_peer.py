@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any, Optional
 
 PSWEEP_VERSION = "0.16.0"
@@ -45,29 +46,36 @@ def _psweep_version(python: str) -> tuple[Optional[str], str]:
     return proc.stdout.strip(), ""
 
 
-def _create_venv() -> tuple[Optional[str], str]:
-    python = os.path.join(VENV_DIR, "bin", "python")
-    print(f"peer: creating {VENV_DIR} with psweep=={PSWEEP_VERSION} (once) ...", file=sys.stderr, flush=True)
-    shutil.rmtree(VENV_DIR, ignore_errors=True)
+def make_venv(
+    venv_dir: str, requirement: str, version_of: Callable[[str], tuple[Optional[str], str]], name: str
+) -> tuple[Optional[str], str]:
+    """Creates ``venv_dir`` with ``requirement`` from PyPI; (interpreter, description) or (None, why not)."""
+    python = os.path.join(venv_dir, "bin", "python")
+    print(f"peer: creating {venv_dir} with {requirement} (once) ...", file=sys.stderr, flush=True)
+    shutil.rmtree(venv_dir, ignore_errors=True)
     steps = [
-        [sys.executable, "-m", "venv", VENV_DIR],
+        [sys.executable, "-m", "venv", venv_dir],
         [python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--retries", "1",
-         "--timeout", "20", f"psweep=={PSWEEP_VERSION}"],
+         "--timeout", "20", requirement],
     ]
     for command in steps:
         try:
             proc = subprocess.run(command, env=peer_env(), capture_output=True, text=True, timeout=900)
         except (OSError, subprocess.TimeoutExpired) as error:
-            shutil.rmtree(VENV_DIR, ignore_errors=True)
+            shutil.rmtree(venv_dir, ignore_errors=True)
             return None, f"{' '.join(command[:4])} ...: {error}"
         if proc.returncode != 0:
-            shutil.rmtree(VENV_DIR, ignore_errors=True)
+            shutil.rmtree(venv_dir, ignore_errors=True)
             return None, f"{' '.join(command[:4])} ... exited {proc.returncode}: {_tail(proc, 1)}"
-    version, error = _psweep_version(python)
+    version, error = version_of(python)
     if version is None:
-        shutil.rmtree(VENV_DIR, ignore_errors=True)
+        shutil.rmtree(venv_dir, ignore_errors=True)
         return None, error
-    return python, f"psweep {version} under {python} (just created)"
+    return python, f"{name} {version} under {python} (just created)"
+
+
+def _create_venv() -> tuple[Optional[str], str]:
+    return make_venv(VENV_DIR, f"psweep=={PSWEEP_VERSION}", _psweep_version, "psweep")
 
 
 def find_psweep(peer_python: Optional[str]) -> tuple[Optional[str], str]:

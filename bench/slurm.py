@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from _common import scratch_dir, table
-from _peer import MARKER, peer_env, ratio, run_script, verdict, write_script
+from _peer import MARKER, make_venv, peer_env, ratio, run_script, verdict, write_script
 
 TARGET_SUBMIT_S = 2.0
 TARGET_SBATCH_CALLS = 10
@@ -132,27 +132,7 @@ def find_submitit(peer_python: Optional[str]) -> tuple[Optional[str], str]:
         version, _ = _submitit_version(python)
         if version:
             return python, f"submitit {version} under {python}"
-    print(f"peer: creating {VENV_DIR} with {SUBMITIT_SPEC} (once) ...", file=sys.stderr, flush=True)
-    shutil.rmtree(VENV_DIR, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", VENV_DIR],
-        [python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--retries", "1",
-         "--timeout", "20", SUBMITIT_SPEC],
-    ]
-    for command in steps:
-        try:
-            proc = subprocess.run(command, env=peer_env(), capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            shutil.rmtree(VENV_DIR, ignore_errors=True)
-            return None, f"{' '.join(command[:4])} ...: {error}"
-        if proc.returncode != 0:
-            shutil.rmtree(VENV_DIR, ignore_errors=True)
-            return None, f"{' '.join(command[:4])} ... exited {proc.returncode}: {_tail(proc)}"
-    version, error = _submitit_version(python)
-    if version is None:
-        shutil.rmtree(VENV_DIR, ignore_errors=True)
-        return None, error
-    return python, f"submitit {version} under {python} (just created)"
+    return make_venv(VENV_DIR, SUBMITIT_SPEC, _submitit_version, "submitit")
 
 
 # ---- counting Slurm commands -----------------------------------------------------------------------

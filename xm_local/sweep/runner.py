@@ -165,28 +165,32 @@ def _describe(pset: Mapping[str, Any]) -> str:
 
 
 # ---- preparing psets ----------------------------------------------------------------------------
+def _key_order(dicts: Sequence[Mapping[Any, Any]], first: Sequence[Any] = ()) -> tuple[list[Any], bool]:
+    """Every key of ``dicts`` (after ``first``) in first-seen order, and whether all have the same keys."""
+    keys: dict[Any, None] = dict.fromkeys(first)
+    shape: Any = None
+    uniform = True
+    for item in dicts:
+        current = item.keys()
+        if shape is None:
+            shape = current
+            keys.update(dict.fromkeys(current))
+        elif current != shape:
+            uniform = False
+            keys.update(dict.fromkeys(current))
+    return list(keys), uniform
+
 def _prepare_params(params: Sequence[Any], fill_value: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """Copies of the psets (never the caller's dicts), every key in every pset; and the key order."""
     if isinstance(params, Mapping) or not psets.is_seq(params):
         raise TypeError(f"params must be a list of dicts (psets), got {type(params).__name__}")
     prepared: list[dict[str, Any]] = []
-    keys: dict[str, None] = {}
-    uniform = True
-    first: Optional[Any] = None
     scalars = _SCALAR_TYPES.issuperset
     for index, pset in enumerate(params):
         if type(pset) is not dict and not isinstance(pset, Mapping):
             raise TypeError(f"params[{index}] is {type(pset).__name__}, not a dict (pset): {pset!r}")
-        pset = dict(pset) if scalars(map(type, pset.values())) else copy.deepcopy(dict(pset))
-        shape = pset.keys()
-        if first is None:
-            first = shape
-            keys.update(dict.fromkeys(shape))
-        elif shape != first:
-            uniform = False
-            keys.update(dict.fromkeys(shape))
-        prepared.append(pset)
-    order = list(keys)
+        prepared.append(dict(pset) if scalars(map(type, pset.values())) else copy.deepcopy(dict(pset)))
+    order, uniform = _key_order(prepared)
     if not uniform:
         prepared = [{key: pset.get(key, fill_value) for key in order} for pset in prepared]
     return prepared, order
@@ -263,20 +267,9 @@ def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
     import numpy as np
     import pandas as pd
 
-    keys: dict[Any, None] = dict.fromkeys(old.columns)
-    first = None
-    uniform = True
-    for row in rows:
-        shape = row.keys()
-        if first is None:
-            first = shape
-            keys.update(dict.fromkeys(shape))
-        elif shape != first:
-            uniform = False
-            keys.update(dict.fromkeys(shape))
-    names = list(keys)
+    names, uniform = _key_order(rows, first=old.columns)
     n_old, n_new = len(old), len(rows)
-    if uniform and first is not None and set(first) == set(names):
+    if uniform and rows and len(rows[0]) == len(names):
         pick = operator.itemgetter(*names)
         records = [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
     else:

@@ -281,18 +281,23 @@ def test_node_failure_is_reported_with_slurms_reason(slurm_cluster, script):
     path = script(REPORTER)
     with xm_local.create_experiment("node failure") as experiment:
         experiment.add(_job(experiment, path)(a="1", sleep="300"))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        experiment.refresh()
-        if experiment.status_counts.get("running"):
-            break
-        time.sleep(0.3)
+    _wait_running(experiment)
     subprocess.run(["scontrol", "update", "NodeName=localhost", "State=DOWN", "Reason=test"], check=True)
     try:
         with pytest.raises(xm.ExperimentFailedError, match="NODE_FAIL"):
             experiment.wait_until_complete()
     finally:
         _resume_node()
+
+
+def _wait_running(experiment):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        experiment.refresh()
+        if experiment.status_counts.get("running"):
+            return
+        time.sleep(0.3)
+    raise AssertionError("the unit did not start")
 
 
 def _resume_node():
@@ -311,12 +316,7 @@ def test_a_unit_with_a_requeue_limit_survives_a_node_failure(slurm_cluster, scri
     path = script(REPORTER)
     with xm_local.create_experiment("requeue") as experiment:
         experiment.add(_job(experiment, path, requeue_limit=1)(a="4", sleep="3"))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        experiment.refresh()
-        if experiment.status_counts.get("running"):
-            break
-        time.sleep(0.3)
+    _wait_running(experiment)
     subprocess.run(["scontrol", "update", "NodeName=localhost", "State=DOWN", "Reason=test"], check=True)
     _resume_node()
     [job] = experiment._store.jobs(experiment.experiment_id)
