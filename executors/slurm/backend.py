@@ -230,12 +230,12 @@ class SlurmBackend(ExecutorBackend):
             finished = cluster.finished({str(h.data["job_id"]) for h in gone}) if gone else {}
             retry: list[str] = []
             for handle in members:
-                key = _task_id(handle)
-                state = queued.get(key) or finished.get(key) or finished.get(f"{handle.data['job_id']}_*")
+                task = _task_id(handle)
+                state = queued.get(task) or finished.get(task) or finished.get(f"{handle.data['job_id']}_*")
                 if state is None:
                     continue
                 if state.state in RETRYABLE and self._may_requeue(handle):
-                    retry.append(key)
+                    retry.append(task)
                     state = TaskState("REQUEUED", f"requeued after {state.state}")
                 update = _from_slurm_state(handle, state)
                 if update is not None and update.status.is_terminal:
