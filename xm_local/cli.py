@@ -317,6 +317,9 @@ def _parser() -> argparse.ArgumentParser:
     from xmanager.xm_local.sweep import cli as sweep_cli
 
     sweep_cli.register(commands)
+    from xmanager.xm_local import study_cli  # The study code itself is imported only when a subcommand runs.
+
+    study_cli.register(commands)
     return parser
 
 
