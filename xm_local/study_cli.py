@@ -265,7 +265,37 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     which.add_argument("-r", "--participant-range", type=_participant, metavar="N", help="participants 1..N")
     generate.add_argument("-d", "--out-dir", metavar="DIR", help="write one file per participant here (created)")
     generate.set_defaults(run=cmd_generate)
+
+    # experiment-server spells the host -h, so this subcommand's help is --help only.
+    run = commands.add_parser(
+        "run", aliases=["r"], add_help=False, help="serve the study over HTTP (experiment-server's REST API)",
+        description="Serve the study: experiment-server's REST API, participants kept across restarts.",
+    )
+    run.add_argument("--help", action="help", help="show this help message and exit")
+    run.add_argument("config", metavar="CONFIG")
+    run.add_argument("-i", "--default-participant-index", type=_participant, default=1, metavar="N")
+    run.add_argument("-h", "--host", default="127.0.0.1")
+    run.add_argument("-p", "--port", type=int, default=5000)
+    run.add_argument("--token", default=os.environ.get("XM_STUDY_TOKEN"),
+                     help="required for POST/PUT as 'Authorization: Bearer TOKEN' (default: $XM_STUDY_TOKEN); "
+                     "needed to bind anything but 127.0.0.1")
+    run.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a token")
+    run.set_defaults(run=cmd_run)
     return study
+
+
+@_reported
+def cmd_run(args: argparse.Namespace) -> int:
+    from xmanager.xm_local.studyserver import StudyServerError, serve
+
+    if not os.path.isfile(args.config):
+        raise _usage_error(f"no study file at {args.config!r}")
+    try:
+        serve(args.config, host=args.host, port=args.port, default_participant=args.default_participant_index,
+              token=args.token, insecure=args.insecure)
+    except StudyServerError as error:
+        raise _usage_error(str(error)) from None
+    return 0
 
 
 __all__ = ["SAMPLE_CONFIG", "cmd_generate", "cmd_new", "cmd_verify", "register"]

@@ -196,3 +196,43 @@ def test_study_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     for name in ("new-config-file", "verify-config-file", "generate-config-json"):
         assert name in out
+
+
+def test_run_serves_the_study_until_shutdown(tmp_path: pathlib.Path) -> None:
+    import http.client
+    import socket
+    import time
+
+    config = tmp_path / "study.toml"
+    assert subprocess.run([XMANAGER, "study", "new-config-file", str(config)], capture_output=True).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([XMANAGER, "study", "run", str(config), "-h", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/api/blocks-count")
+                response = connection.getresponse()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert response.status == 200 and int(response.read()) > 0
+        connection.request("POST", "/api/shutdown", body=b"")
+        assert connection.getresponse().status == 200
+        assert server.wait(timeout=20) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_run_refuses_a_public_bind_without_a_token(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "study.toml"
+    subprocess.run([XMANAGER, "study", "new-config-file", str(config)], check=True, capture_output=True)
+    result = subprocess.run([XMANAGER, "study", "run", str(config), "-h", "0.0.0.0", "-p", "0"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stderr.startswith("xmanager: error: ")
+    assert "token" in result.stderr
