@@ -15,7 +15,8 @@ Differences from 0.3.9:
   ``Authorization: Bearer <token>`` (401 otherwise).
 * Participant ids and block ids with more than 15 digits are treated as unknown / out of range
   instead of failing with a server error.
-* Paths outside ``/api/`` (the web UI of 0.3.9) are not served here: 404.
+* Outside ``/api/``: the web UI at ``/`` and the OpenAPI description at ``/openapi.json``
+  (:mod:`.pages`); anything else is 404.
 """
 
 from __future__ import annotations
@@ -146,7 +147,12 @@ class StudyServer:
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Response:
         path = target.split("?", 1)[0].split("#", 1)[0]
         if not path.startswith("/api/"):
-            return _tornado_page(404)
+            from xmanager.xm_local.studyserver.pages import page_for
+
+            page = page_for(path)
+            if page is None or method not in ("GET", "HEAD"):
+                return _tornado_page(404)
+            return page(self)
         parts = path[5:].split("/")
         if not parts[0] or len(parts) > 3 or not all(p.isascii() and p.isdigit() for p in parts[1:]):
             return _tornado_page(404)
