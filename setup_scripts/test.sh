@@ -4,8 +4,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
 source setup_scripts/_system.sh
 # rsync: `xmanager sweep push/pull`; slurm-wlm: a real single-node Slurm cluster, started and stopped by
 # the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting;
-# openssh-server: a private sshd as the "login node" of Slurm(cluster=...).
-apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server
+# openssh-server: a private sshd as the "login node" of Slurm(cluster=...); chromium: the study
+# server's web UI in a real browser (Playwright); wrk: bench/study_server.py.
+apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"

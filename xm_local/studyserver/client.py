@@ -158,3 +158,11 @@ class Client:
         if not isinstance(block_id, int) or isinstance(block_id, bool):
             raise TypeError(f"block_id must be an int, got {block_id!r}")
         return self._call("POST", self._path("move-all-to-block", block_id))
+
+    def get_participants(self) -> tuple[bool, Any]:
+        """Every participant: ``[{"participant_index", "block_id", "block_name", "active", "blocks_count"}, ...]``."""
+        return self._call("GET", "/api/participants")
+
+    def reset_participant(self, participant_index: int | None = None) -> tuple[bool, Any]:
+        """Rebuild the participant's blocks from the current config and move it before the first block."""
+        return self._call("POST", self._path("reset-participant", participant_index))

@@ -15,6 +15,10 @@ Differences from 0.3.9:
   ``Authorization: Bearer <token>`` (401 otherwise).
 * Participant ids and block ids with more than 15 digits are treated as unknown / out of range
   instead of failing with a server error.
+* Two endpoints 0.3.9 lacks, for the web UI: ``GET /api/participants`` (JSON list of every participant's
+  ``participant_index``, ``block_id``, ``block_name``, ``active``, ``blocks_count``, by id) and
+  ``POST /api/reset-participant[/<pid>]`` (rebuild the blocks from the current config and go back before
+  the first block; answers that participant's row as JSON).
 * Outside ``/api/``: the web UI at ``/`` and the OpenAPI description at ``/openapi.json``
   (:mod:`.pages`); anything else is 404.
 """
@@ -34,7 +38,7 @@ from typing import Any
 
 import attrs
 from xmanager.xm.study.config import StudyConfigError
-from xmanager.xm_local.studyserver.state import StudyState, UnknownParticipantError
+from xmanager.xm_local.studyserver.state import Participant, StudyState, UnknownParticipantError
 
 __all__ = ["StudyServer", "StudyServerError", "is_loopback", "serve", "server_process"]
 
@@ -62,7 +66,7 @@ _HUGE = 10**16  # Stands for any number with more than 15 digits.
 _MAX_PARTICIPANT = 2**53
 _RELOAD_INTERVAL = 1.0
 _GET_ACTIONS = frozenset(
-    {"blocks-count", "block-id", "active", "config", "summary-data", "all-configs", "status-string"}
+    {"blocks-count", "block-id", "active", "config", "summary-data", "all-configs", "status-string", "participants"}
 )
 
 
@@ -85,6 +89,16 @@ def _tornado_page(status: int) -> Response:
 
 def _number(text: str) -> int:
     return int(text) if len(text) <= 15 else _HUGE
+
+
+def _participant_row(participant: Participant) -> dict[str, Any]:
+    return {
+        "participant_index": participant.participant_id,
+        "block_id": participant.block_id,
+        "block_name": participant.block_name,
+        "active": participant.active,
+        "blocks_count": participant.blocks_count,
+    }
 
 
 def is_loopback(host: str) -> bool:
@@ -177,8 +191,13 @@ class StudyServer:
     def _get(self, action: str, params: list[int]) -> Response:
         if action not in _GET_ACTIONS:
             return Response(404, "N/A")
-        pid = params[0] if params else None
         state = self.state
+        if action == "participants":
+            if params:
+                return Response(404, "N/A")
+            rows = [_participant_row(state.participants[p]) for p in sorted(state.participants)]
+            return Response(200, json.dumps(rows), JSON)
+        pid = params[0] if params else None
         participant = state.participant(pid)
         if action == "config":
             text = participant.config_json()
@@ -224,6 +243,13 @@ class StudyServer:
                 return Response(404, f"param should be >= 0 and < {count}")
             state.move_all_to_block(bid)
             return Response(200, str(bid))
+        if action == "reset-participant":
+            pid = params[0] if params else None
+            try:
+                state.reset_participant(pid)
+            except StudyConfigError as exc:
+                return Response(406, str(exc))
+            return Response(200, json.dumps(_participant_row(state.participant(pid))), JSON)
         if action == "shutdown":
             self.shutdown_requested = True
             return Response(200, json.dumps({"message": "shutting down"}), JSON)

@@ -196,7 +196,15 @@ def test_raw_http_codes_bodies_and_types(server):
     status, ctype, body = raw("GET", "/api/config/abc")
     assert (status, ctype) == (404, HTML) and "404: Not Found" in body
     assert raw("GET", "/api/config/1/2/3")[0] == 404
-    assert raw("GET", "/")[0] == 404
+    for path in ("/", "/index", "/index.html"):
+        status, ctype, body = raw("GET", path)
+        assert (
+            (status, ctype) == (200, HTML)
+            and body.startswith("<!DOCTYPE html>")
+            and "<title>Study server</title>" in body
+        )
+    assert raw("POST", "/")[0] == 404
+    assert raw("GET", "/static/app.js")[0] == 404
     assert raw("DELETE", "/api/config")[0] == 405
     assert raw("POST", "/api/move-to-block") == (404, HTML, "Need atleast one paramter.")
     assert raw("POST", "/api/move-to-block/7") == (404, HTML, "param should be >= 0 and < 4")
@@ -217,6 +225,46 @@ def test_raw_http_codes_bodies_and_types(server):
     assert raw("POST", "/api/shutdown") == (200, JSON, '{"message": "shutting down"}')
     server.proc.join(5)
     assert server.proc.exitcode == 0
+
+
+def test_participants_list_and_reset(server):
+    """The two endpoints the web UI adds: GET /api/participants and POST /api/reset-participant[/<pid>]."""
+    raw = server.raw
+
+    def rows():
+        status, ctype, body = raw("GET", "/api/participants")
+        assert (status, ctype) == (200, JSON)
+        return json.loads(body)
+
+    row1 = {"participant_index": 1, "block_id": -1, "block_name": "START", "active": False, "blocks_count": 4}
+    assert rows() == [row1]
+    assert raw("PUT", "/api/add-participant/7")[0] == 200
+    assert raw("PUT", "/api/add-participant/3")[0] == 200
+    assert raw("POST", "/api/move-to-block/3/1")[0] == 200
+    assert raw("POST", "/api/move-to-next")[0] == 200
+    listed = rows()
+    assert [(r["participant_index"], r["block_id"], r["active"]) for r in listed] == [
+        (1, 0, True),
+        (3, 1, True),
+        (7, -1, False),
+    ]
+    assert [r["block_name"] for r in listed[::2]] == ["intro", "START"] and listed[1]["block_name"] in ("a", "b")
+    assert raw("GET", "/api/participants/1") == (404, HTML, "N/A")
+    assert raw("PUT", "/api/participants")[0] == 404
+    status, ctype, body = raw("POST", "/api/reset-participant/3")
+    assert (status, ctype) == (200, JSON) and json.loads(body) == dict(row1, participant_index=3)
+    status, _, body = raw("POST", "/api/reset-participant")
+    assert status == 200 and json.loads(body) == row1
+    assert raw("GET", "/api/reset-participant/3") == (404, HTML, "N/A")  # Never a GET.
+    unknown = "Participant with ID 9 not known. Consider initializing new participant."
+    assert raw("POST", "/api/reset-participant/9") == (406, HTML, unknown)
+    assert [r["block_id"] for r in rows()] == [-1, -1, -1]
+    client = server.client()
+    assert client.move_to_next(7) == (True, {"name": "intro"})
+    assert client.reset_participant(7) == (True, dict(row1, participant_index=7))
+    assert client.reset_participant(9)[0] is False
+    ok, listed = client.get_participants()
+    assert ok and [r["participant_index"] for r in listed] == [1, 3, 7]
 
 
 def test_keep_alive_and_pipelining(server):
@@ -380,6 +428,9 @@ def test_non_loopback_bind_needs_a_token(config):
         status, _, _ = srv.raw("PUT", "/api/new-participant", {"Authorization": "Basic s3cret"})
         assert status == 401
         assert anonymous.shutdown()[0] is False
+        assert srv.raw("POST", "/api/reset-participant/1")[0] == 401
+        status, _, page = srv.raw("GET", "/")
+        assert status == 200 and "s3cret" not in page and 'id="token"' in page
         authorized = srv.client(token="s3cret")
         assert authorized.move_to_next() == (True, {"name": "intro"})
         assert authorized.new_participant() == (True, 2)
