@@ -1,11 +1,13 @@
-"""What every benchmark script shares: the table printer and a scratch data directory."""
+"""What every benchmark script shares: the table printer, a scratch data directory, command timing."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Optional
 
@@ -40,3 +42,18 @@ def scratch_dir(prefix: str, keep: bool, parent: Optional[str] = None, use_as_st
             print(f"\nkept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -> list[float]:
+    """Wall seconds of each of ``runs`` runs, after one untimed warm-up; raises on a failure."""
+    times = []
+    for index in range(runs + 1):
+        start = time.perf_counter()
+        proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{tail}")
+        if index:
+            times.append(elapsed)
+    return times

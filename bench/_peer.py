@@ -19,7 +19,6 @@ from typing import Any, Optional
 PSWEEP_VERSION = "0.16.0"
 VENV_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".peer-venv")
 MARKER = "XM_BENCH_RESULT "
-_VERSION_CHECK = "import psweep; print(psweep.__version__)"
 
 
 def peer_env(base: Optional[dict[str, str]] = None) -> dict[str, str]:
@@ -33,17 +32,20 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
     return "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-lines:])
 
 
-def _psweep_version(python: str) -> tuple[Optional[str], str]:
-    """(psweep's version under ``python``, "") or (None, why not)."""
+def package_version(python: str, package: str) -> tuple[Optional[str], str]:
+    """(``package``'s version under ``python``, "") or (None, why not)."""
+    check = f"import importlib.metadata as m; print(m.version({package!r}))"
     try:
-        proc = subprocess.run([python, "-c", _VERSION_CHECK], env=peer_env(), capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run([python, "-c", check], env=peer_env(), capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as error:
         return None, str(error)
     if proc.returncode != 0:
-        last = _tail(proc, 1)
-        return None, f"{python} cannot import psweep: {last}"
+        return None, f"{python} has no {package}: {_tail(proc, 1)}"
     return proc.stdout.strip(), ""
+
+
+def _psweep_version(python: str) -> tuple[Optional[str], str]:
+    return package_version(python, "psweep")
 
 
 def make_venv(

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from _common import scratch_dir, table
-from _peer import MARKER, make_venv, peer_env, ratio, run_script, verdict, write_script
+from _peer import MARKER, make_venv, package_version, ratio, run_script, verdict, write_script
 
 TARGET_SUBMIT_S = 2.0
 TARGET_SBATCH_CALLS = 10
@@ -59,7 +59,6 @@ TIME_LIMIT_MIN = 5
 TRUE = "/bin/true"
 SUBMITIT_SPEC = "submitit"
 VENV_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".peer-submitit-venv")
-_VERSION_CHECK = "import submitit; print(submitit.__version__)"
 
 PEER_SCRIPT = textwrap.dedent(
     f'''\
@@ -100,19 +99,8 @@ PEER_SCRIPT = textwrap.dedent(
 
 
 # ---- the submitit peer ---------------------------------------------------------------------------
-def _tail(proc: subprocess.CompletedProcess[str], lines: int = 1) -> str:
-    return "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-lines:])
-
-
 def _submitit_version(python: str) -> tuple[Optional[str], str]:
-    try:
-        proc = subprocess.run([python, "-c", _VERSION_CHECK], env=peer_env(), capture_output=True, text=True,
-                              timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return None, str(error)
-    if proc.returncode != 0:
-        return None, f"{python} cannot import submitit: {_tail(proc)}"
-    return proc.stdout.strip(), ""
+    return package_version(python, "submitit")
 
 
 def find_submitit(peer_python: Optional[str]) -> tuple[Optional[str], str]:

@@ -20,12 +20,10 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import textwrap
-import time
 
-from _common import scratch_dir, table
+from _common import scratch_dir, table, time_command
 
 TARGET_S = 0.3
 
@@ -69,19 +67,6 @@ PEER_SCRIPT = textwrap.dedent(
 
 
 
-def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -> list[float]:
-    """Wall seconds of each of ``runs`` runs, after one untimed warm-up; exits on a failure."""
-    times = []
-    for index in range(runs + 1):
-        start = time.perf_counter()
-        proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-            raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{tail}")
-        if index:
-            times.append(elapsed)
-    return times
 
 
 def console_script(python: str) -> str:

@@ -24,7 +24,7 @@ import time
 from typing import Optional
 
 from _common import scratch_dir, table
-from _peer import make_venv, verdict
+from _peer import make_venv, package_version, verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV_DIR = os.path.join(HERE, ".peer-es-venv")
@@ -103,11 +103,7 @@ def _measure(command: list[str], port: int, seconds: int, connections: int, cwd:
 
 def _peer(peer_python: Optional[str]) -> tuple[Optional[str], str]:
     def version_of(python: str) -> tuple[Optional[str], str]:
-        result = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('experiment-server'))"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            return None, f"{python} has no experiment-server"
-        return result.stdout.strip(), ""
+        return package_version(python, "experiment-server")
 
     if peer_python:
         version, error = version_of(peer_python)

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 from typing import Optional
 
-from _common import scratch_dir, table
+from _common import scratch_dir, table, time_command
 from _peer import find_psweep, peer_env, ratio, verdict
 
 TARGET_S = 0.5
@@ -36,19 +34,6 @@ CASES = [
 ]
 
 
-def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -> list[float]:
-    """Wall seconds of each of ``runs`` runs, after one untimed warm-up; raises on a failure."""
-    times = []
-    for index in range(runs + 1):
-        start = time.perf_counter()
-        proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-            raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{tail}")
-        if index:
-            times.append(elapsed)
-    return times
 
 
 def bytecode_env(work: str, base: dict[str, str]) -> dict[str, str]:
