@@ -184,19 +184,6 @@ def test_target_collision_is_refused_before_running(tmp_path, monkeypatch):
     assert not (tmp_path / "calc").exists()
 
 
-@pytest.fixture
-def git_env(tmp_path, monkeypatch):
-    for key, value in {
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CEILING_DIRECTORIES": str(tmp_path),
-    }.items():
-        monkeypatch.setenv(key, value)
-
 
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout

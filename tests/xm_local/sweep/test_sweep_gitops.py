@@ -10,18 +10,8 @@ from xmanager.xm_local.sweep import gitops
 
 
 @pytest.fixture
-def git_env(tmp_path, monkeypatch):
-    """Identity and isolation for git: no user/system config, no repository above tmp_path."""
-    for key, value in {
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CEILING_DIRECTORIES": str(tmp_path),
-    }.items():
-        monkeypatch.setenv(key, value)
+def study_dir(git_env, tmp_path, monkeypatch):
+    """A folder to run git in, with git isolated (``git_env``)."""
     study = tmp_path / "study"
     study.mkdir()
     monkeypatch.chdir(study)
@@ -39,7 +29,7 @@ def _init_repo(folder) -> None:
     _git("commit", "-q", "-m", "initial")
 
 
-def test_outside_a_repo(git_env):
+def test_outside_a_repo(study_dir):
     assert not gitops.in_git_repo()
     assert not gitops.git_clean()
     with pytest.raises(gitops.GitError, match="no git repo here"):
@@ -47,22 +37,22 @@ def test_outside_a_repo(git_env):
     gitops.git_enter(False)  # nothing to check
 
 
-def test_clean_and_dirty_repo(git_env):
-    _init_repo(git_env)
+def test_clean_and_dirty_repo(study_dir):
+    _init_repo(study_dir)
     assert gitops.in_git_repo()
     assert gitops.git_clean()
     gitops.git_enter(True)
-    (git_env / "untracked.txt").write_text("x")
+    (study_dir / "untracked.txt").write_text("x")
     assert not gitops.git_clean()
     with pytest.raises(gitops.GitError, match="dirty repo, commit first"):
         gitops.git_enter(True)
     gitops.git_enter(False)
 
 
-def test_git_exit_commits_changes_with_run_id(git_env, capsys):
-    _init_repo(git_env)
-    (git_env / "calc").mkdir()
-    (git_env / "calc" / "database.pk").write_bytes(b"data")
+def test_git_exit_commits_changes_with_run_id(study_dir, capsys):
+    _init_repo(study_dir)
+    (study_dir / "calc").mkdir()
+    (study_dir / "calc" / "database.pk").write_bytes(b"data")
     df = pd.DataFrame({"a": [1, 2], "_run_id": ["run-0", "run-1"]}, dtype=object)
     gitops.git_exit(True, df)
     assert gitops.git_clean()
@@ -71,24 +61,24 @@ def test_git_exit_commits_changes_with_run_id(git_env, capsys):
     assert "add 'calc/database.pk'" in capsys.readouterr().out  # git add -A -v output is shown
 
 
-def test_git_exit_without_changes_or_disabled_commits_nothing(git_env):
-    _init_repo(git_env)
+def test_git_exit_without_changes_or_disabled_commits_nothing(study_dir):
+    _init_repo(study_dir)
     df = pd.DataFrame({"_run_id": ["r"]}, dtype=object)
     gitops.git_exit(True, df)
     assert _git("rev-list", "--count", "HEAD").strip() == "1"
-    (git_env / "new.txt").write_text("x")
+    (study_dir / "new.txt").write_text("x")
     gitops.git_exit(False, df)
     assert _git("rev-list", "--count", "HEAD").strip() == "1"
     assert not gitops.git_clean()
 
 
-def test_always_commit_inits_and_commits(git_env):
-    (git_env / "input.py").write_text("print(1)\n")
+def test_always_commit_inits_and_commits(study_dir):
+    (study_dir / "input.py").write_text("print(1)\n")
     gitops.git_enter(True, always_commit=True)
     assert gitops.in_git_repo()
     assert gitops.git_clean()
     assert _git("log", "-1", "--format=%s").strip() == "psweep: study: commit before run"
-    (git_env / "input.py").write_text("print(2)\n")
+    (study_dir / "input.py").write_text("print(2)\n")
     gitops.git_enter(True, always_commit=True)
     assert gitops.git_clean()
     assert _git("rev-list", "--count", "HEAD").strip() == "2"
