@@ -5,8 +5,12 @@ source setup_scripts/_system.sh
 # rsync: `xmanager sweep push/pull`; slurm-wlm: a real single-node Slurm cluster, started and stopped by
 # the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting;
 # openssh-server: a private sshd as the "login node" of Slurm(cluster=...); chromium: the study
-# server's web UI in a real browser (Playwright); wrk: bench/study_server.py.
-apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk
+# server's web UI in a real browser (Playwright); wrk: bench/study_server.py; docker.io + docker-registry:
+# a private Docker engine and image registry on loopback (tests/support/docker_support.py);
+# gcc/g++/gfortran: VE kernels compiled for the host backend; postgresql: a private server for the
+# store tests (tests/support/postgres_support.py).
+apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
+  docker.io docker-registry gcc g++ gfortran postgresql
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"

@@ -31,3 +31,19 @@ def script(tmp_path):
         return str(path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session (skipped with the reason when PostgreSQL is missing)."""
+    import postgres_support
+
+    server = postgres_support.start_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a fresh database on the session's PostgreSQL server."""
+    return postgres_server.new_database()

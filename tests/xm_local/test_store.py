@@ -7,11 +7,13 @@ from xmanager.xm_local.store import Store, StoreError, schema
 from xmanager.xm_local.store import writer as sql
 from xmanager.xm_local.store.driver import Connection, connect, sqlite_path
 
-URLS = ["sqlite", "sqlite+pysqlite"]
+URLS = ["sqlite", "sqlite+pysqlite", "postgresql"]
 
 
 @pytest.fixture(params=URLS)
 def url(request, tmp_path):
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
     if request.param != "sqlite":
         pytest.importorskip("sqlalchemy")
     return f"{request.param}:///{tmp_path / 'store.sqlite3'}"

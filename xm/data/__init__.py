@@ -1,4 +1,6 @@
-"""Mini-batch data handling for the jobs we launch (a drop-in for batchup's ``data_source`` and ``sampling``).
+"""Mini-batch data handling for the jobs we launch: a drop-in for batchup.
+
+``data_source``, ``sampling``, ``work_pool``, ``config`` and ``datasets`` keep batchup's names.
 
 Submodules are imported lazily so that ``import xmanager.xm.data`` stays cheap.
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY_SUBMODULES = ("data_source", "sampling")
+_LAZY_SUBMODULES = ("data_source", "sampling", "work_pool", "config", "datasets")
 
 __all__ = list(_LAZY_SUBMODULES)
 

@@ -194,4 +194,14 @@ def connect(url: str) -> Connection:
         return SqliteConnection(url, path)
     if "://" not in url:
         raise StoreError(f"database URL {url!r} is not a URL (expected e.g. sqlite:////path/to/db.sqlite3)")
-    return SqlAlchemyConnection(url)
+    return SqlAlchemyConnection(_with_postgres_driver(url))
+
+
+def _with_postgres_driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (what ``xmanager[postgres]`` installs) unless psycopg2 is present."""
+    import importlib.util
+
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme) and importlib.util.find_spec("psycopg2") is None:
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
