@@ -1,0 +1,91 @@
+"""Array helpers shared by the dataset classes: lazy uint8 -> float32 views and validation splits."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ImageArrayUInt8ToFloat32", "check_n_val", "split_folds", "split_last"]
+
+
+class ImageArrayUInt8ToFloat32:
+    """A read-only view of a ``uint8`` image array whose items come out as ``float32`` in ``[val_lower, val_upper]``.
+
+    Only the items asked for are converted, so wrapping a memory-mapped array does not load it. It has ``shape``,
+    ``dtype`` (float32), ``len()`` and indexing by int, slice or index array, which is what data sources need.
+    """
+
+    def __init__(self, arr_u8: Any, val_lower: float = 0.0, val_upper: float = 1.0) -> None:
+        self.arr_u8 = arr_u8
+        self.offset = np.float32(val_lower)
+        self.scale = np.float32((val_upper - val_lower) / 255.0)
+        self.dtype = np.dtype(np.float32)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.arr_u8.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return len(self.arr_u8)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self.arr_u8[index]).astype(np.float32) * self.scale + self.offset
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self) -> str:
+        lower = float(self.offset)
+        upper = lower + float(self.scale) * 255.0
+        return f"ImageArrayUInt8ToFloat32(shape={self.shape}, range=[{lower}, {upper}])"
+
+
+def check_n_val(n_val: Any, n_train: int | None, name: str = "n_val") -> int:
+    """``n_val`` as an int in ``[0, n_train)``; ``None`` means 0. Raises ValueError naming the argument.
+
+    With ``n_train=None`` only the type and sign are checked (before anything is downloaded).
+    """
+    if n_val is None:
+        return 0
+    if isinstance(n_val, bool) or not isinstance(n_val, numbers.Integral):
+        raise ValueError(f"{name} must be an int or None, got {n_val!r}")
+    value = int(n_val)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    if n_train is not None and value >= n_train:
+        raise ValueError(f"{name} must be >= 0 and < the {n_train} training samples, got {value}")
+    return value
+
+
+def split_last(array: Any, n_val: int) -> tuple[Any, Any]:
+    """(train, val): the last ``n_val`` samples are the validation set; with 0 it is empty (same item shape/dtype)."""
+    if n_val == 0:
+        return array, np.zeros((0,) + tuple(array.shape[1:]), dtype=array.dtype)
+    return array[:-n_val], array[-n_val:]
+
+
+def split_folds(n_samples: int, folds: Sequence[np.ndarray], n_val_folds: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Train and validation indices when the last ``n_val_folds`` folds are the validation set (None for 0 folds)."""
+    if n_val_folds is None:
+        n_val_folds = 0
+    if isinstance(n_val_folds, bool) or not isinstance(n_val_folds, numbers.Integral):
+        raise ValueError(f"n_val_folds must be an int or None, got {n_val_folds!r}")
+    if not 0 <= n_val_folds <= len(folds):
+        raise ValueError(f"n_val_folds must be between 0 and the {len(folds)} folds, got {n_val_folds}")
+    if n_val_folds == 0:
+        return None
+    val_idx = np.concatenate([np.asarray(f, dtype=np.int64) for f in folds[len(folds) - n_val_folds :]])
+    mask = np.zeros(n_samples, dtype=bool)
+    mask[val_idx] = True
+    train_idx = np.flatnonzero(~mask)
+    if len(train_idx) == 0:
+        raise ValueError(f"n_val_folds={n_val_folds} leaves no training samples")
+    return train_idx, val_idx
