@@ -156,6 +156,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     if rows:
         print(_table(("WU", "STATUS", "EXIT", "ARGS", "RESULTS", "MESSAGE"), rows))
+    # Executors with a web console (Vertex AI) keep a link in the job's handle as ``console_url``.
+    links = [
+        (job.work_unit_id, job.job_name, url)
+        for job in store.jobs(experiment.experiment_id)
+        if (url := (job.handle or {}).get("data", {}).get("console_url"))
+    ]
+    if links:
+        print("links:")
+        for unit_id, job_name, url in links:
+            print(f"  {unit_id} {job_name}: {url}")
     return 0
 
 

@@ -1,0 +1,361 @@
+"""The Vertex AI backend: one CustomJob per work unit, polled in batches, cancelled by name.
+
+``launch`` first builds every unit's CustomJob (machine types and accelerators checked),
+then resolves credentials and project, then asks each API server one cheap question
+(``ListCustomJobs`` with one result) so an unreachable server, refused credentials or
+a missing project are reported before any job exists. Only then are jobs created; if
+a creation still fails, the jobs already created by this call are cancelled and the
+error names them.
+
+``refresh`` asks ``ListCustomJobs`` once per (server, project, region, experiment), with
+a filter on our ``xm-experiment`` label, when it follows more than a few jobs, and
+``GetCustomJob`` per job otherwise (or for jobs the list no longer shows). A server that does
+not answer leaves the statuses as they are (with a warning); refused credentials raise.
+
+Vertex AI keeps a job's output in Cloud Logging, not in files; ``logs()`` gives a file
+in the job's folder with the CustomJob's name, its console URL and every state change
+this machine saw (appended on each refresh).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
+
+from xmanager.executors.api import (
+    BackendSettings,
+    ExecutorBackend,
+    Handle,
+    LogFiles,
+    StatusSink,
+    StatusUpdate,
+    UnitLaunch,
+)
+from xmanager.executors.vertex import job_spec
+from xmanager.executors.vertex.client import CREDENTIALS_HINT, Clients, Target, VertexConfigError, location_of
+from xmanager.executors.vertex.executor import Vertex, VertexExecutable
+from xmanager.xm.status import Status
+
+#: Vertex ``JobState`` names -> ours.
+STATES: dict[str, Status] = {
+    "JOB_STATE_UNSPECIFIED": Status.PENDING,
+    "JOB_STATE_QUEUED": Status.PENDING,
+    "JOB_STATE_PENDING": Status.PENDING,
+    "JOB_STATE_PAUSED": Status.PENDING,
+    "JOB_STATE_RUNNING": Status.RUNNING,
+    "JOB_STATE_UPDATING": Status.RUNNING,
+    "JOB_STATE_CANCELLING": Status.RUNNING,
+    "JOB_STATE_SUCCEEDED": Status.COMPLETED,
+    "JOB_STATE_FAILED": Status.FAILED,
+    "JOB_STATE_EXPIRED": Status.FAILED,
+    "JOB_STATE_PARTIALLY_SUCCEEDED": Status.FAILED,
+    "JOB_STATE_CANCELLED": Status.CANCELLED,
+}
+EXPERIMENT_LABEL = "xm-experiment"
+UNIT_LABEL = "xm-work-unit"
+LOG_NAME = "vertex.log"
+#: Above this many distinct jobs of one experiment, one List call replaces one Get per job.
+GET_LIMIT = 3
+CALL_TIMEOUT = 60.0
+READ_MASK = ("name", "state", "error", "start_time", "end_time", "update_time")
+
+
+class VertexError(RuntimeError):
+    """The Vertex AI API refused or failed a request (its own message is kept)."""
+
+
+class VertexUnreachableError(VertexConfigError):
+    """The API server did not answer (network, region or endpoint)."""
+
+
+def _api_error(error: Exception, target: Target, doing: str) -> Exception:
+    """One error for a failed API call: what failed and how to fix it."""
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+
+    where = f"Vertex AI at {target.endpoint} (project {target.project}, region {target.location})"
+    text = str(getattr(error, "message", "") or error)
+    if isinstance(error, auth.GoogleAuthError) or "metadata from plugin failed" in text:
+        # gRPC reports a failed credential refresh as UNAVAILABLE: it is not the server's fault.
+        return VertexConfigError(f"{doing}: the Google credentials do not work ({text}); {CREDENTIALS_HINT}")
+    if isinstance(error, (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError)):
+        return VertexUnreachableError(
+            f"{doing}: cannot reach {where}: {getattr(error, 'message', error)}; check the network, the region, "
+            "or the endpoint (Vertex(api_endpoint=...) or XM_VERTEX_API_ENDPOINT)"
+        )
+    if isinstance(error, api.Unauthenticated):
+        return VertexConfigError(f"{doing}: {where} refused the credentials ({error.message}); {CREDENTIALS_HINT}")
+    if isinstance(error, api.PermissionDenied):
+        return VertexConfigError(
+            f"{doing}: {where} denied access ({error.message}); check the project id and that the account has "
+            "the Vertex AI User role (roles/aiplatform.user)"
+        )
+    if isinstance(error, api.GoogleAPICallError):
+        return VertexError(f"{doing}: {where} answered {error.code.name if error.code else ''}: {error.message}")
+    return error
+
+
+def _status_text(state: str) -> str:
+    return state.removeprefix("JOB_STATE_")
+
+
+def _timestamp(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        stamp = float(value.timestamp())
+    except (AttributeError, ValueError, OverflowError):
+        return None
+    return stamp if stamp > 0 else None
+
+
+class VertexBackend(ExecutorBackend):
+    pushes_updates = False
+    detached = True
+
+    def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
+        self._sink = sink
+        self._clients = Clients()
+        self._last: dict[str, str] = {}  # Log path -> last state written there.
+        self._checked: set[Target] = set()  # Targets that answered the preflight call.
+        self._lock = threading.Lock()
+
+    # ---- launching ----------------------------------------------------------------------------
+    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+        from google.cloud.aiplatform_v1 import types
+
+        # Pure checks first: nothing is contacted until every unit's CustomJob message is built.
+        bodies = [types.CustomJob(self._body(unit)) for unit in units]
+        targets: dict[tuple[Any, ...], Target] = {}
+        unit_targets = []
+        for unit in units:
+            executor = unit.jobs[0].executor
+            key = (executor.project, executor.location, executor.requirements.location, executor.api_endpoint)
+            if key not in targets:
+                targets[key] = self._clients.target(executor)
+            unit_targets.append(targets[key])
+        for target in dict.fromkeys(targets.values()):
+            self._preflight(target)
+        created: list[tuple[Target, str]] = []
+        handles: list[Handle] = []
+        for unit, body, target in zip(units, bodies, unit_targets):
+            client = self._clients.client(target.endpoint)
+            try:
+                job = client.create_custom_job(
+                    request=types.CreateCustomJobRequest(parent=target.parent, custom_job=body),
+                    timeout=CALL_TIMEOUT,
+                )
+            except Exception as error:  # Undo this call's jobs, then report what failed.
+                undone = self._undo(created)
+                raise _with_note(_api_error(error, target, f"creating the CustomJob of work unit {unit.work_unit_id}"),
+                                 undone) from None
+            created.append((target, job.name))
+            handles.extend(self._handles(unit, target, job))
+        return handles
+
+    def _body(self, unit: UnitLaunch) -> dict[str, Any]:
+        first = unit.jobs[0].executor
+        pool_jobs = []
+        for job in unit.jobs:
+            executor, executable = job.executor, job.executable
+            if not isinstance(executor, Vertex):
+                raise TypeError(f"work unit {unit.work_unit_id}: the Vertex backend got a {type(executor).__name__}")
+            if not isinstance(executable, VertexExecutable):
+                raise TypeError(f"work unit {unit.work_unit_id}, job {job.job_name!r}: not packaged for Vertex "
+                                f"(package it with xm_local.Vertex.Spec())")
+            if (executor.project, location_of(executor), executor.api_endpoint) != (
+                first.project, location_of(first), first.api_endpoint
+            ):
+                raise job_spec.VertexSpecError(
+                    f"work unit {unit.work_unit_id}: the jobs of a JobGroup run as one CustomJob and need the same "
+                    "Vertex project, location and api_endpoint"
+                )
+            env = {**job.env}
+            pool_jobs.append(job_spec.PoolJob(executable.image_uri, job.args, env, executor.requirements,
+                                              executor.machine_type, executor.boot_disk_size_gb))
+        try:
+            pools = job_spec.worker_pools(pool_jobs)
+        except job_spec.VertexSpecError as error:
+            raise job_spec.VertexSpecError(f"work unit {unit.work_unit_id}: {error}") from None
+        labels = {**first.labels, EXPERIMENT_LABEL: str(unit.experiment_id), UNIT_LABEL: str(unit.work_unit_id)}
+        names = "-".join(job.job_name for job in unit.jobs)
+        return job_spec.custom_job(
+            f"xm-{unit.experiment_id}-{unit.work_unit_id}-{names}", pools, labels=labels,
+            service_account=first.service_account, network=first.network, tensorboard=first.tensorboard,
+            base_output_directory=first.base_output_directory, timeout_seconds=first.timeout_seconds,
+        )
+
+    def _preflight(self, target: Target) -> None:
+        """One small List call (once per target): the server answers, takes the credentials, knows the project."""
+        from google.cloud.aiplatform_v1 import types
+
+        if target in self._checked:
+            return
+        client = self._clients.client(target.endpoint)
+        try:
+            client.list_custom_jobs(
+                request=types.ListCustomJobsRequest(parent=target.parent, page_size=1), timeout=CALL_TIMEOUT
+            )
+        except Exception as error:
+            raise _api_error(error, target, "checking Vertex AI before submitting") from None
+        self._checked.add(target)
+
+    def _undo(self, created: list[tuple[Target, str]]) -> list[str]:
+        undone = []
+        for target, name in created:
+            try:
+                self._clients.client(target.endpoint).cancel_custom_job(name=name, timeout=CALL_TIMEOUT)
+                undone.append(name)
+            except Exception:  # noqa: BLE001 - reported by name below.
+                pass
+        left = [name for _, name in created if name not in undone]
+        notes = []
+        if undone:
+            notes.append(f"cancelled the {len(undone)} CustomJob(s) this launch had created: {', '.join(undone)}")
+        if left:
+            notes.append(f"could not cancel: {', '.join(left)} (cancel them in the console)")
+        return notes
+
+    def _handles(self, unit: UnitLaunch, target: Target, job: Any) -> list[Handle]:
+        url = job_spec.console_url(job.name, target.project)
+        state = job.state.name
+        handles = []
+        for index, launch in enumerate(unit.jobs):
+            log = os.path.join(launch.work_dir, LOG_NAME)
+            os.makedirs(launch.work_dir, exist_ok=True)
+            with open(log, "w") as file:
+                file.write(f"Vertex AI CustomJob {job.name}\nconsole: {url}\n"
+                           "(the job's own output is in Cloud Logging; this file lists the states seen here)\n")
+            self._record(log, state, "", time.time())
+            handles.append(Handle(
+                executor="vertex", experiment_id=unit.experiment_id, work_unit_id=unit.work_unit_id,
+                job_name=launch.job_name,
+                data={"name": job.name, "endpoint": target.endpoint, "project": target.project,
+                      "location": target.location, "pool": index, "console_url": url, "log": log},
+            ))
+        return handles
+
+    # ---- statuses ------------------------------------------------------------------------------
+    def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:
+        groups: dict[tuple[str, str, str, int], list[Handle]] = {}
+        for handle in handles:
+            data = handle.data
+            groups.setdefault((data["endpoint"], data["project"], data["location"], handle.experiment_id), []).append(
+                handle
+            )
+        updates = []
+        for (endpoint, project, location, experiment_id), members in groups.items():
+            target = Target(endpoint, project, location)
+            try:
+                jobs = self._fetch(target, experiment_id, {h.data["name"] for h in members})
+            except VertexUnreachableError as error:
+                # A poll that cannot get through changes nothing; the next one may.
+                print(f"xmanager: warning: Vertex AI statuses not refreshed: {error}", file=sys.stderr)
+                continue
+            for handle in members:
+                updates.append(self._update(handle, jobs.get(handle.data["name"])))
+        return updates
+
+    def _fetch(self, target: Target, experiment_id: int, names: set[str]) -> dict[str, Any]:
+        """The CustomJobs named, by name (``None`` for jobs Vertex no longer has)."""
+        from google.api_core import exceptions as api
+        from google.cloud.aiplatform_v1 import types
+        from google.protobuf import field_mask_pb2
+
+        client = self._clients.client(target.endpoint)
+        found: dict[str, Any] = {}
+        try:
+            if len(names) > GET_LIMIT:
+                request = types.ListCustomJobsRequest(
+                    parent=target.parent, filter=f'labels.{EXPERIMENT_LABEL}="{experiment_id}"', page_size=1000,
+                    read_mask=field_mask_pb2.FieldMask(paths=list(READ_MASK)),
+                )
+                for job in client.list_custom_jobs(request=request, timeout=CALL_TIMEOUT):
+                    if job.name in names:
+                        found[job.name] = job
+            for name in sorted(names - set(found)):
+                try:
+                    found[name] = client.get_custom_job(name=name, timeout=CALL_TIMEOUT)
+                except api.NotFound:
+                    found[name] = None
+        except Exception as error:
+            raise _api_error(error, target, f"reading the CustomJobs of experiment {experiment_id}") from None
+        return found
+
+    def _update(self, handle: Handle, job: Any) -> StatusUpdate:
+        url = handle.data.get("console_url", "")
+        common = {"experiment_id": handle.experiment_id, "work_unit_id": handle.work_unit_id,
+                  "job_name": handle.job_name}
+        if job is None:
+            message = f"Vertex AI no longer has CustomJob {handle.data['name']} (deleted?)"
+            self._record(handle.data.get("log"), "NOT_FOUND", message, time.time())
+            return StatusUpdate(status=Status.FAILED, message=message, **common)
+        state = job.state.name
+        status = STATES.get(state, Status.RUNNING)
+        error = job.error.message if job.error and job.error.message else ""
+        at = (_timestamp(job.end_time) if status.is_terminal else _timestamp(job.start_time)) or time.time()
+        message = f"Vertex AI {_status_text(state)}" + (f": {error}" if error else "") + f" - {url}"
+        self._record(handle.data.get("log"), state, error, at)
+        return StatusUpdate(status=status, at=at, message=message, **common)
+
+    def _record(self, log: Optional[str], state: str, message: str, at: float) -> None:
+        """Appends a state change to the job's log file (once per change)."""
+        if not log:
+            return
+        with self._lock:
+            last = self._last.get(log)
+            if last is None:
+                last = self._last[log] = _last_state(log)
+            if last == state:
+                return
+            self._last[log] = state
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+            try:
+                with open(log, "a") as file:
+                    file.write(f"{stamp} {state}" + (f" {message}" if message else "") + "\n")
+            except OSError:
+                pass  # The folder is on another machine: the status still reaches the store.
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        from google.api_core import exceptions as api
+
+        seen: set[str] = set()
+        for handle in handles:
+            name = handle.data.get("name")
+            if not name or name in seen:
+                continue
+            seen.add(name)
+            target = Target(handle.data["endpoint"], handle.data["project"], handle.data["location"])
+            try:
+                self._clients.client(target.endpoint).cancel_custom_job(name=name, timeout=CALL_TIMEOUT)
+            except (api.FailedPrecondition, api.NotFound):
+                continue  # Already finished, or gone.
+            except Exception as error:
+                raise _api_error(error, target, f"cancelling {name}") from None
+
+    def logs(self, handle: Handle) -> LogFiles:
+        return LogFiles(stdout=handle.data.get("log"), stderr=None)
+
+    def close(self) -> None:
+        self._clients.close()
+
+
+def _last_state(log: str) -> str:
+    try:
+        with open(log) as file:
+            lines = [line.split() for line in file if line[:1].isdigit()]
+    except OSError:
+        return ""
+    return lines[-1][1] if lines and len(lines[-1]) > 1 else ""
+
+
+def _with_note(error: Exception, notes: Iterable[str]) -> Exception:
+    notes = list(notes)
+    if not notes:
+        return error
+    kind = type(error) if isinstance(error, (VertexError, VertexConfigError)) else VertexError
+    return kind(f"{error}; {'; '.join(notes)}")

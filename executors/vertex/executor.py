@@ -1,0 +1,141 @@
+"""The Vertex AI executor's user-facing classes and its plugin (see the package docstring)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Optional
+
+import attrs
+from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
+from xmanager.xm.executables import Container, Dockerfile, PythonContainer
+from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
+from xmanager.xm.resources import JobRequirements
+
+_Attribute = Any  # attrs.Attribute, for validators.
+_LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+def _check_location(instance: object, attribute: _Attribute, value: Optional[str]) -> None:
+    if value is not None and (not isinstance(value, str) or not _LOCATION.match(value)):
+        raise ValueError(f"Vertex(location={value!r}): not a Google Cloud region such as 'us-central1'")
+
+
+def _check_labels(instance: object, attribute: _Attribute, value: Mapping[str, str]) -> None:
+    from xmanager.executors.vertex.job_spec import check_labels
+
+    check_labels(value)
+
+
+def _check_positive(instance: object, attribute: _Attribute, value: Optional[int]) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"Vertex({attribute.name}={value!r}): must be a positive int")
+
+
+def _check_output(instance: object, attribute: _Attribute, value: Optional[str]) -> None:
+    if value is not None and not str(value).startswith("gs://"):
+        raise ValueError(f"Vertex(base_output_directory={value!r}): must be a Cloud Storage URI (gs://bucket/path)")
+
+
+@attrs.frozen
+class VertexSpec(ExecutorSpec):
+    """Packaging for Vertex AI.
+
+    ``push_image_tag`` is the registry repository images built here are pushed to (e.g.
+    ``"us-docker.pkg.dev/my-project/my-repo/trainer"``). A ``Container`` whose
+    ``image_path`` already is a registry reference is used as it is and needs none.
+    """
+
+    push_image_tag: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class Vertex(Executor):
+    """Run as a Vertex AI CustomJob (one per work unit; a JobGroup's jobs are its worker pools).
+
+    Parameters
+    ----------
+    requirements:
+        ``cpu``/``memory`` pick the smallest N1 machine that fits; an accelerator picks its
+        machine family (``t4=1`` -> ``n1-standard-4`` + 1 T4, ``a100=8`` -> ``a2-highgpu-8g``,
+        ``l4=1`` -> ``g2-standard-4``, ``tpu_v5e=4`` -> ``ct5lp-hightpu-4t``). ``replicas``
+        is the worker pool's replica count; ``location`` the region when ``location`` is unset.
+    project:
+        The Google Cloud project; default ``GOOGLE_CLOUD_PROJECT`` or the one of the
+        application-default credentials.
+    location:
+        The region (default: ``requirements.location``, ``GOOGLE_CLOUD_REGION``, ``us-central1``).
+    machine_type:
+        Use this machine type instead of choosing one (checked against the accelerator).
+    service_account, network:
+        The CustomJob's service account and VPC network (``projects/N/global/networks/NAME``).
+    tensorboard, base_output_directory:
+        A Vertex TensorBoard resource name, and the ``gs://`` folder the job writes to
+        (``AIP_MODEL_DIR`` etc.; TensorBoard needs it).
+    timeout_seconds:
+        The job's maximum running time.
+    boot_disk_size_gb:
+        The boot disk of each replica.
+    labels:
+        Extra labels on the CustomJob (ours are ``xm-experiment`` and ``xm-work-unit``).
+    api_endpoint:
+        The API server (default ``<location>-aiplatform.googleapis.com``; also
+        ``XM_VERTEX_API_ENDPOINT``), e.g. a private endpoint.
+    """
+
+    Spec: ClassVar[type[VertexSpec]] = VertexSpec
+
+    requirements: JobRequirements = attrs.field(factory=JobRequirements)
+    project: Optional[str] = None
+    location: Optional[str] = attrs.field(default=None, validator=_check_location)
+    machine_type: Optional[str] = None
+    service_account: Optional[str] = None
+    network: Optional[str] = None
+    tensorboard: Optional[str] = None
+    base_output_directory: Optional[str] = attrs.field(default=None, validator=_check_output)
+    timeout_seconds: Optional[int] = attrs.field(default=None, validator=_check_positive)
+    boot_disk_size_gb: Optional[int] = attrs.field(default=None, validator=_check_positive)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=dict, validator=_check_labels, hash=False)
+    api_endpoint: Optional[str] = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.tensorboard and not self.base_output_directory:
+            raise ValueError("Vertex(tensorboard=...) needs base_output_directory='gs://...' for the event files")
+        from xmanager.executors.vertex.job_spec import machine_spec
+
+        machine_spec(self.requirements, self.machine_type)  # Impossible machines fail here, in the script.
+
+
+@attrs.define(kw_only=True)
+class VertexExecutable(Executable):
+    """A container image in a registry Vertex AI can pull from."""
+
+    image_uri: str
+
+
+class VertexPlugin(ExecutorPlugin):
+    name = "vertex"
+    executor_type = Vertex
+    spec_type = VertexSpec
+    supported_executables = (Container, PythonContainer, Dockerfile)
+
+    def package(self, packageable: Packageable) -> Executable:
+        spec: Any = packageable.executable_spec
+        executor_spec: Any = packageable.executor_spec
+        common = {"name": spec.name, "args": packageable.args, "env_vars": packageable.env_vars}
+        if not isinstance(spec, self.supported_executables):
+            names = ", ".join(t.__name__ for t in self.supported_executables)
+            raise TypeError(f"Vertex AI runs container images: {type(spec).__name__} is not one of {names}")
+        from xmanager.executors.vertex.images import image_uri
+
+        return VertexExecutable(image_uri=image_uri(spec, executor_spec), **common)
+
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+        from xmanager.executors.vertex.backend import VertexBackend
+
+        return VertexBackend(sink, settings)
+
+
+plugin = VertexPlugin()
+
+__all__ = ["Vertex", "VertexExecutable", "VertexPlugin", "VertexSpec", "plugin"]
