@@ -17,6 +17,15 @@ _EXPERIMENT_NAMES = (
 _EXECUTORS = {
     "Local": ("local", "executor_type"), "LocalSpec": ("local", "spec_type"),
     "Slurm": ("slurm", "executor_type"), "SlurmSpec": ("slurm", "spec_type"),
+    "Kubernetes": ("kubernetes", "executor_type"), "KubernetesSpec": ("kubernetes", "spec_type"),
+    "Vertex": ("vertex", "executor_type"), "VertexSpec": ("vertex", "spec_type"),
+    "VectorEngine": ("vector_engine", "executor_type"), "VectorEngineSpec": ("vector_engine", "spec_type"),
+}
+#: Option classes of executors, by the module that defines them.
+_EXECUTOR_OPTIONS = {
+    "DockerOptions": "xmanager.executors.local",
+    "ClusterConfig": "xmanager.executors.kubernetes",
+    "Toleration": "xmanager.executors.kubernetes",
 }
 
 
@@ -29,6 +38,8 @@ def __getattr__(name: str) -> Any:
 
         plugin_name, attribute = _EXECUTORS[name]
         value = getattr(registry.plugin(plugin_name), attribute)
+    elif name in _EXECUTOR_OPTIONS:
+        value = getattr(importlib.import_module(_EXECUTOR_OPTIONS[name]), name)
     elif name == "StoreError":
         value = importlib.import_module("xmanager.xm_local.store.driver").StoreError
     else:
@@ -38,7 +49,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*_EXPERIMENT_NAMES, *_EXECUTORS, "StoreError"])
+    return sorted(__all__)
 
 
-__all__ = [*_EXPERIMENT_NAMES, *_EXECUTORS, "StoreError"]
+__all__ = [*_EXPERIMENT_NAMES, *_EXECUTORS, *_EXECUTOR_OPTIONS, "StoreError"]

@@ -214,7 +214,7 @@ class LocalExperiment(core.Experiment):
             unit = units.get(row.work_unit_id)
             if unit is None or row.work_unit_id not in unfinished:
                 continue
-            state = _JobState(row.job_name, row.executor, row.stderr_path)
+            state = _JobState(row.job_name, row.executor, row.stderr_path or row.stdout_path)
             state.status = Status(row.status)
             state.message, state.exit_code = row.message or "", row.exit_code
             if row.handle:
@@ -446,7 +446,7 @@ class LocalExperiment(core.Experiment):
         if state.handle is None:
             state.handle = handle
             logs = backend.logs(handle)
-            state.stderr = logs.stderr
+            state.stderr = logs.stderr or logs.stdout  # The log a failure points to (one stream on Kubernetes).
             if backend.detached:  # Another process will need it to follow, cancel or read the job.
                 self._store.writer.put(
                     sql.SET_HANDLE,

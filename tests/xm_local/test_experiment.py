@@ -116,10 +116,10 @@ def test_missing_binary_fails_at_package_time(tmp_path):
 
 def test_unsupported_pair_lists_supported_ones():
     with xm_local.create_experiment("pairs") as experiment:
-        spec = xm.PythonContainer(entrypoint=xm.ModuleName("train"))
+        spec = xm.BazelBinary(label="//train:main")
         with pytest.raises(TypeError) as error:
             experiment.package([xm.Packageable(spec, xm_local.Local.Spec())])
-    assert "PythonContainer" in str(error.value)
+    assert "BazelBinary" in str(error.value)
     assert "Binary on LocalSpec" in str(error.value)
 
 

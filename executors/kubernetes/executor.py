@@ -1,0 +1,166 @@
+"""The Kubernetes executor's user-facing classes, its packaging and its plugin."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar, Optional, Union
+
+import attrs
+from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
+from xmanager.executors.kubernetes import manifests
+from xmanager.executors.kubernetes.config import ClusterConfig
+from xmanager.xm.executables import CommandList, Container, Dockerfile, ModuleName, PythonContainer
+from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
+from xmanager.xm.resources import JobRequirements
+
+_PULL_POLICIES = (None, "Always", "IfNotPresent", "Never")
+
+
+@attrs.frozen
+class KubernetesSpec(ExecutorSpec):
+    """Packaging for Kubernetes: images not already in a registry are built and pushed to ``push_image_tag``.
+
+    ``push_image_tag`` is a repository the cluster can pull from, e.g. ``"gcr.io/my-project/xm"``
+    or ``"registry.example:5000/team/xm"``; the pushed image is referenced by digest.
+    """
+
+    push_image_tag: Optional[str] = None
+
+
+@attrs.frozen
+class Toleration:
+    """A pod toleration (``operator="Exists"`` tolerates any value of ``key``)."""
+
+    key: str
+    operator: str = attrs.field(default="Exists", validator=attrs.validators.in_(("Exists", "Equal")))
+    value: Optional[str] = None
+    effect: Optional[str] = attrs.field(
+        default=None, validator=attrs.validators.in_((None, "NoSchedule", "PreferNoSchedule", "NoExecute"))
+    )
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
+
+
+def _pairs(value: Union[Mapping[str, str], tuple[tuple[str, str], ...]]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
+def _tolerations(value: Any) -> tuple[Toleration, ...]:
+    return tuple(t if isinstance(t, Toleration) else Toleration(**t) for t in value)
+
+
+@attrs.frozen(kw_only=True)
+class Kubernetes(Executor):
+    """Run as a ``batch/v1`` Job, one per job, labelled with the experiment and work unit ids.
+
+    Parameters
+    ----------
+    requirements:
+        ``cpu`` and ``memory`` become container requests (memory also the limit), GPUs
+        ``nvidia.com/gpu``, TPUs ``google.com/tpu``, with node selectors and tolerations for
+        ``cloud_provider``; ``replicas`` runs an Indexed Job with that many pods.
+    cloud_provider:
+        ``"GOOGLE_KUBERNETES_ENGINE"`` (GKE accelerator labels) or ``"GENERIC"``.
+    tpu_topology:
+        The TPU slice topology on GKE (``"2x2x1"``); required with a TPU.
+    namespace:
+        Default: the kubeconfig context's namespace, in a pod its own, else ``default``.
+    node_selector, tolerations, service_account, image_pull_secrets, image_pull_policy:
+        Passed to the pod spec.
+    backoff_limit, active_deadline_seconds:
+        Retries of a failed pod, and a wall-clock limit for the Job.
+    cluster:
+        How to reach the API server (:class:`ClusterConfig`; default: kubeconfig or in-cluster).
+    check_nodes:
+        Before creating Jobs that need an accelerator, check that some node carries the
+        selected labels (skipped when the account may not list nodes). Turn off for
+        clusters that add accelerator nodes on demand.
+    """
+
+    Spec: ClassVar[type[KubernetesSpec]] = KubernetesSpec
+
+    requirements: JobRequirements = attrs.field(factory=JobRequirements)
+    cloud_provider: str = attrs.field(
+        default=manifests.GKE, validator=attrs.validators.in_(manifests.CLOUD_PROVIDERS)
+    )
+    tpu_topology: Optional[str] = None
+    namespace: Optional[str] = None
+    node_selector: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    tolerations: tuple[Toleration, ...] = attrs.field(default=(), converter=_tolerations)
+    service_account: Optional[str] = None
+    image_pull_secrets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    image_pull_policy: Optional[str] = attrs.field(default=None, validator=attrs.validators.in_(_PULL_POLICIES))
+    backoff_limit: int = 0
+    active_deadline_seconds: Optional[int] = None
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
+    check_nodes: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.namespace is not None and manifests.dns_label(self.namespace) != self.namespace:
+            raise ValueError(f"Kubernetes(namespace={self.namespace!r}): not a DNS label (lower case a-z, 0-9, '-')")
+        if not isinstance(self.backoff_limit, int) or self.backoff_limit < 0:
+            raise ValueError(f"Kubernetes(backoff_limit={self.backoff_limit!r}): must be an int >= 0")
+        # Accelerators the target cannot provide fail here, in the launch script.
+        manifests.placement(self.requirements, self.cloud_provider, self.tpu_topology, dict(self.node_selector))
+
+
+@attrs.define(kw_only=True)
+class KubernetesImage(Executable):
+    """An image in a registry the cluster pulls from, and the command to run (empty: the image's entrypoint)."""
+
+    image: str
+    command: tuple[str, ...] = ()
+
+
+def _command(spec: Any) -> tuple[str, ...]:
+    if isinstance(spec, PythonContainer):
+        entrypoint = spec.entrypoint
+        if isinstance(entrypoint, ModuleName):
+            return ("python", "-m", entrypoint.module_name)
+        if isinstance(entrypoint, CommandList):
+            return ("/bin/sh", "-c", "\n".join(entrypoint.commands) + ' "$@"', spec.name)
+    return ()
+
+
+def package(packageable: Packageable) -> KubernetesImage:
+    """Resolves the image the cluster will pull: a registry reference as is; otherwise built and pushed."""
+    spec: Any = packageable.executable_spec
+    executor_spec: Any = packageable.executor_spec
+    common = {"name": spec.name, "args": packageable.args, "env_vars": packageable.env_vars}
+    from xmanager.executors.images import build as images  # Imports docker only when it builds or pushes.
+
+    if isinstance(spec, Container) and images.is_registry_reference(spec.image_path):
+        return KubernetesImage(image=spec.image_path, **common)
+    if not executor_spec.push_image_tag:
+        raise ValueError(
+            f"{type(spec).__name__}({spec.name!r}) must be pushed to a registry the cluster can pull from: pass "
+            "xm_local.Kubernetes.Spec(push_image_tag='registry/repository')"
+        )
+    script = os.environ.get("XM_LAUNCH_SCRIPT")
+    launch_dir = os.path.dirname(os.path.abspath(script)) if script else os.getcwd()
+    ref = images.ensure_image(spec, launch_dir=launch_dir)
+    pushed = images.push_image(ref, executor_spec.push_image_tag)
+    return KubernetesImage(image=pushed, command=_command(spec), **common)
+
+
+class KubernetesPlugin(ExecutorPlugin):
+    name = "kubernetes"
+    executor_type = Kubernetes
+    spec_type = KubernetesSpec
+    supported_executables = (Container, PythonContainer, Dockerfile)
+
+    def package(self, packageable: Packageable) -> Executable:
+        return package(packageable)
+
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+        from xmanager.executors.kubernetes.backend import KubernetesBackend
+
+        return KubernetesBackend(sink, settings)
+
+
+plugin = KubernetesPlugin()
+
+__all__ = ["Kubernetes", "KubernetesImage", "KubernetesPlugin", "KubernetesSpec", "Toleration", "plugin"]
