@@ -6,11 +6,12 @@ source setup_scripts/_system.sh
 # the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting;
 # openssh-server: a private sshd as the "login node" of Slurm(cluster=...); chromium: the study
 # server's web UI in a real browser (Playwright); wrk: bench/study_server.py; docker.io + docker-registry:
-# a private Docker engine and image registry on loopback (tests/support/docker_support.py);
+# a private Docker engine and image registry on loopback (tests/support/docker_support.py), busybox-static
+# for the test base image;
 # gcc/g++/gfortran: VE kernels compiled for the host backend; postgresql: a private server for the
 # store tests (tests/support/postgres_support.py).
 apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
-  docker.io docker-registry gcc g++ gfortran postgresql
+  docker.io docker-registry busybox-static gcc g++ gfortran postgresql
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"

@@ -1,7 +1,9 @@
-"""The local executor: runs jobs as processes on this machine.
+"""The local executor: runs jobs as processes or Docker containers on this machine.
 
-Supports ``xm.Binary``, ``xm.CommandList`` and ``xm.PythonCallable``. Each job gets a
-directory with ``stdout.log``, ``stderr.log`` and ``results.json``.
+Supports ``xm.Binary``, ``xm.CommandList`` and ``xm.PythonCallable`` as processes, and
+``xm.PythonContainer``, ``xm.Container`` and ``xm.Dockerfile`` as containers on the Docker
+engine at ``DOCKER_HOST``. Each job gets a directory with ``stdout.log``, ``stderr.log``
+and ``results.json``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any, ClassVar, Optional
 
 import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
+from xmanager.executors.local.containers import CONTAINER_SPECS, DockerOptions
 from xmanager.xm.executables import Binary, CommandList, PythonCallable
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
@@ -18,6 +21,11 @@ from xmanager.xm.resources import JobRequirements
 @attrs.frozen
 class LocalSpec(ExecutorSpec):
     """Packaging for local runs: validation only (paths exist, functions pickle)."""
+
+
+def _docker_options(_instance: Any, _attribute: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, DockerOptions):
+        raise TypeError(f"Local(docker_options=...) takes xm_local.DockerOptions, got {type(value).__name__}")
 
 
 @attrs.frozen
@@ -29,7 +37,7 @@ class Local(Executor):
     requirements:
         ``cpu`` counts against the experiment's concurrency limit (default one slot).
     docker_options:
-        Accepted for XManager compatibility; containers run here in a later release.
+        :class:`DockerOptions` for container jobs (ports, volumes, GPUs, network).
     experimental_stream_output:
         Also print the job's stdout, each line prefixed with ``[unit/job]``.
     """
@@ -37,7 +45,7 @@ class Local(Executor):
     Spec: ClassVar[type[LocalSpec]] = LocalSpec
 
     requirements: JobRequirements = attrs.field(factory=JobRequirements)
-    docker_options: Optional[Any] = None
+    docker_options: Optional[DockerOptions] = attrs.field(default=None, validator=_docker_options)
     experimental_stream_output: bool = False
 
 
@@ -45,10 +53,15 @@ class LocalPlugin(ExecutorPlugin):
     name = "local"
     executor_type = Local
     spec_type = LocalSpec
-    supported_executables = (Binary, CommandList, PythonCallable)
+    supported_executables = (Binary, CommandList, PythonCallable, *CONTAINER_SPECS)
 
     def package(self, packageable: Packageable) -> Executable:
         from xmanager.executors.packaging import package
+
+        if isinstance(packageable.executable_spec, CONTAINER_SPECS):
+            from xmanager.executors.local.containers import package_container
+
+            return package_container(packageable)
 
         return package(packageable)
 
@@ -60,4 +73,4 @@ class LocalPlugin(ExecutorPlugin):
 
 plugin = LocalPlugin()
 
-__all__ = ["Local", "LocalSpec", "plugin"]
+__all__ = ["DockerOptions", "Local", "LocalSpec", "plugin"]

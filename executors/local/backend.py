@@ -8,6 +8,7 @@ and blocks in ``wait()``; nothing polls. Statuses go to the sink as they happen.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any, Optional
 
 from xmanager.executors.api import (
@@ -30,6 +31,7 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
+from xmanager.executors.local import containers as container_jobs
 from xmanager.executors.local import processes
 from xmanager.executors.local.function_pool import FunctionPool, FunctionWorker
 from xmanager.executors.packaging import LocalExecutable
@@ -66,22 +68,39 @@ def read_results(path: str) -> tuple[Optional[dict[str, Any]], Optional[str]]:
 
 
 class _Running:
-    """A started job: its process, or the function worker serving it."""
+    """A started job: its process, the function worker serving it, or its container."""
 
-    __slots__ = ("process", "worker", "ticks")
+    __slots__ = ("process", "worker", "container", "docker_host", "ticks", "container_pid")
 
-    def __init__(self, process: Optional[subprocess.Popen[bytes]], worker: Optional[FunctionWorker]) -> None:
+    def __init__(
+        self,
+        process: Optional[subprocess.Popen[bytes]],
+        worker: Optional[FunctionWorker],
+        container: Any = None,
+        docker_host: Optional[str] = None,
+    ) -> None:
         self.process = process
         self.worker = worker
+        self.container = container
+        self.docker_host = docker_host
+        self.container_pid = int(container.attrs["State"]["Pid"]) if container is not None else 0
         pid = self.pid
-        self.ticks = processes.start_ticks(pid)
+        self.ticks = processes.start_ticks(pid) if pid else None
 
     @property
     def pid(self) -> int:
         if self.process is not None:
             return self.process.pid
+        if self.container is not None:
+            return self.container_pid  # The container's init, as the host sees it.
         assert self.worker is not None
         return self.worker.pid
+
+    def stop(self) -> None:
+        if self.container is not None:
+            container_jobs.stop(self.docker_host, self.container.id)
+        else:
+            processes.terminate(self.pid, self.ticks)
 
 
 class LocalBackend(ExecutorBackend):
@@ -100,6 +119,7 @@ class LocalBackend(ExecutorBackend):
         self._host = socket.gethostname()
         self._base_env = dict(os.environ)
         self._functions = FunctionPool()
+        self._docker_host = os.environ.get("DOCKER_HOST") or None
 
     # ---- the interface ----------------------------------------------------------------
     def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
@@ -120,7 +140,10 @@ class LocalBackend(ExecutorBackend):
         updates = []
         for handle in handles:
             pid, ticks = handle.data.get("pid"), handle.data.get("ticks")
-            if pid is None:
+            container = handle.data.get("container")
+            if container is not None:
+                status, message = self._container_status(handle.data)
+            elif pid is None:
                 status, message = Status.PENDING, "queued"
             elif processes.is_alive(pid, ticks):
                 status, message = Status.RUNNING, ""
@@ -131,8 +154,20 @@ class LocalBackend(ExecutorBackend):
             )
         return updates
 
+    @staticmethod
+    def _container_status(data: Any) -> tuple[Status, str]:
+        try:
+            state = container_jobs.state(data.get("docker_host"), data["container"])
+        except Exception:  # The engine does not answer: judge by the container's init process.
+            if data.get("pid") and processes.is_alive(data["pid"], data.get("ticks")):
+                return Status.RUNNING, ""
+            return Status.FAILED, "the Docker engine does not answer and the container's process is gone"
+        if state in ("running", "created", "restarting", "paused"):
+            return Status.RUNNING, ""
+        return Status.FAILED, "the container is gone and its exit was not recorded"
+
     def cancel(self, handles: Sequence[Handle]) -> None:
-        to_stop: list[tuple[int, Optional[int]]] = []
+        to_stop: list[Callable[[], None]] = []
         dequeued: list[UnitLaunch] = []
         with self._cv:
             keys = {(h.work_unit_id, h.job_name) for h in handles}
@@ -147,16 +182,21 @@ class LocalBackend(ExecutorBackend):
             for key in keys:
                 running = self._running.get(key)
                 if running is not None:
-                    to_stop.append((running.pid, running.ticks))
-            for handle in handles:  # Handles from another process: signal by recorded pid.
-                pid = handle.data.get("pid")
-                if pid is not None and (handle.work_unit_id, handle.job_name) not in self._running:
-                    to_stop.append((pid, handle.data.get("ticks")))
+                    to_stop.append(running.stop)
+            for handle in handles:  # Handles from another process: stop by recorded container or pid.
+                if (handle.work_unit_id, handle.job_name) in self._running:
+                    continue
+                data = handle.data
+                if data.get("container") is not None:
+                    stop = functools.partial(container_jobs.stop, data.get("docker_host"), data["container"], True)
+                    to_stop.append(stop)
+                elif data.get("pid") is not None:
+                    to_stop.append(functools.partial(processes.terminate, data["pid"], data.get("ticks")))
             self._cv.notify_all()
         for unit in dequeued:
             for job in unit.jobs:
                 self._emit(unit, job, Status.CANCELLED, message="cancelled before it started")
-        stoppers = [threading.Thread(target=processes.terminate, args=item, daemon=True) for item in to_stop]
+        stoppers = [threading.Thread(target=_quietly, args=(item,), daemon=True) for item in to_stop]
         for thread in stoppers:
             thread.start()
         for thread in stoppers:
@@ -220,6 +260,8 @@ class LocalBackend(ExecutorBackend):
         data: dict[str, Any] = {"work_dir": job.work_dir}
         if running is not None:
             data.update(pid=running.pid, ticks=running.ticks, host=self._host)
+            if running.container is not None:
+                data.update(container=running.container.id, docker_host=running.docker_host)
         return Handle(NAME, unit.experiment_id, unit.work_unit_id, job.job_name, data)
 
     def _emit(self, unit: UnitLaunch, job: JobLaunch, status: Status, **fields: Any) -> None:
@@ -229,14 +271,17 @@ class LocalBackend(ExecutorBackend):
         key = (unit.work_unit_id, job.job_name)
         stdout, stderr, results_path = _paths(job.work_dir)
         executable = job.executable
-        assert isinstance(executable, LocalExecutable)
+        assert isinstance(executable, (LocalExecutable, container_jobs.ContainerExecutable))
         env = {**job.env, RESULTS_ENV: results_path, "PYTHONUNBUFFERED": "1"}
         try:
             os.makedirs(job.work_dir, exist_ok=True)
             with self._cv:
                 if key in self._cancelled:
                     raise _CancelledError
-            run = self._run_function if executable.is_function else self._run_process
+            if isinstance(executable, container_jobs.ContainerExecutable):
+                run = self._run_container
+            else:
+                run = self._run_function if executable.is_function else self._run_process
             run(unit, job, env, (stdout, stderr, results_path))
         except _CancelledError:
             self._emit(unit, job, Status.CANCELLED, message="cancelled before it started")
@@ -260,7 +305,7 @@ class LocalBackend(ExecutorBackend):
             cancelled = key in self._cancelled
         self._emit(unit, job, Status.RUNNING, host=self._host, handle=self._handle(unit, job, running))
         if cancelled:  # Cancelled between the check and the start.
-            processes.terminate(running.pid, running.ticks)
+            running.stop()
 
     def _finish(
         self,
@@ -349,8 +394,65 @@ class LocalBackend(ExecutorBackend):
         return self._finish(unit, job, False, payload, 1, None)
 
 
+    def _run_container(
+        self,
+        unit: UnitLaunch,
+        job: JobLaunch,
+        env: dict[str, str],
+        paths: tuple[str, str, str],
+    ) -> Status:
+        stdout, stderr, results_path = paths
+        executable = job.executable
+        assert isinstance(executable, container_jobs.ContainerExecutable)
+        try:
+            client = container_jobs.client_for(self._docker_host)
+        except Exception as error:  # No engine (DockerUnavailableError) or no SDK: the job cannot start.
+            raise container_jobs.StartError(str(error)) from None
+        labels = {
+            container_jobs.LABEL_EXPERIMENT: str(unit.experiment_id),
+            container_jobs.LABEL_WORK_UNIT: str(unit.work_unit_id),
+            container_jobs.LABEL_JOB: job.job_name,
+        }
+        kwargs = container_jobs.create_kwargs(executable, job.executor, job.args, env, job.work_dir, labels)
+        name = container_jobs.container_name(unit.experiment_id, unit.work_unit_id, job.job_name)
+        container = container_jobs.create_and_start(client, kwargs, name)
+        try:
+            stream = bool(getattr(job.executor, "experimental_stream_output", False))
+            prefix = f"[{unit.work_unit_id}/{job.job_name}] " if stream else None
+            pumps = [
+                container_jobs.LogPump(container, stdout, True, prefix),
+                container_jobs.LogPump(container, stderr, False),
+            ]
+            self._started(unit, job, _Running(None, None, container, self._docker_host))
+            try:
+                code = container_jobs.wait(container)
+            except Exception as error:  # The engine went away or the container vanished mid-run.
+                lost = f"lost track of container {container.short_id}: {error}"
+                _append_line(stderr, f"xmanager: {lost}")
+                return self._finish(unit, job, False, lost, None, None)
+            for pump in pumps:
+                pump.finish()
+        finally:
+            container_jobs.remove_quietly(container)
+        results, error = read_results(results_path)
+        if error is not None:
+            _append_line(stderr, f"xmanager: {error}")
+        ok = code == 0 and error is None
+        signalled = 128 < code <= 128 + 64  # The engine reports a signal death as 128 + signal.
+        message = "" if ok else (error or processes.describe_exit(-(code - 128) if signalled else code))
+        return self._finish(unit, job, ok, message, code, results)
+
+
 class _CancelledError(Exception):
     pass
+
+
+def _quietly(stop: Callable[[], None]) -> None:
+    """Runs a stop action in a thread; a job that is already gone is not an error."""
+    try:
+        stop()
+    except Exception as error:  # Reported, never raised into cancel()'s caller thread.
+        sys.stderr.write(f"xmanager: could not stop a job: {error}\n")
 
 
 def _tee(pipe: IO[bytes], path: str, prefix: str) -> None:
