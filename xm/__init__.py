@@ -40,6 +40,8 @@ from xmanager.xm.executables import (
     ModuleName,
     PythonCallable,
     PythonContainer,
+    VeBuffer,
+    VeKernel,
 )
 from xmanager.xm.job_blocks import (
     Constraint,
@@ -61,6 +63,7 @@ from xmanager.xm.packagables import (
     dockerfile_container,
     python_callable,
     python_container,
+    ve_kernel,
 )
 from xmanager.xm.psets import (
     PsetHashError,
@@ -92,5 +95,5 @@ __all__ = [
     "binary", "command_list", "filter_params_dup_hash", "filter_params_unique", "intspace", "itr2params",
     "logspace", "merge_dicts", "pgrid", "plist", "pset_hash", "stargrid", "container", "dockerfile_container", "get_args_for_all_jobs",
     "job_operators", "merge_args", "python_callable", "python_container", "report", "results_path",
-    "run_in_asyncio_loop",
+    "run_in_asyncio_loop", "VeBuffer", "VeKernel", "ve_kernel",
 ]

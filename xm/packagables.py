@@ -93,3 +93,29 @@ def dockerfile_container(
 ) -> Packageable:
     """``docker build`` of ``path`` with an optional Dockerfile name."""
     return _packageable(executables.Dockerfile(path, dockerfile), executor_spec, args, env_vars)
+
+
+def ve_kernel(
+    executor_spec: ExecutorSpec,
+    entry: str,
+    args: Union[tuple[str, ...], list[str], str],
+    sources: Optional[Mapping[str, str]] = None,
+    *,
+    library: Optional[str] = None,
+    language: str = "c",
+    ret_type: str = "int",
+    ve_flags: Optional[str] = None,
+    host_flags: Optional[str] = None,
+    libs: tuple[str, ...] = (),
+    name: Optional[str] = None,
+) -> Packageable:
+    """A VE kernel: ``entry`` in ``sources`` (or a prebuilt ``library``), parameters as ``"name: type"``.
+
+    Unlike the other factories, ``args`` here declares the kernel's parameters; a job's
+    values for them are given as ``xm.Job(..., args={...})`` or through ``add``/``add_sweep``.
+    """
+    spec = executables.VeKernel(
+        entry=entry, args=args, sources=sources, library=library, language=language, ret_type=ret_type,
+        ve_flags=ve_flags, host_flags=host_flags, libs=libs, name=name,
+    )
+    return _packageable(spec, executor_spec, None, None)
