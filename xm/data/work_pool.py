@@ -5,11 +5,21 @@ buffer of pending tasks topped up. ``pool.parallel_data_source(ds)`` wraps a ran
 process draws the batch indices (so shuffling with a given RNG gives exactly the serial batches) and the workers
 compute ``ds.samples_by_indices_nomapping(indices)``.
 
-The process pool sends each batch back through ``multiprocessing.shared_memory`` blocks, never as a pickle of the
-arrays: each worker owns a few reusable blocks ("slots"), the consumer names the slot with each task, copies the batch
-out and hands the slot back. Workers unlink their blocks when they exit. Workers are daemonic, ignore SIGINT, exit on their
-own when the parent process disappears, and are stopped by ``close()``, by leaving a ``with`` block or at interpreter
-exit. Abandoning an iterator part-way is safe: results still in flight are discarded and their memory released.
+The process pool sends batches back through ``multiprocessing.shared_memory`` blocks, never as a pickle of the
+arrays. To keep the per-batch cost low, batch tasks go to a worker in *chunks*: several consecutive batches per
+message, as many as make about 10 ms of work by the measured time per batch, but few enough that every worker keeps
+two chunks in flight within ``batch_buffer_size``. The answer to a chunk is one small message naming the worker's
+reusable block ("slot") that holds all of the chunk's arrays. Replies go down a plain pipe written by the worker's
+main thread, so a finished chunk never waits for the GIL behind the next one.
+
+Ownership rule for slots: a slot belongs to the worker from the moment the consumer names it in a chunk until the
+consumer has copied the chunk's arrays out; only then does the consumer put it back on the worker's free list. Batches
+handed to the caller are therefore private copies: producing later batches never overwrites a batch already yielded,
+however long the caller keeps it. Workers unlink their blocks when they exit.
+
+Workers are daemonic, ignore SIGINT, exit on their own when the parent process disappears, and are stopped by
+``close()``, by leaving a ``with`` block or at interpreter exit. Abandoning an iterator part-way is safe: results still
+in flight are discarded and their slots released.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import atexit
 import collections
 import itertools
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -125,6 +136,15 @@ class _PoolBase:
             while pending:
                 self._discard(pending.popleft())
 
+    def _batch_stream(self, owner: ParallelDataSource, indices_iter: Iterator[Any], buffer_size: int) -> Iterator[Any]:
+        """Batches for ``indices_iter``, in order; ``owner`` is referenced so its source stays registered."""
+
+        def submitters() -> Iterator[Callable[[], Any]]:
+            for indices in indices_iter:
+                yield lambda indices=indices: self._submit_batch(owner.source, owner._key, indices)
+
+        return self._ordered(submitters(), buffer_size)
+
     def work_stream(self, task_generator: Iterable[Any], task_buffer_size: int = 20) -> WorkStream:
         """Run tasks (``fn`` or ``(fn, args[, kwargs])``) and yield their results in order."""
         _check_buffer_size("task_buffer_size", task_buffer_size)
@@ -177,13 +197,7 @@ class ParallelDataSource:
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
         indices_iter = self.source.batch_indices_iterator(batch_size, shuffle=shuffle, **kwargs)
-
-        def submitters() -> Iterator[Callable[[], Any]]:
-            # Refers to ``self`` so that the source stays registered with the workers while the iterator lives.
-            for indices in indices_iter:
-                yield lambda indices=indices: self.pool._submit_batch(self.source, self._key, indices)
-
-        return self.pool._ordered(submitters(), self.batch_buffer_size)
+        return self.pool._batch_stream(self, indices_iter, self.batch_buffer_size)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -233,36 +247,56 @@ class WorkerThreadPool(_PoolBase):
 # ----------------------------------------------------------------------------------------------------------------
 # Processes
 
+# A chunk message should carry about this much batch work (up to the cap set by the buffer), so that the fixed cost of
+# a message (two pipe writes, two wake-ups, a pickle each way) stays a small fraction of it.
+_TARGET_CHUNK_SECONDS = 0.01
+_EMA_WEIGHT = 0.3
 
-def _pack_batch(batch: Any, tid: int, slot: int, blocks: dict[int, shared_memory.SharedMemory]) -> tuple[Any, ...]:
-    """Copy a batch into the worker's shared-memory block for ``slot`` (grown if too small).
 
-    Blocks are reused from batch to batch: the consumer hands a slot back only after copying its contents out.
-    """
-    is_seq = isinstance(batch, (tuple, list))
-    items = list(batch) if is_seq else [batch]
-    arrays = [np.asarray(item) for item in items]
-    if any(a.dtype.hasobject for a in arrays):
-        return ("pickled", tid, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), slot)
-    layout = []
-    offset = 0
-    for a in arrays:
-        layout.append((a.dtype, a.shape, offset))
-        offset += -(-a.nbytes // _ALIGN) * _ALIGN
+def _slot_block(blocks: dict[int, shared_memory.SharedMemory], slot: int, size: int) -> shared_memory.SharedMemory:
+    """The worker's block for ``slot``, replaced by a bigger one when it cannot hold ``size`` bytes."""
     shm = blocks.get(slot)
-    if shm is None or shm.size < offset:
+    if shm is None or shm.size < size:
         if shm is not None:
             shm.close()
             shm.unlink()  # the consumer may still map it; the memory goes once it lets go
-        shm = shared_memory.SharedMemory(create=True, size=max(offset + offset // 4, _ALIGN))
+        shm = shared_memory.SharedMemory(create=True, size=max(size + size // 4, _ALIGN))
         blocks[slot] = shm
-    for a, (dtype, shape, off) in zip(arrays, layout):
-        if a.nbytes:
-            view: np.ndarray = np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=off)
-            view[...] = a
-            del view
-    kind = "tuple" if isinstance(batch, tuple) else ("list" if is_seq else "single")
-    return ("shm", tid, shm.name, layout, kind, slot)
+    return shm
+
+
+def _pack_chunk(
+    batches: list[Any], slot: int, blocks: dict[int, shared_memory.SharedMemory]
+) -> tuple[str | None, list[tuple[Any, ...]]]:
+    """Copy the arrays of a chunk's batches into the block for ``slot``.
+
+    Returns the block's name (None when nothing went to shared memory) and one entry per batch: ``("shm", layout,
+    kind)`` or, for batches holding Python objects, ``("pickled", blob)``.
+    """
+    entries: list[tuple[Any, ...]] = []
+    plans: list[tuple[list[np.ndarray], list[tuple[Any, tuple[int, ...], int]]]] = []
+    offset = 0
+    for batch in batches:
+        is_seq = isinstance(batch, (tuple, list))
+        arrays = [np.asarray(item) for item in (batch if is_seq else (batch,))]
+        if any(a.dtype.hasobject for a in arrays):
+            entries.append(("pickled", pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
+            continue
+        layout = []
+        for a in arrays:
+            layout.append((a.dtype, a.shape, offset))
+            offset += -(-a.nbytes // _ALIGN) * _ALIGN
+        kind = "tuple" if isinstance(batch, tuple) else ("list" if is_seq else "single")
+        entries.append(("shm", layout, kind))
+        plans.append((arrays, layout))
+    if not plans:
+        return None, entries
+    shm = _slot_block(blocks, slot, offset)
+    for arrays, layout in plans:
+        for a, (dtype, shape, off) in zip(arrays, layout):
+            if a.nbytes:
+                np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=off)[...] = a
+    return shm.name, entries
 
 
 def _release_blocks(blocks: dict[int, shared_memory.SharedMemory]) -> None:
@@ -275,48 +309,80 @@ def _release_blocks(blocks: dict[int, shared_memory.SharedMemory]) -> None:
     blocks.clear()
 
 
-def _error_message(tid: int, exc: BaseException) -> tuple[Any, ...]:
+def _error_payload(exc: BaseException) -> tuple[bytes, str]:
+    """(the pickled exception, or a RuntimeError standing in for an unpicklable one; the formatted traceback)."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
         blob = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(blob)
     except Exception:
         blob = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-    return ("err", tid, blob, tb)
+    return blob, tb
 
 
-def _worker_main(task_q: Any, result_q: Any, parent_pid: int) -> None:
+def _run_chunk(
+    sources: dict[int, Any], msg: tuple[Any, ...], blocks: dict[int, shared_memory.SharedMemory]
+) -> tuple[Any, ...]:
+    """Compute the batches of a chunk; stops at the first failing batch and reports it after the good ones."""
+    _, tid, key, index_blob, slot = msg
+    batches: list[Any] = []
+    error = None
+    start = time.perf_counter()
+    try:
+        source = sources[key]
+        for indices in pickle.loads(index_blob):
+            batches.append(source.samples_by_indices_nomapping(indices))
+    except Exception as exc:
+        error = _error_payload(exc)
+    seconds = time.perf_counter() - start
+    try:
+        name, entries = _pack_chunk(batches, slot, blocks)
+    except Exception as exc:
+        name, entries, error = None, [], _error_payload(exc)
+    return ("chunk", tid, name, entries, slot, seconds, error)
+
+
+def _run_call(msg: tuple[Any, ...]) -> tuple[Any, ...]:
+    tid = msg[1]
+    try:
+        fn, args, kwargs = pickle.loads(msg[2])
+        return ("call", tid, pickle.dumps(fn(*args, **kwargs), protocol=pickle.HIGHEST_PROTOCOL), None)
+    except Exception as exc:
+        return ("call", tid, None, _error_payload(exc))
+
+
+def _worker_main(task_q: Any, result_conn: Any, parent_pid: int) -> None:
+    """Serve tasks from ``task_q`` until told to stop or orphaned.
+
+    Replies go straight down a pipe (no feeder thread), so a reply never waits for the GIL behind the next task.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sources: dict[int, Any] = {}
     blocks: dict[int, shared_memory.SharedMemory] = {}
-    while True:
-        try:
-            msg = task_q.get(timeout=_PARENT_CHECK_SECONDS)
-        except queue.Empty:
-            if os.getppid() != parent_pid:
-                _release_blocks(blocks)
+    try:
+        while True:
+            try:
+                msg = task_q.get(timeout=_PARENT_CHECK_SECONDS)
+            except queue.Empty:
+                if os.getppid() != parent_pid:
+                    return
+                continue
+            if msg is None:
                 return
-            continue
-        if msg is None:
-            _release_blocks(blocks)
-            return
-        kind = msg[0]
-        if kind == "register":
-            sources[msg[1]] = pickle.loads(msg[2])
-            continue
-        if kind == "unregister":
-            sources.pop(msg[1], None)
-            continue
-        tid = msg[1]
-        try:
-            if kind == "batch":
-                reply = _pack_batch(sources[msg[2]].samples_by_indices_nomapping(msg[3]), tid, msg[4], blocks)
-            else:
-                fn, args, kwargs = pickle.loads(msg[2])
-                reply = ("pickled", tid, pickle.dumps(fn(*args, **kwargs), protocol=pickle.HIGHEST_PROTOCOL), None)
-        except Exception as exc:
-            reply = (*_error_message(tid, exc), msg[4] if kind == "batch" else None)
-        result_q.put(reply)
+            kind = msg[0]
+            if kind == "register":
+                sources[msg[1]] = pickle.loads(msg[2])
+                continue
+            if kind == "unregister":
+                sources.pop(msg[1], None)
+                continue
+            reply = _run_chunk(sources, msg, blocks) if kind == "chunk" else _run_call(msg)
+            try:
+                result_conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:  # the consumer is gone
+                return
+    finally:
+        _release_blocks(blocks)
 
 
 _LIVE_POOLS: weakref.WeakSet[WorkerProcessPool] = weakref.WeakSet()
@@ -330,12 +396,20 @@ def _close_live_pools() -> None:
         pool.close()
 
 
+def _chunk_size(per_batch: float | None, max_chunk: int) -> int:
+    """Batches per chunk message: enough for ``_TARGET_CHUNK_SECONDS`` of work, at most ``max_chunk``."""
+    if per_batch is None:
+        return 1
+    return max(1, min(max_chunk, int(_TARGET_CHUNK_SECONDS / max(per_batch, 1e-9))))
+
+
 class WorkerProcessPool(_PoolBase):
     """A pool of daemonic worker processes; batches come back through shared memory.
 
-    Task ``i`` goes to worker ``i % processes``; each worker has its own task and result queues, so results are
-    read back in order. Functions given to :meth:`work_stream` and sources given to :meth:`parallel_data_source`
-    must be picklable (each source is pickled once and sent to every worker).
+    Message ``i`` goes to worker ``i % processes``; each worker has its own task queue and result pipe, so results
+    are read back in order. Functions given to :meth:`work_stream` and sources given to :meth:`parallel_data_source`
+    must be picklable (each source is pickled once and sent to every worker). Batches of a parallel data source travel
+    in chunks of consecutive batches (see the module docstring); ``batch_buffer_size`` bounds the batches in flight.
     """
 
     def __init__(self, processes: int | None = 1, context: str | None = None) -> None:
@@ -360,12 +434,14 @@ class WorkerProcessPool(_PoolBase):
         self._free_slots: list[list[int]] = [[] for _ in range(n)]
         self._attached: dict[tuple[int, int], shared_memory.SharedMemory] = {}
         self._abandoned: set[int] = set()
+        self._batch_seconds: dict[int, float] = {}  # per source: moving average of the workers' seconds per batch
         self._task_qs = [ctx.Queue() for _ in range(n)]
-        self._result_qs = [ctx.Queue() for _ in range(n)]
+        pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
+        self._result_conns = [reader for reader, _ in pipes]
         self._procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(self._task_qs[i], self._result_qs[i], os.getpid()),
+                args=(self._task_qs[i], pipes[i][1], os.getpid()),
                 name=f"xm-data-worker-{i}",
                 daemon=True,
             )
@@ -373,9 +449,11 @@ class WorkerProcessPool(_PoolBase):
         ]
         for p in self._procs:
             p.start()
+        for _, writer in pipes:
+            writer.close()  # only the worker holds the write end, so its death reads as EOF here
         _LIVE_POOLS.add(self)
 
-    # -- plumbing
+    # -- sending
 
     def _check_open(self) -> None:
         if self._closed:
@@ -388,24 +466,28 @@ class WorkerProcessPool(_PoolBase):
             self._next_worker = (w + 1) % self.processes
         return w
 
-    def _send(self, msg: tuple[Any, ...], w: int | None = None) -> tuple[int, int]:
-        if w is None:
-            w = self._pick_worker()
-        self._task_qs[w].put(msg)
-        return w, msg[1]
-
     def _submit_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int]:
         try:
             blob = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise TypeError(f"task {fn!r} cannot be sent to a worker process: {exc}") from exc
-        return self._send(("call", next(self._task_ids), blob))
+        w = self._pick_worker()
+        tid = next(self._task_ids)
+        self._task_qs[w].put(("call", tid, blob))
+        return w, tid
 
-    def _submit_batch(self, ds: Any, key: int, indices: Any) -> tuple[int, int]:
+    def _send_chunk(self, key: int, index_list: list[Any]) -> tuple[int, int, int]:
+        """Send consecutive batches' indices to the next worker with a free slot of its own; (worker, tid, count)."""
+        try:
+            blob = pickle.dumps(index_list, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(f"batch indices cannot be sent to a worker process: {exc}") from exc
         w = self._pick_worker()
         free = self._free_slots[w]
         slot = free.pop() if free else next(self._slot_ids)
-        return self._send(("batch", next(self._task_ids), key, indices, slot), w)
+        tid = next(self._task_ids)
+        self._task_qs[w].put(("chunk", tid, key, blob, slot))
+        return w, tid, len(index_list)
 
     def _register_source(self, ds: Any) -> int:
         self._check_open()
@@ -419,6 +501,7 @@ class WorkerProcessPool(_PoolBase):
         return key
 
     def _unregister_source(self, key: int) -> None:
+        self._batch_seconds.pop(key, None)
         if self._closed:
             return
         try:
@@ -427,51 +510,25 @@ class WorkerProcessPool(_PoolBase):
         except (OSError, ValueError):
             pass
 
+    # -- receiving
+
     def _read(self, w: int) -> tuple[Any, ...]:
-        q, proc = self._result_qs[w], self._procs[w]
+        conn, proc = self._result_conns[w], self._procs[w]
         while True:
-            try:
-                return q.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if self._closed:
-                    raise RuntimeError("the worker pool was closed while waiting for a result") from None
-                if not proc.is_alive():
-                    try:
-                        return q.get(timeout=_POLL_SECONDS)
-                    except queue.Empty:
-                        raise RuntimeError(
-                            f"worker process {proc.name} (pid {proc.pid}) died with exit code {proc.exitcode}"
-                        ) from None
+            if self._closed:
+                raise RuntimeError("the worker pool was closed while waiting for a result")
+            if conn.poll(_POLL_SECONDS):
+                try:
+                    return pickle.loads(conn.recv_bytes())
+                except EOFError:
+                    break
+            elif not proc.is_alive() and not conn.poll(0):
+                break
+        proc.join(timeout=_POLL_SECONDS)
+        raise RuntimeError(f"worker process {proc.name} (pid {proc.pid}) died with exit code {proc.exitcode}")
 
-    def _unpack(self, w: int, msg: tuple[Any, ...]) -> Any:
-        _, _, name, layout, kind, slot = msg
-        shm = self._attached.get((w, slot))
-        if shm is None or shm.name != name:
-            if shm is not None:
-                shm.close()
-            shm = shared_memory.SharedMemory(name=name)
-            self._attached[(w, slot)] = shm
-        arrays = []
-        for dtype, shape, off in layout:
-            if int(np.prod(shape)) * dtype.itemsize == 0:
-                arrays.append(np.empty(shape, dtype=dtype))
-                continue
-            view: np.ndarray = np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=off)
-            arrays.append(view.copy())
-            del view
-        if kind == "tuple":
-            return tuple(arrays)
-        if kind == "list":
-            return arrays
-        return arrays[0]
-
-    def _release_slot(self, w: int, msg: tuple[Any, ...]) -> None:
-        # every reply ends with the slot of its task (None for plain calls)
-        if msg[-1] is not None:
-            self._free_slots[w].append(msg[-1])
-
-    def _collect(self, handle: tuple[int, int]) -> Any:
-        w, tid = handle
+    def _await(self, w: int, tid: int) -> tuple[Any, ...]:
+        """The reply to task ``tid`` (sent to worker ``w``), keeping replies that arrive early for later."""
         msg = self._stash.pop(tid, None)
         while msg is None:
             got = self._read(w)
@@ -482,16 +539,24 @@ class WorkerProcessPool(_PoolBase):
                 self._release_slot(w, got)
             else:
                 self._stash[got[1]] = got
-        try:
-            kind = msg[0]
-            if kind == "shm":
-                return self._unpack(w, msg)
-            if kind == "pickled":
-                return pickle.loads(msg[2])
-            exc = pickle.loads(msg[2])
-            raise exc from RemoteTracebackError(msg[3])
-        finally:
-            self._release_slot(w, msg)
+        return msg
+
+    def _release_slot(self, w: int, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "chunk":
+            self._free_slots[w].append(msg[4])
+
+    @staticmethod
+    def _raise_remote(error: tuple[bytes, str]) -> None:
+        blob, tb = error
+        exc = pickle.loads(blob)
+        raise exc from RemoteTracebackError(tb)
+
+    def _collect(self, handle: tuple[int, int]) -> Any:
+        w, tid = handle
+        _, _, blob, error = self._await(w, tid)
+        if error is not None:
+            self._raise_remote(error)
+        return pickle.loads(blob)
 
     def _discard(self, handle: tuple[int, int]) -> None:
         w, tid = handle
@@ -501,13 +566,88 @@ class WorkerProcessPool(_PoolBase):
         elif not self._closed:
             self._abandoned.add(tid)
 
-    def _drain(self) -> None:
-        for q in self._result_qs:
+    def _unpack_chunk(self, w: int, msg: tuple[Any, ...]) -> list[Any]:
+        """Copy a chunk's batches out of the worker's slot, then hand the slot back (see the ownership rule)."""
+        _, _, name, entries, slot, _, _ = msg
+        try:
+            shm = None
+            if name is not None:
+                shm = self._attached.get((w, slot))
+                if shm is None or shm.name != name:
+                    if shm is not None:
+                        shm.close()
+                    shm = shared_memory.SharedMemory(name=name)
+                    self._attached[(w, slot)] = shm
+            batches = []
+            for entry in entries:
+                if entry[0] == "pickled":
+                    batches.append(pickle.loads(entry[1]))
+                    continue
+                _, layout, kind = entry
+                arrays = []
+                for dtype, shape, off in layout:
+                    if math.prod(shape) * dtype.itemsize == 0:
+                        arrays.append(np.empty(shape, dtype=dtype))
+                    else:
+                        assert shm is not None
+                        arrays.append(np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=off).copy())
+                batches.append(tuple(arrays) if kind == "tuple" else (arrays if kind == "list" else arrays[0]))
+            return batches
+        finally:
+            self._free_slots[w].append(slot)
+
+    def _batch_stream(self, owner: ParallelDataSource, indices_iter: Iterator[Any], buffer_size: int) -> Iterator[Any]:
+        """In-order batches, computed in chunks of consecutive batches; at most ``buffer_size`` batches in flight.
+
+        Each worker gets at least two chunks in flight (so it never waits for the consumer between chunks); chunk
+        sizes follow the workers' measured time per batch.
+        """
+        self._check_open()
+        max_chunk = max(1, buffer_size // (2 * self.processes))
+        per_batch = self._batch_seconds.get(owner._key)
+        pending: collections.deque[tuple[int, int, int]] = collections.deque()
+        in_flight = 0
+        source = iter(indices_iter)
+        exhausted = False
+        try:
             while True:
-                try:
-                    q.get_nowait()
-                except (queue.Empty, OSError, ValueError, EOFError):
-                    break
+                while not exhausted:
+                    size = _chunk_size(per_batch, max_chunk)
+                    if buffer_size - in_flight < size:
+                        break
+                    index_list = list(itertools.islice(source, size))
+                    exhausted = len(index_list) < size
+                    if index_list:
+                        pending.append(self._send_chunk(owner._key, index_list))
+                        in_flight += len(index_list)
+                if not pending:
+                    return
+                w, tid, count = pending[0]
+                msg = self._await(w, tid)
+                pending.popleft()
+                in_flight -= count
+                batches = self._unpack_chunk(w, msg)
+                seconds, error = msg[5], msg[6]
+                if error is not None:
+                    yield from batches
+                    self._raise_remote(error)
+                if batches:
+                    per = seconds / len(batches)
+                    per_batch = per if per_batch is None else per_batch + _EMA_WEIGHT * (per - per_batch)
+                    self._batch_seconds[owner._key] = per_batch
+                yield from batches
+        finally:
+            while pending:
+                w, tid, _ = pending.popleft()
+                self._discard((w, tid))
+
+    def _drain(self) -> None:
+        for conn in self._result_conns:
+            try:
+                while not conn.closed and conn.poll(0):
+                    conn.recv_bytes()
+            except (OSError, ValueError, EOFError):
+                pass
 
     # -- lifecycle
 
@@ -540,9 +680,11 @@ class WorkerProcessPool(_PoolBase):
             shm.close()
         self._attached.clear()
         self._abandoned.clear()
-        for q in (*self._task_qs, *self._result_qs):
+        for q in self._task_qs:
             q.close()
             q.join_thread()
+        for conn in self._result_conns:
+            conn.close()
         for p in self._procs:
             p.close()
 

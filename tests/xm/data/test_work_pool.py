@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import subprocess
@@ -293,3 +294,101 @@ def test_process_pool_batch_kinds_and_growing_blocks() -> None:
                 else:
                     assert isinstance(g, np.ndarray) and g.dtype == np.int16
                     np.testing.assert_array_equal(g, e)
+
+
+# ---- process pool: chunked batches, slot reuse and the ownership rule ----------------------------------------
+
+
+def test_chunk_size_follows_measured_batch_time() -> None:
+    assert work_pool._chunk_size(None, 5) == 1  # nothing measured yet: one batch per message
+    assert work_pool._chunk_size(1e-6, 5) == 5  # fast batches: as many as the cap allows
+    assert work_pool._chunk_size(1e-6, 1) == 1
+    assert work_pool._chunk_size(10.0, 5) == 1  # slow batches: one per message
+    assert work_pool._chunk_size(work_pool._TARGET_CHUNK_SECONDS / 2, 5) == 2
+    assert work_pool._chunk_size(0.0, 3) == 3
+
+
+def test_yielded_batches_survive_later_batches() -> None:
+    """Ownership rule: a yielded batch is the caller's copy; later batches reuse the slots without touching it."""
+    ds = make_source(3000)
+    expected = list(ds.batch_iterator(10, shuffle=np.random.RandomState(5)))
+    with work_pool.WorkerProcessPool(processes=2) as p:
+        it = p.parallel_data_source(ds, batch_buffer_size=4).batch_iterator(10, shuffle=np.random.RandomState(5))
+        first = next(it)
+        kept = [first]
+        for i, batch in enumerate(it):
+            if i % 50 == 0:
+                kept.append(batch)
+        # 300 batches went through at most 4 in flight: the slots were reused many times over
+        slots = sum(len(free) for free in p._free_slots)
+        assert 1 <= slots <= 4
+        assert len(p._attached) <= slots
+    assert_same_batches([first], expected[:1])
+    assert_same_batches(kept[1:], [expected[1 + i] for i in range(0, len(expected) - 1, 50)])
+    for arr in first:
+        assert arr.flags.owndata and arr.flags.writeable
+        arr[...] = 0  # writable, and writing to it cannot disturb the pool
+
+
+def test_fast_batches_travel_in_chunks_and_buffer_bounds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every batch counts as fast, even when a loaded machine stretches a measurement
+    monkeypatch.setattr(work_pool, "_TARGET_CHUNK_SECONDS", 1e3)
+    ds = make_source(5000)
+    n_batches = 500
+    with work_pool.WorkerProcessPool(processes=2) as p:
+        before = next(p._task_ids)
+        got = list(p.parallel_data_source(ds, batch_buffer_size=20).batch_iterator(10))
+        messages = next(p._task_ids) - before - 1
+        assert_same_batches(got, list(ds.batch_iterator(10)))
+        assert messages < n_batches / 2  # most messages carried several batches
+        # with a buffer of one batch there is nothing to group: one message per batch
+        before = next(p._task_ids)
+        got = list(p.parallel_data_source(ds, batch_buffer_size=1).batch_iterator(100))
+        assert next(p._task_ids) - before - 1 == 50
+        assert_same_batches(got, list(ds.batch_iterator(100)))
+
+
+class LateFailure(SmallSource):
+    def samples_by_indices_nomapping(self, indices: Any) -> tuple[np.ndarray, ...]:
+        if 301 in np.asarray(indices):
+            raise ValueError("sample 301 is corrupt")
+        return super().samples_by_indices_nomapping(indices)
+
+
+def test_error_mid_chunk_delivers_earlier_batches_first() -> None:
+    late = LateFailure([np.arange(400)])
+    with work_pool.WorkerProcessPool(processes=2) as p:
+        got = []
+        with pytest.raises(ValueError, match="sample 301 is corrupt") as info:
+            for batch in p.parallel_data_source(late, batch_buffer_size=20).batch_iterator(4):
+                got.append(batch)
+        assert isinstance(info.value.__cause__, work_pool.RemoteTracebackError)
+        # batches 0..74 arrive before the error of batch 75, although they shared chunks with it
+        assert_same_batches(got, list(itertools.islice(late.batch_iterator(4), 75)))
+        # a new epoch works; the failed stream's slots come back as their replies arrive (a slot is the worker's
+        # until then), so the slots stay bounded by the two streams' buffers and stop growing
+        ds = make_source(700)
+        pds = p.parallel_data_source(ds)
+        assert_same_batches(list(pds.batch_iterator(7)), list(ds.batch_iterator(7)))
+        slots = sum(len(free) for free in p._free_slots)
+        assert slots <= 40
+        for _ in range(3):
+            assert_same_batches(list(pds.batch_iterator(7)), list(ds.batch_iterator(7)))
+        assert sum(len(free) for free in p._free_slots) == slots
+
+
+def test_killed_worker_raises_instead_of_hanging() -> None:
+    ds = SlowSource([np.arange(2000)])
+    with work_pool.WorkerProcessPool(processes=2) as p:
+        it = p.parallel_data_source(ds, batch_buffer_size=4).batch_iterator(10)
+        next(it)
+        os.kill(p._procs[0].pid, 9)
+        with pytest.raises(RuntimeError, match="died"):
+            for _ in it:
+                pass
+
+
+class SlowSource(SmallSource):
+    def samples_by_indices_nomapping(self, indices: Any) -> tuple[np.ndarray, ...]:
+        time.sleep(0.01)
+        return super().samples_by_indices_nomapping(indices)
