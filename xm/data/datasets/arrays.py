@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageArrayUInt8ToFloat32", "check_n_val", "split_folds", "split_last"]
+__all__ = ["ImageArrayUInt8ToFloat32", "TrainValTestImages", "check_n_val", "split_folds", "split_last"]
 
 
 class ImageArrayUInt8ToFloat32:
@@ -89,3 +89,31 @@ def split_folds(n_samples: int, folds: Sequence[np.ndarray], n_val_folds: Any) -
     if len(train_idx) == 0:
         raise ValueError(f"n_val_folds={n_val_folds} leaves no training samples")
     return train_idx, val_idx
+
+
+class TrainValTestImages:
+    """``train_*``/``val_*``/``test_*`` attributes from converted arrays (``train_X_u8``, ``train_y``, ``test_X_u8``,
+    ``test_y``): the last ``n_val`` training samples validate; ``*_X`` are float32 views in
+    ``[val_lower, val_upper]`` of the raw ``*_X_u8``. Extra label arrays named in ``extra_labels`` (e.g.
+    ``"y_coarse"``) are split the same way."""
+
+    def __init__(
+        self,
+        arrays: Mapping[str, Any],
+        n_val: int | None,
+        val_lower: float,
+        val_upper: float,
+        extra_labels: Sequence[str] = (),
+    ) -> None:
+        n_val = check_n_val(n_val, len(arrays["train_y"]))
+        self.train_X_u8, self.val_X_u8 = split_last(arrays["train_X_u8"], n_val)
+        self.train_y, self.val_y = split_last(arrays["train_y"], n_val)
+        self.test_X_u8, self.test_y = arrays["test_X_u8"], arrays["test_y"]
+        for label in extra_labels:
+            train, val = split_last(arrays[f"train_{label}"], n_val)
+            setattr(self, f"train_{label}", train)
+            setattr(self, f"val_{label}", val)
+            setattr(self, f"test_{label}", arrays[f"test_{label}"])
+        self.train_X = ImageArrayUInt8ToFloat32(self.train_X_u8, val_lower, val_upper)
+        self.val_X = ImageArrayUInt8ToFloat32(self.val_X_u8, val_lower, val_upper)
+        self.test_X = ImageArrayUInt8ToFloat32(self.test_X_u8, val_lower, val_upper)

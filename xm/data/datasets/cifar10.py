@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 from xmanager.xm.data.datasets import base
 from xmanager.xm.data.datasets.archives import load_pickle, names_from, read_tar_members
-from xmanager.xm.data.datasets.arrays import ImageArrayUInt8ToFloat32, check_n_val, split_last
+from xmanager.xm.data.datasets.arrays import TrainValTestImages, check_n_val
 
 NAME = "cifar10"
 TARBALL = "cifar-10-python.tar.gz"
@@ -73,7 +73,7 @@ def delete_cache() -> None:
     base.delete_cache(NAME)
 
 
-class CIFAR10:
+class CIFAR10(TrainValTestImages):
     """CIFAR-10; the last ``n_val`` training samples validate. ``*_X`` are float32 views, ``*_X_u8`` raw uint8."""
 
     def __init__(
@@ -86,12 +86,5 @@ class CIFAR10:
     ) -> None:
         check_n_val(n_val, None)
         loaded = fetch_cifar10(mirror)
-        arrays = loaded.arrays
-        n_val = check_n_val(n_val, len(arrays["train_y"]))
-        self.train_X_u8, self.val_X_u8 = split_last(arrays["train_X_u8"], n_val)
-        self.train_y, self.val_y = split_last(arrays["train_y"], n_val)
-        self.test_X_u8, self.test_y = arrays["test_X_u8"], arrays["test_y"]
-        self.train_X = ImageArrayUInt8ToFloat32(self.train_X_u8, val_lower, val_upper)
-        self.val_X = ImageArrayUInt8ToFloat32(self.val_X_u8, val_lower, val_upper)
-        self.test_X = ImageArrayUInt8ToFloat32(self.test_X_u8, val_lower, val_upper)
+        super().__init__(loaded.arrays, n_val, val_lower, val_upper)
         self.class_names: list[str] = list(loaded.meta["class_names"])

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from xmanager.xm.data.datasets import base
 from xmanager.xm.data.datasets.archives import load_pickle, names_from, read_tar_members
-from xmanager.xm.data.datasets.arrays import ImageArrayUInt8ToFloat32, check_n_val, split_last
+from xmanager.xm.data.datasets.arrays import TrainValTestImages, check_n_val
 from xmanager.xm.data.datasets.cifar10 import batch_arrays
 
 NAME = "cifar100"
@@ -60,7 +60,7 @@ def delete_cache() -> None:
     base.delete_cache(NAME)
 
 
-class CIFAR100:
+class CIFAR100(TrainValTestImages):
     """CIFAR-100 with fine (``*_y``) and coarse (``*_y_coarse``) labels; the last ``n_val`` training samples validate."""
 
     def __init__(
@@ -73,15 +73,6 @@ class CIFAR100:
     ) -> None:
         check_n_val(n_val, None)
         loaded = fetch_cifar100(mirror)
-        arrays = loaded.arrays
-        n_val = check_n_val(n_val, len(arrays["train_y"]))
-        self.train_X_u8, self.val_X_u8 = split_last(arrays["train_X_u8"], n_val)
-        self.train_y, self.val_y = split_last(arrays["train_y"], n_val)
-        self.train_y_coarse, self.val_y_coarse = split_last(arrays["train_y_coarse"], n_val)
-        self.test_X_u8, self.test_y = arrays["test_X_u8"], arrays["test_y"]
-        self.test_y_coarse = arrays["test_y_coarse"]
+        super().__init__(loaded.arrays, n_val, val_lower, val_upper, extra_labels=("y_coarse",))
         self.class_names: list[str] = list(loaded.meta["class_names"])
         self.class_names_coarse: list[str] = list(loaded.meta["class_names_coarse"])
-        self.train_X = ImageArrayUInt8ToFloat32(self.train_X_u8, val_lower, val_upper)
-        self.val_X = ImageArrayUInt8ToFloat32(self.val_X_u8, val_lower, val_upper)
-        self.test_X = ImageArrayUInt8ToFloat32(self.test_X_u8, val_lower, val_upper)

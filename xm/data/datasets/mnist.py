@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from xmanager.xm.data.datasets import base
-from xmanager.xm.data.datasets.arrays import ImageArrayUInt8ToFloat32, check_n_val, split_last
+from xmanager.xm.data.datasets.arrays import TrainValTestImages, check_n_val
 
 NAME = "mnist"
 _URLS = ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
@@ -96,21 +96,13 @@ def delete_cache() -> None:
     base.delete_cache(NAME)
 
 
-class MNISTBase:
+class MNISTBase(TrainValTestImages):
     """Train/validation/test attributes from IDX-converted arrays; the last ``n_val`` training samples validate."""
 
     def __init__(
         self, loaded: base.LoadedDataset, n_val: int | None = 10000, val_lower: float = 0.0, val_upper: float = 1.0
     ) -> None:
-        arrays = loaded.arrays
-        train_x_u8, train_y = arrays["train_X_u8"], arrays["train_y"]
-        n_val = check_n_val(n_val, len(train_y))
-        self.train_X_u8, self.val_X_u8 = split_last(train_x_u8, n_val)
-        self.train_y, self.val_y = split_last(train_y, n_val)
-        self.test_X_u8, self.test_y = arrays["test_X_u8"], arrays["test_y"]
-        self.train_X = ImageArrayUInt8ToFloat32(self.train_X_u8, val_lower, val_upper)
-        self.val_X = ImageArrayUInt8ToFloat32(self.val_X_u8, val_lower, val_upper)
-        self.test_X = ImageArrayUInt8ToFloat32(self.test_X_u8, val_lower, val_upper)
+        super().__init__(loaded.arrays, n_val, val_lower, val_upper)
 
 
 class MNIST(MNISTBase):

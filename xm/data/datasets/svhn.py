@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from xmanager.xm.data.datasets import base
-from xmanager.xm.data.datasets.arrays import ImageArrayUInt8ToFloat32, check_n_val, split_last
+from xmanager.xm.data.datasets.arrays import ImageArrayUInt8ToFloat32, TrainValTestImages, check_n_val
 
 NAME = "svhn"
 EXTRA_NAME = "svhn_extra"
@@ -102,7 +102,7 @@ def delete_cache() -> None:
     base.delete_cache(EXTRA_NAME)
 
 
-class SVHN:
+class SVHN(TrainValTestImages):
     """SVHN train/test; the last ``n_val`` training samples validate. ``*_X`` are float32 views, ``*_X_u8`` uint8."""
 
     def __init__(
@@ -114,14 +114,7 @@ class SVHN:
         mirror: str | os.PathLike[str] | None = None,
     ) -> None:
         check_n_val(n_val, None)
-        arrays = fetch_svhn_train_test(mirror).arrays
-        n_val = check_n_val(n_val, len(arrays["train_y"]))
-        self.train_X_u8, self.val_X_u8 = split_last(arrays["train_X_u8"], n_val)
-        self.train_y, self.val_y = split_last(arrays["train_y"], n_val)
-        self.test_X_u8, self.test_y = arrays["test_X_u8"], arrays["test_y"]
-        self.train_X = ImageArrayUInt8ToFloat32(self.train_X_u8, val_lower, val_upper)
-        self.val_X = ImageArrayUInt8ToFloat32(self.val_X_u8, val_lower, val_upper)
-        self.test_X = ImageArrayUInt8ToFloat32(self.test_X_u8, val_lower, val_upper)
+        super().__init__(fetch_svhn_train_test(mirror).arrays, n_val, val_lower, val_upper)
 
 
 class SVHNExtra:
