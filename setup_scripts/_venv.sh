@@ -12,4 +12,6 @@ if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# The pip that ships with Python 3.11 resolves the cloud SDKs' dependency tree very slowly.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24.1"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$1]"
