@@ -22,12 +22,19 @@ def url(request, tmp_path):
 _NO_SWEEP = dict.fromkeys(sql.SWEEP_COLUMNS)
 
 
-def test_version_1_results_move_into_their_units(url):
+# The pset columns of schema version 2 without its results move: what a development build wrote.
+_DEVELOPMENT_V2 = [sql_text for sql_text in schema._V2 if "pset" in sql_text or "run_" in sql_text or "calc_dir" in sql_text]
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["first-release", "development-v2"])
+def test_results_move_into_their_units(url, version):
     conn = connect(url)
-    with conn.transaction():  # A store written by the first release.
+    with conn.transaction():  # A store with results in their own table.
         conn.execute("CREATE TABLE xm_schema (version INTEGER NOT NULL)")
-        conn.execute("INSERT INTO xm_schema (version) VALUES (1)")
+        conn.execute("INSERT INTO xm_schema (version) VALUES (:v)", {"v": version})
         schema.MIGRATIONS[0](conn)
+        for statement in _DEVELOPMENT_V2 if version == 2 else []:
+            conn.execute(statement)
         conn.execute(
             "INSERT INTO experiments (experiment_id, title, tags, notes, created_at) VALUES (7, 't', '[]', '', 0)"
         )
@@ -41,7 +48,11 @@ def test_version_1_results_move_into_their_units(url):
     conn.close()
     store = Store(url)
     assert [unit.results for unit in store.units(7)] == [{"loss": 0.5}, None]
-    assert not connect(url).has_table("results")
+    check = connect(url)
+    assert not check.has_table("results")
+    assert "results" in check.columns("work_units") and "pset_hash" in check.columns("work_units")
+    assert check.query("SELECT version FROM xm_schema") == [(schema.LATEST,)]
+    check.close()
     store.close()
 
 
@@ -113,6 +124,9 @@ class CountingConnection(Connection):
 
     def has_table(self, name):
         return self.inner.has_table(name)
+
+    def columns(self, table):
+        return self.inner.columns(table)
 
     @property
     def is_integrity_error(self):

@@ -46,6 +46,10 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def has_table(self, name: str) -> bool: ...
 
+    @abc.abstractmethod
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table`` (read from an empty ``SELECT *``, portable across databases)."""
+
     @property
     @abc.abstractmethod
     def is_integrity_error(self) -> type[BaseException] | tuple[type[BaseException], ...]: ...
@@ -104,6 +108,9 @@ class SqliteConnection(Connection):
     def has_table(self, name: str) -> bool:
         rows = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchall()
         return bool(rows)
+
+    def columns(self, table: str) -> list[str]:
+        return [column[0] for column in self._db.execute(f"SELECT * FROM {table} WHERE 1 = 0").description]
 
     @property
     def is_integrity_error(self) -> type[BaseException]:
@@ -166,6 +173,12 @@ class SqlAlchemyConnection(Connection):
         if self._conn.in_transaction() and not self._in_explicit:
             self._conn.commit()
         return found
+
+    def columns(self, table: str) -> list[str]:
+        names = list(self._conn.execute(self._text(f"SELECT * FROM {table} WHERE 1 = 0")).keys())
+        if self._conn.in_transaction() and not self._in_explicit:
+            self._conn.commit()
+        return names
 
     @property
     def is_integrity_error(self) -> type[BaseException]:

@@ -107,8 +107,15 @@ def _statements(statements: list[str]) -> Callable[[Connection], None]:
     return apply
 
 
+def _v3_results_in_units(conn: Connection) -> None:
+    """Repairs stores made by a development build whose version 2 kept results in their own table."""
+    if "results" in conn.columns("work_units"):
+        return
+    _statements(_V2[:3])(conn)  # Add the column, move the results into it, drop the old table.
+
+
 #: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_statements(_V1), _statements(_V2)]
+MIGRATIONS: list[Callable[[Connection], None]] = [_statements(_V1), _statements(_V2), _v3_results_in_units]
 LATEST = len(MIGRATIONS)
 
 
