@@ -85,3 +85,20 @@ def test_unreachable_postgres_is_one_clear_error(monkeypatch, postgres_server):
         xm_local.create_experiment("x", database_url=url)
     message = str(failure.value)
     assert "cannot open database" in message and "secret" not in message and "***" in message
+
+
+def test_psweep_style_runs_are_recorded_on_postgres(pg, tmp_path):
+    from xmanager.xm_local import sweep as ps
+
+    def func(pset):
+        return {"r": pset["a"] * pset["b"]}
+
+    # 600 psets: at 500 and more a forked child records the run while the database file is written.
+    big = ps.run(func, ps.pgrid([ps.plist("a", range(6)), ps.plist("b", range(100))]), calc_dir=str(tmp_path / "big"))
+    small = ps.run(func, ps.pgrid([ps.plist("a", range(2)), ps.plist("b", range(3))]), calc_dir=str(tmp_path / "small"))
+    ps.wait_recorded()
+    by_size = {e.work_unit_count: e.experiment_id for e in xm_local.list_experiments()}
+    assert sorted(by_size) == [6, 600]
+    frame = xm_local.get_experiment(by_size[600]).to_dataframe()
+    assert sorted(frame["_pset_hash"]) == sorted(big["_pset_hash"])
+    assert sorted(xm_local.get_experiment(by_size[6]).to_dataframe()["r"]) == sorted(small["r"])
