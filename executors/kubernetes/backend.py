@@ -4,23 +4,32 @@
 created: a server-side dry run (``dryRun=All``) of one Job per distinct executor catches
 an unreachable server, bad credentials, missing RBAC rights or namespace and an invalid
 manifest; with an accelerator, a node list checks that some node carries the selected
-labels. Then it creates the Jobs one call each; if one creation fails, the Jobs already
-created by this call are deleted, so a batch (and every JobGroup in it) is all or nothing.
+labels. Then it creates the Jobs, one call each, with up to ``Kubernetes(max_concurrent_creates=8)``
+calls in flight on one shared client; if one creation fails, no further one starts, and every
+Job this call created (or may have created) is deleted, so a batch (and every JobGroup in it)
+is all or nothing. Handles come back in the order of the units and jobs.
+
+Every call is retried on 429 and 5xx answers (:mod:`.retry`). A create answered 409
+AlreadyExists is ours when the existing Job carries this launch's :data:`.manifests.CREATE_TOKEN`
+(an earlier attempt succeeded but its answer was lost), and a foreign Job otherwise.
 
 ``refresh`` lists the Jobs of the handles' experiments with one label-selector call per
 (cluster, namespace); for Jobs that ended it lists their pods (one call) and reads each
 one's log (one call per ended Job) into ``<work_dir>/pod.log``. The last
 ``XM_RESULTS_JSON:`` line of that log holds the job's results (see :mod:`.manifests`).
+Lists are read in pages of :data:`LIST_PAGE_SIZE` (``limit`` + ``continue``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional, TypeVar
 
 from xmanager.executors.api import (
     BackendSettings,
@@ -32,13 +41,17 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
-from xmanager.executors.kubernetes import manifests
+from xmanager.executors.kubernetes import manifests, retry
 from xmanager.executors.kubernetes.config import ClusterConfig, Connection, KubernetesError, connect, explain
-from xmanager.executors.kubernetes.executor import Kubernetes, KubernetesImage
+from xmanager.executors.kubernetes.executor import DEFAULT_CONCURRENT_CREATES, Kubernetes, KubernetesImage
 from xmanager.xm.status import Status
 
 LOG_FILE = "pod.log"
 _TIMEOUT = (10, 60)  # (connect, read) seconds for every API call.
+#: Items per page of a Job or pod list; the server sends the rest through ``continue`` tokens.
+LIST_PAGE_SIZE = 500
+#: Deletions (cancel, rollback) and log reads kept in flight at once.
+CONCURRENCY = DEFAULT_CONCURRENT_CREATES
 
 
 class KubernetesBackend(ExecutorBackend):
@@ -48,61 +61,125 @@ class KubernetesBackend(ExecutorBackend):
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         self._sink = sink
         self._connections: dict[ClusterConfig, Connection] = {}
+        self._retired: list[Connection] = []  # Replaced by a client with a larger pool; closed with the backend.
         self._fresh: set[tuple[str, str]] = set()  # (namespace, name) created here and not yet seen started.
         self._checked: set[tuple[Any, ...]] = set()  # (executor, namespace) the server accepted in a dry run.
         self._lock = threading.Lock()
 
-    def _connection(self, cluster: ClusterConfig) -> Connection:
+    def _connection(self, cluster: ClusterConfig, pool_size: int = CONCURRENCY) -> Connection:
+        """The shared client of ``cluster``, with a connection pool of at least ``pool_size``."""
         with self._lock:
             connection = self._connections.get(cluster)
-        if connection is None:
-            connection = connect(cluster)
-            with self._lock:
-                connection = self._connections.setdefault(cluster, connection)
-        return connection
+        if connection is not None and connection.pool_size >= pool_size:
+            return connection
+        fresh = connect(cluster, max(pool_size, CONCURRENCY))
+        with self._lock:
+            current = self._connections.get(cluster)
+            if current is None or current.pool_size < fresh.pool_size:
+                if current is not None:
+                    self._retired.append(current)  # Other threads may still be using it.
+                self._connections[cluster] = fresh
+                return fresh
+        fresh.api_client.close()  # Another thread got there first.
+        return current
 
     # ---- launching ----------------------------------------------------------------------------
     def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
-        planned = [self._plan(unit, job) for unit in units for job in unit.jobs]
+        limit = min((job.executor.max_concurrent_creates for unit in units for job in unit.jobs
+                     if isinstance(job.executor, Kubernetes)), default=DEFAULT_CONCURRENT_CREATES)
+        planned = [self._plan(unit, job, limit) for unit in units for job in unit.jobs]
         self._check(planned)
-        created: list[_Planned] = []
-        for item in planned:
-            try:
-                self._batch(item.connection).create_namespaced_job(
-                    item.namespace, item.manifest, _preload_content=False, _request_timeout=_TIMEOUT)
-            except Exception as error:
-                failure = explain(error, item.connection, f"create Job {item.name} in namespace {item.namespace}")
-                undone = self._delete(created, "Background")
-                raise KubernetesError(
-                    f"work unit {item.handle.work_unit_id}, job {item.handle.job_name!r}: {failure}; "
-                    f"deleted the {undone} Job(s) this launch had created"
-                ) from None
-            created.append(item)
-            with self._lock:
-                self._fresh.add((item.namespace, item.name))
+        self._create_all(planned, limit)
         return [item.handle for item in planned]
 
-    def _plan(self, unit: UnitLaunch, job: JobLaunch) -> _Planned:
+    def _create_all(self, planned: Sequence[_Planned], limit: int) -> None:
+        """Creates every Job, ``limit`` at a time; on a failure starts no more and deletes what may exist."""
+        states = ["waiting"] * len(planned)  # -> "created", "refused" (surely not created) or "unknown".
+        failures: list[tuple[int, BaseException]] = []  # In the order they happened.
+        stop = threading.Event()
+
+        def create(index: int) -> None:
+            if stop.is_set():
+                return
+            item = planned[index]
+            try:
+                self._create(item)
+            except Exception as error:
+                states[index] = "refused" if _refused(error) else "unknown"
+                with self._lock:
+                    failures.append((index, error))
+                stop.set()
+                return
+            states[index] = "created"
+            with self._lock:
+                self._fresh.add((item.namespace, item.name))
+
+        _run(create, range(len(planned)), limit)
+        if not failures:
+            return
+        index, error = failures[0]
+        item = planned[index]
+        failure = error if isinstance(error, KubernetesError) else explain(
+            error, item.connection, f"create Job {item.name} in namespace {item.namespace}")
+        undo = [planned[i] for i, state in enumerate(states) if state in ("created", "unknown")]
+        undone, stuck = self._delete(undo, "Background", limit)
+        others = f" ({len(failures) - 1} other create(s) in flight failed too)" if len(failures) > 1 else ""
+        left = ""
+        if stuck:
+            names = " ".join(target.name for target, _ in stuck)
+            left = (f"; could not delete {len(stuck)} ({stuck[0][1]}): delete them by hand with `kubectl delete job "
+                    f"-n {stuck[0][0].namespace} {names}`")
+        raise KubernetesError(
+            f"work unit {item.handle.work_unit_id}, job {item.handle.job_name!r}: {failure}{others}; "
+            f"deleted the {undone} Job(s) this launch had created{left}"
+        )
+
+    def _create(self, item: _Planned) -> None:
+        """One create, retried; a 409 is success when the existing Job carries this launch's token."""
+        from kubernetes.client.exceptions import ApiException
+
+        api = self._batch(item.connection)
+        try:
+            retry.call(api.create_namespaced_job, item.namespace, item.manifest, _preload_content=False,
+                       _request_timeout=_TIMEOUT)
+            return
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        response = retry.call(api.read_namespaced_job, item.name, item.namespace, _preload_content=False,
+                              _request_timeout=_TIMEOUT)
+        existing = json.loads(response.data)
+        annotations = (existing.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(manifests.CREATE_TOKEN) != item.token:
+            raise KubernetesError(
+                f"could not create Job {item.name} in namespace {item.namespace}: a Job of that name already exists "
+                f"and was not created by this launch (409 AlreadyExists); delete it (`kubectl delete job -n "
+                f"{item.namespace} {item.name}`) and launch again"
+            )
+        # Ours: an earlier attempt was stored although its answer was lost (or said 5xx).
+
+    def _plan(self, unit: UnitLaunch, job: JobLaunch, pool_size: int = CONCURRENCY) -> _Planned:
         executor, executable = job.executor, job.executable
         where = f"work unit {unit.work_unit_id}, job {job.job_name!r}"
         if not isinstance(executor, Kubernetes):
             raise TypeError(f"{where}: the Kubernetes backend got a {type(executor).__name__} executor")
         if not isinstance(executable, KubernetesImage):
             raise TypeError(f"{where}: package it with xm_local.Kubernetes.Spec() (got {type(executable).__name__})")
-        connection = self._connection(executor.cluster)
+        connection = self._connection(executor.cluster, pool_size)
         namespace = executor.namespace or connection.namespace
         name = manifests.job_name(unit.experiment_id, unit.work_unit_id, job.job_name, secrets.token_hex(3))
+        token = secrets.token_hex(8)
         manifest = manifests.job_manifest(
             executor, name=name, namespace=namespace,
             job_labels=manifests.labels(unit.experiment_id, unit.work_unit_id, job.job_name),
-            image=executable.image, command=executable.command, args=job.args, env=job.env,
+            image=executable.image, command=executable.command, args=job.args, env=job.env, create_token=token,
         )
         handle = Handle(
             executor="kubernetes", experiment_id=unit.experiment_id, work_unit_id=unit.work_unit_id,
             job_name=job.job_name,
             data={"name": name, "namespace": namespace, "cluster": executor.cluster.to_json(), "work_dir": job.work_dir},
         )
-        return _Planned(executor, connection, namespace, name, manifest, handle)
+        return _Planned(executor, connection, namespace, name, manifest, handle, token)
 
     def _check(self, planned: Sequence[_Planned]) -> None:
         """Asks the server about each distinct executor once per backend, before anything is created."""
@@ -112,9 +189,10 @@ class KubernetesBackend(ExecutorBackend):
                 if key in self._checked:
                     continue
             action = f"create Jobs in namespace {item.namespace} (dry run)"
+            api = self._batch(item.connection)
             try:
-                self._batch(item.connection).create_namespaced_job(
-                    item.namespace, item.manifest, dry_run="All", _preload_content=False, _request_timeout=_TIMEOUT)
+                retry.call(api.create_namespaced_job, item.namespace, item.manifest, dry_run="All",
+                           _preload_content=False, _request_timeout=_TIMEOUT)
             except Exception as error:
                 raise explain(error, item.connection, action) from None
             selector = item.manifest["spec"]["template"]["spec"].get("nodeSelector")
@@ -129,9 +207,9 @@ class KubernetesBackend(ExecutorBackend):
         from kubernetes.client.exceptions import ApiException
 
         text = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        api = client.CoreV1Api(connection.api_client)
         try:
-            found = client.CoreV1Api(connection.api_client).list_node(label_selector=text, limit=1,
-                                                                      _request_timeout=_TIMEOUT)
+            found = retry.call(api.list_node, label_selector=text, limit=1, _request_timeout=_TIMEOUT)
         except ApiException as error:
             if error.status == 403:
                 return  # The account may not list nodes; the scheduler will tell.
@@ -180,18 +258,40 @@ class KubernetesBackend(ExecutorBackend):
                 pods = self._pods(connection, namespace, selector)
                 updates.extend(_update(handle, Status.PENDING, _waiting_reason(pods.get(handle.data["name"]) or []))
                                for handle in waiting)
-                updates.extend(self._finish(connection, namespace, handle, status, message, pods)
-                               for handle, status, message in ended)
+                # One log read per ended Job, several at once.
+                updates.extend(_run(functools.partial(self._finish, connection, namespace, pods), ended, CONCURRENCY))
         return updates
 
     @staticmethod
     def _list(connection: Connection, action: str, method: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
-        """One list call with a label selector; the items as plain dicts (no model objects to build)."""
-        try:
-            response = method(namespace, label_selector=selector, _preload_content=False, _request_timeout=_TIMEOUT)
-        except Exception as error:
-            raise explain(error, connection, action) from None
-        return json.loads(response.data).get("items") or []
+        """The items of a label-selector list, page by page, as plain dicts (no model objects to build).
+
+        A ``continue`` token that expired between pages (410 Gone) restarts the list once from the start.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        items: list[dict[str, Any]] = []
+        token: Optional[str] = None
+        restarted = False
+        while True:
+            options: dict[str, Any] = {"label_selector": selector, "limit": LIST_PAGE_SIZE}
+            if token:
+                options["_continue"] = token
+            try:
+                response = retry.call(method, namespace, **options, _preload_content=False,
+                                      _request_timeout=_TIMEOUT)
+            except ApiException as error:
+                if error.status == 410 and token and not restarted:
+                    items, token, restarted = [], None, True
+                    continue
+                raise explain(error, connection, action) from None
+            except Exception as error:
+                raise explain(error, connection, action) from None
+            page = json.loads(response.data)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return items
 
     def _pods(self, connection: Connection, namespace: str, selector: str) -> dict[str, list[dict[str, Any]]]:
         """The pods of ``selector``'s Jobs, by Job name, newest last."""
@@ -209,9 +309,10 @@ class KubernetesBackend(ExecutorBackend):
             pods.sort(key=lambda pod: pod["metadata"].get("creationTimestamp") or "")
         return by_job
 
-    def _finish(self, connection: Connection, namespace: str, handle: Handle, status: Status, message: str,
-                pods: dict[str, list[dict[str, Any]]]) -> StatusUpdate:
+    def _finish(self, connection: Connection, namespace: str, pods: dict[str, list[dict[str, Any]]],
+                ended: tuple[Handle, Status, str]) -> StatusUpdate:
         """The final update of an ended Job: its pod's log saved, exit code, node and results."""
+        handle, status, message = ended
         with self._lock:
             self._fresh.discard((namespace, handle.data["name"]))
         candidates = pods.get(handle.data["name"]) or []
@@ -236,9 +337,10 @@ class KubernetesBackend(ExecutorBackend):
     def _save_log(self, connection: Connection, namespace: str, pod: str, handle: Handle) -> str:
         from kubernetes import client
 
+        api = client.CoreV1Api(connection.api_client)
         try:
-            response = client.CoreV1Api(connection.api_client).read_namespaced_pod_log(
-                pod, namespace, container=manifests.CONTAINER, _preload_content=False, _request_timeout=_TIMEOUT)
+            response = retry.call(api.read_namespaced_pod_log, pod, namespace, container=manifests.CONTAINER,
+                                  _preload_content=False, _request_timeout=_TIMEOUT)
         except Exception as error:
             raise explain(error, connection, f"read the log of pod {pod}") from None
         text = response.data.decode("utf-8", errors="replace")
@@ -254,28 +356,35 @@ class KubernetesBackend(ExecutorBackend):
     def cancel(self, handles: Sequence[Handle]) -> None:
         items = [_Target(self._connection(cluster), namespace, handle.data["name"])
                  for (cluster, namespace), members in _by_namespace(handles).items() for handle in members]
-        self._delete(items, "Foreground", strict=True)
+        self._delete(items, "Foreground", CONCURRENCY, strict=True)
 
-    def _delete(self, items: Iterable[Any], propagation: str, strict: bool = False) -> int:
-        """Deletes the Jobs (and, through ``propagation``, their pods); a Job already gone counts as deleted."""
+    def _delete(self, items: Iterable[Any], propagation: str, limit: int,
+                strict: bool = False) -> tuple[int, list[tuple[Any, KubernetesError]]]:
+        """Deletes the Jobs (and, through ``propagation``, their pods), ``limit`` at a time; a Job already gone
+        is fine. Returns how many existed and the failures; with ``strict``, raises the first failure after
+        trying them all."""
         from kubernetes.client.exceptions import ApiException
 
-        deleted = 0
-        for item in items:
+        def delete(item: Any) -> tuple[bool, Optional[KubernetesError]]:
+            api = self._batch(item.connection)
             try:
-                self._batch(item.connection).delete_namespaced_job(
-                    item.name, item.namespace, propagation_policy=propagation, _request_timeout=_TIMEOUT)
+                retry.call(api.delete_namespaced_job, item.name, item.namespace, propagation_policy=propagation,
+                           _request_timeout=_TIMEOUT)
             except ApiException as error:
-                if error.status != 404:
-                    if strict:
-                        raise explain(error, item.connection, f"delete Job {item.name}") from None
-                    continue
+                if error.status == 404:
+                    return False, None
+                return False, explain(error, item.connection, f"delete Job {item.name}")
             except Exception as error:
-                if strict:
-                    raise explain(error, item.connection, f"delete Job {item.name}") from None
-                continue
-            deleted += 1
-        return deleted
+                return False, explain(error, item.connection, f"delete Job {item.name}")
+            return True, None
+
+        items = list(items)
+        results = _run(delete, items, limit)
+        failed = [(item, error) for item, (_, error) in zip(items, results) if error is not None]
+        if strict and failed:
+            more = f" ({len(failed) - 1} more deletion(s) failed)" if len(failed) > 1 else ""
+            raise KubernetesError(f"{failed[0][1]}{more}")
+        return sum(existed for existed, _ in results), failed
 
     def logs(self, handle: Handle) -> LogFiles:
         """``<work_dir>/pod.log``, refreshed from the API unless the Job was just created here.
@@ -300,7 +409,8 @@ class KubernetesBackend(ExecutorBackend):
 
     def close(self) -> None:
         with self._lock:
-            connections, self._connections = list(self._connections.values()), {}
+            connections, self._connections = list(self._connections.values()) + self._retired, {}
+            self._retired = []
         for connection in connections:
             connection.api_client.close()
 
@@ -309,14 +419,35 @@ class _Planned:
     """One Job to create: its manifest, where, and the handle it will have."""
 
     def __init__(self, executor: Kubernetes, connection: Connection, namespace: str, name: str,
-                 manifest: dict[str, Any], handle: Handle) -> None:
+                 manifest: dict[str, Any], handle: Handle, token: str) -> None:
         self.executor, self.connection, self.namespace, self.name = executor, connection, namespace, name
-        self.manifest, self.handle = manifest, handle
+        self.manifest, self.handle, self.token = manifest, handle, token
 
 
 class _Target:
     def __init__(self, connection: Connection, namespace: str, name: str) -> None:
         self.connection, self.namespace, self.name = connection, namespace, name
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _run(fn: Callable[[T], R], items: Iterable[T], limit: int) -> list[R]:
+    """``[fn(item) for item in items]`` with up to ``limit`` calls at once; results in input order."""
+    items = list(items)
+    if limit <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix="xm-kubernetes") as pool:
+        return list(pool.map(fn, items))
+
+
+def _refused(error: BaseException) -> bool:
+    """True when a failed create surely stored nothing: a 4xx answer, or our own error (a foreign 409)."""
+    if isinstance(error, KubernetesError):
+        return True
+    status = retry.status_of(error)
+    return status is not None and 400 <= status < 500
 
 
 def _by_namespace(handles: Iterable[Handle]) -> dict[tuple[ClusterConfig, str], list[Handle]]:

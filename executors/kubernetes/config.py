@@ -9,6 +9,7 @@ that says what failed and how to fix it. ``kubernetes`` is imported only inside 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -93,6 +94,8 @@ class Connection:
     host: str
     namespace: str
     source: str
+    #: Connections the client keeps open to the server: at least the calls this backend makes at once.
+    pool_size: int = 8
 
 
 def _read(path: str, what: str, fix: str) -> str:
@@ -103,10 +106,20 @@ def _read(path: str, what: str, fix: str) -> str:
         raise KubernetesError(f"Kubernetes: cannot read the {what} {path!r} ({error.strerror}); {fix}") from None
 
 
-def connect(cluster: ClusterConfig) -> Connection:
-    """An API client for ``cluster``. Raises :class:`KubernetesError` on missing or broken credentials."""
+def connect(cluster: ClusterConfig, pool_size: int = 8) -> Connection:
+    """An API client for ``cluster``. Raises :class:`KubernetesError` on missing or broken credentials.
+
+    One client is shared by the backend's threads: its urllib3 ``PoolManager`` is thread-safe,
+    and ``pool_size`` keeps that many connections open to the server (urllib3 opens more when
+    more calls run at once, but then discards them after use, so the pool must be at least the
+    number of concurrent calls for connections to be reused). Token refreshes of kubeconfig
+    users (exec plugins) are serialised. The rest of ``ApiClient`` builds fresh per-call state.
+    """
+    if not isinstance(pool_size, int) or pool_size < 1:
+        raise ValueError(f"connect(pool_size={pool_size!r}): must be an int >= 1")
     from kubernetes import client
     from kubernetes.config.config_exception import ConfigException
+    from urllib3.util.retry import Retry
 
     configuration = client.Configuration()
     namespace = "default"
@@ -170,14 +183,28 @@ def connect(cluster: ClusterConfig) -> Connection:
         configuration.ssl_ca_cert = os.path.expanduser(cluster.ca_file)
     if not cluster.verify_ssl:
         configuration.verify_ssl = False
-    configuration.retries = 1  # An unreachable server fails in well under a second, not after urllib3's 3 retries.
-    return Connection(client.ApiClient(configuration), configuration.host, namespace, source)
+    # A failed connection is retried once (an unreachable server fails in well under a second, not after urllib3's
+    # 3 retries); answers are never retried by urllib3 (it would sleep out a 429/503 Retry-After itself): that is
+    # what xmanager.executors.kubernetes.retry does, with a cap.
+    configuration.retries = Retry(total=1, respect_retry_after_header=False)
+    configuration.connection_pool_maxsize = pool_size
+    hook = configuration.refresh_api_key_hook
+    if hook is not None:  # Token refresh (exec plugins) runs once at a time, not in every thread at once.
+        lock = threading.Lock()
+
+        def refresh(config: Any) -> None:
+            with lock:
+                hook(config)
+
+        configuration.refresh_api_key_hook = refresh
+    return Connection(client.ApiClient(configuration), configuration.host, namespace, source, pool_size)
 
 
 def explain(error: BaseException, connection: Connection, action: str) -> KubernetesError:
     """One clear error for a failed API call: what failed (``action``) and how to fix it."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError, SSLError
+    from xmanager.executors.kubernetes.retry import gave_up
 
     where = f"the Kubernetes API server at {connection.host} (from {connection.source})"
     if isinstance(error, ApiException):
@@ -186,6 +213,9 @@ def explain(error: BaseException, connection: Connection, action: str) -> Kubern
         if status == 401:
             text = (f"{where} rejected our credentials (401 Unauthorized) while trying to {action}; the token or "
                     "certificate is missing or expired: log in again (e.g. `gcloud container clusters get-credentials`)")
+        elif status == 403 and "exceeded quota" in message:
+            text = (f"{where} refused to {action} (403 Forbidden: {message}); the namespace's ResourceQuota is used "
+                    "up: wait for running Jobs to end, delete finished ones, or ask for a larger quota")
         elif status == 403:
             text = (f"{where} forbade us to {action} (403 Forbidden: {message}); grant the account RBAC rights on "
                     "jobs, pods and pods/log in that namespace")
@@ -193,9 +223,11 @@ def explain(error: BaseException, connection: Connection, action: str) -> Kubern
             text = f"could not {action}: {message} (404); create the namespace or pass Kubernetes(namespace=...)"
         elif status == 422:
             text = f"{where} refused the Job manifest while trying to {action} (422 Invalid): {message}"
+        elif status == 429:
+            text = f"could not {action}: {where} kept answering 429 Too Many Requests: {message}"
         else:
             text = f"could not {action}: {where} answered {status} {error.reason}: {message}"
-        return KubernetesError(text)
+        return KubernetesError(text + gave_up(error))
     reason = getattr(error, "reason", None)
     if isinstance(error, SSLError) or isinstance(reason, SSLError):
         return KubernetesError(f"could not {action}: TLS verification of {where} failed ({error}); give the "

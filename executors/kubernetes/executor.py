@@ -15,6 +15,8 @@ from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageab
 from xmanager.xm.resources import JobRequirements
 
 _PULL_POLICIES = (None, "Always", "IfNotPresent", "Never")
+#: Job creations a launch keeps in flight by default (see ``Kubernetes(max_concurrent_creates=...)``).
+DEFAULT_CONCURRENT_CREATES = 8
 
 
 @attrs.frozen
@@ -78,6 +80,10 @@ class Kubernetes(Executor):
         Before creating Jobs that need an accelerator, check that some node carries the
         selected labels (skipped when the account may not list nodes). Turn off for
         clusters that add accelerator nodes on demand.
+    max_concurrent_creates:
+        How many Job creations a launch keeps in flight at once (default 8); 1 creates them one
+        after another. A batch mixing executors uses the smallest value among them. The whole
+        batch is still created entirely or not at all.
     """
 
     Spec: ClassVar[type[KubernetesSpec]] = KubernetesSpec
@@ -97,8 +103,13 @@ class Kubernetes(Executor):
     active_deadline_seconds: Optional[int] = None
     cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
     check_nodes: bool = True
+    max_concurrent_creates: int = DEFAULT_CONCURRENT_CREATES
 
     def __attrs_post_init__(self) -> None:
+        if (not isinstance(self.max_concurrent_creates, int) or isinstance(self.max_concurrent_creates, bool)
+                or not 1 <= self.max_concurrent_creates <= 256):
+            raise ValueError(f"Kubernetes(max_concurrent_creates={self.max_concurrent_creates!r}): must be an int "
+                             "from 1 to 256")
         if self.namespace is not None and manifests.dns_label(self.namespace) != self.namespace:
             raise ValueError(f"Kubernetes(namespace={self.namespace!r}): not a DNS label (lower case a-z, 0-9, '-')")
         if not isinstance(self.backoff_limit, int) or self.backoff_limit < 0:

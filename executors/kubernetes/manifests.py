@@ -28,6 +28,9 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 EXPERIMENT_LABEL = "xmanager.io/experiment-id"
 WORK_UNIT_LABEL = "xmanager.io/work-unit-id"
 JOB_LABEL = "xmanager.io/job"
+#: Annotation holding a random token per created Job: a 409 AlreadyExists whose Job carries our token
+#: means an earlier attempt of the same create succeeded (its answer was lost), not a foreign Job.
+CREATE_TOKEN = "xmanager.io/create-token"
 CONTAINER = "job"
 
 RESULTS_DIR = "/xm"
@@ -185,8 +188,12 @@ def job_manifest(
     command: Sequence[str],
     args: Sequence[str],
     env: Mapping[str, str],
+    create_token: Optional[str] = None,
 ) -> dict[str, Any]:
-    """The ``batch/v1`` Job for one job. ``command`` empty keeps the image's entrypoint (no results wrapper)."""
+    """The ``batch/v1`` Job for one job. ``command`` empty keeps the image's entrypoint (no results wrapper).
+
+    ``create_token`` goes into the :data:`CREATE_TOKEN` annotation.
+    """
     limits, selector, tolerations = placement(
         executor.requirements, executor.cloud_provider, executor.tpu_topology, dict(executor.node_selector)
     )
@@ -228,12 +235,10 @@ def job_manifest(
         spec.update(parallelism=replicas, completions=replicas, completionMode="Indexed")
     if executor.active_deadline_seconds:
         spec["activeDeadlineSeconds"] = executor.active_deadline_seconds
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(job_labels)},
-        "spec": spec,
-    }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(job_labels)}
+    if create_token:
+        metadata["annotations"] = {CREATE_TOKEN: create_token}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
 def parse_results(log: str) -> Optional[dict[str, Any]]:

@@ -7,15 +7,23 @@ pods (list by label, read log) and nodes (list by label) -- checks a bearer toke
 every created Job against the official schema (``kubernetes-validate``, as the real server's
 validation would refuse it), and lets a test move Jobs through their life
 (:meth:`FakeApiServer.start_job`, :meth:`FakeApiServer.finish_job`).
+
+For load behaviour it can also add a per-request delay (:attr:`FakeApiServer.latency`), answer
+chosen requests with an error such as 429 with ``Retry-After`` or 503 (:meth:`FakeApiServer.inject`,
+optionally after carrying the request out, as when an answer is lost), page Job and pod lists by
+``limit``/``continue`` as the real server does, and count creates in flight at once
+(:attr:`FakeApiServer.max_in_flight_creates`).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
 import ssl
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
@@ -83,8 +91,14 @@ class FakeApiServer:
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.deletions: list[tuple[str, str, Optional[str]]] = []
         self.forbidden: set[tuple[str, str]] = set()  # (verb, resource), e.g. ("list", "nodes").
-        self.fail_create_number: Optional[int] = None  # The n-th real create (1-based) answers 500.
+        self.fail_create_number: Optional[int] = None  # The n-th real create (1-based) answers fail_create_status.
+        self.fail_create_status = 500
         self.creates = 0
+        self.latency = 0.0  # Seconds every request waits before it is handled.
+        self.faults: list[Fault] = []
+        self.in_flight_creates = 0
+        self.max_in_flight_creates = 0
+        self.expire_continue = False  # The next request with a continue token answers 410 Gone.
         self._httpd = _Server(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         scheme = "http"
@@ -185,13 +199,54 @@ class FakeApiServer:
                 job["status"] = {"failed": 1, "ready": 0, "conditions": [condition]}
         return None
 
+    def inject(self, method: str, kind: str, status: int, *, times: int = 1, retry_after: Optional[str] = None,
+               after: bool = False, dry_run: bool = False) -> Fault:
+        """The next ``times`` requests of ``method`` on ``kind`` (``jobs``, ``pods``, ``log``, ``nodes``) answer
+        ``status`` (with a ``Retry-After`` header if given). With ``after``, the request is carried out first and
+        only its answer replaced, as when a response is lost. Job creates count only if their ``dryRun`` matches."""
+        fault = Fault(method, kind, status, times, retry_after, after, dry_run)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, method: str, kind: str, dry_run: bool) -> Optional[Fault]:
+        with self.lock:
+            for fault in self.faults:
+                if fault.left > 0 and (fault.method, fault.kind) == (method, kind) and fault.dry_run == dry_run:
+                    fault.left -= 1
+                    fault.hits += 1
+                    return fault
+        return None
+
     # ---- request handling ---------------------------------------------------------------------
-    def handle(self, method: str, url: str, headers: Any, body: bytes) -> tuple[int, Any]:
+    def handle(self, method: str, url: str, headers: Any, body: bytes) -> tuple[Any, ...]:
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         path = parts.path
         with self.lock:
             self.requests.append((method, path, query))
+        kind = ("jobs" if _JOBS.match(path) else "pods" if _PODS.match(path) else "log" if _LOG.match(path)
+                else "nodes" if _NODES.match(path) else "")
+        dry_run = "All" in query.get("dryRun", [])
+        fault = self._take_fault(method, kind, dry_run)
+        counting = method == "POST" and kind == "jobs" and not dry_run
+        if counting:
+            with self.lock:
+                self.in_flight_creates += 1
+                self.max_in_flight_creates = max(self.max_in_flight_creates, self.in_flight_creates)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            if fault is not None and not fault.after:
+                return fault.answer()
+            answer = self._route(method, path, query, headers, body)
+            return fault.answer() if fault is not None else answer
+        finally:
+            if counting:
+                with self.lock:
+                    self.in_flight_creates -= 1
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes) -> tuple[Any, ...]:
         scheme, _, presented = (headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or presented.strip() != self.token:  # The scheme is case-insensitive (RFC 7235).
             return 401, _status(401, "Unauthorized", "Unauthorized")
@@ -215,7 +270,7 @@ class FakeApiServer:
                 with self.lock:
                     items = [job for (ns, _), job in self.jobs.items()
                              if ns == namespace and matches(selector, job["metadata"].get("labels", {}))]
-                return 200, {"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": items}
+                return self._page("batch/v1", "JobList", items, query)
             with self.lock:
                 job = self.jobs.get((namespace, name))
             if job is None:
@@ -239,7 +294,7 @@ class FakeApiServer:
                 with self.lock:
                     items = [pod for (ns, _), pod in self.pods.items()
                              if ns == namespace and matches(selector, pod["metadata"]["labels"])]
-                return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
+                return self._page("v1", "PodList", items, query)
         if match := _LOG.match(path):
             key = match.groups()
             with self.lock:
@@ -253,6 +308,34 @@ class FakeApiServer:
             items = [node for node in self.nodes if matches(selector, node["metadata"].get("labels", {}))]
             return 200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items}
         return 404, _status(404, "NotFound", f"the server could not find the requested resource ({method} {path})")
+
+    def _page(self, api_version: str, kind: str, items: list[dict[str, Any]],
+              query: dict[str, list[str]]) -> tuple[int, Any]:
+        """One page of a list, by name: ``limit`` items after the key in the ``continue`` token, as the API does."""
+        items = sorted(items, key=lambda item: item["metadata"]["name"])
+        metadata: dict[str, Any] = {"resourceVersion": "1"}
+        token = query.get("continue", [""])[0]
+        if token:
+            with self.lock:
+                expired, self.expire_continue = self.expire_continue, False
+            if expired:
+                return 410, _status(410, "Expired", "The provided continue parameter is too old to display a "
+                                    "consistent list result. You can start a new list without the continue parameter.")
+            try:
+                after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+            except (ValueError, KeyError, TypeError):
+                return 400, _status(400, "BadRequest", f"continue key is not valid: {token!r}")
+            items = [item for item in items if item["metadata"]["name"] > after]
+        try:
+            limit = int(query.get("limit", ["0"])[0] or 0)
+        except ValueError:
+            return 400, _status(400, "BadRequest", "limit must be an integer")
+        if limit > 0 and len(items) > limit:
+            metadata["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+            last = items[-1]["metadata"]["name"]
+            metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"after": last}).encode()).decode()
+        return 200, {"apiVersion": api_version, "kind": kind, "metadata": metadata, "items": items}
 
     def _create(self, namespace: str, job: dict[str, Any], dry_run: bool) -> tuple[int, Any]:
         name = job.get("metadata", {}).get("name", "")
@@ -269,7 +352,12 @@ class FakeApiServer:
             if not dry_run:
                 self.creates += 1
                 if self.fail_create_number == self.creates:
-                    return 500, _status(500, "InternalError", "etcdserver: request timed out")
+                    if self.fail_create_status == 403:
+                        return 403, _status(403, "Forbidden", f'jobs.batch "{name}" is forbidden: exceeded quota: '
+                                            "jobs, requested: count/jobs.batch=1, used: count/jobs.batch=10, "
+                                            "limited: count/jobs.batch=10")
+                    return self.fail_create_status, _status(self.fail_create_status, "InternalError",
+                                                            "etcdserver: request timed out")
             if (namespace, name) in self.jobs:
                 return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
             stored = json.loads(json.dumps(job))
@@ -278,6 +366,26 @@ class FakeApiServer:
             if not dry_run:
                 self.jobs[(namespace, name)] = stored
         return 201, stored
+
+
+class Fault:
+    """An injected error answer for the next ``left`` matching requests (see :meth:`FakeApiServer.inject`)."""
+
+    _REASONS = {429: "TooManyRequests", 500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable",
+                504: "Timeout", 409: "AlreadyExists", 400: "BadRequest", 422: "Invalid"}
+
+    def __init__(self, method: str, kind: str, status: int, times: int, retry_after: Optional[str], after: bool,
+                 dry_run: bool) -> None:
+        self.method, self.kind, self.status, self.left = method, kind, status, times
+        self.retry_after, self.after, self.dry_run = retry_after, after, dry_run
+        self.hits = 0
+
+    def answer(self) -> tuple[int, Any, dict[str, str]]:
+        reason = self._REASONS.get(self.status, "InternalError")
+        message = "the server has received too many requests and has asked us to try again later" \
+            if self.status == 429 else f"injected {self.status} {reason}"
+        headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+        return self.status, _status(self.status, reason, message), headers
 
 
 class _Server(ThreadingHTTPServer):
@@ -302,7 +410,7 @@ def _handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            code, payload = server.handle(self.command, self.path, self.headers, body)
+            code, payload, *extra = server.handle(self.command, self.path, self.headers, body)
             if isinstance(payload, str):
                 data, kind = payload.encode(), "text/plain"
             else:
@@ -310,6 +418,8 @@ def _handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
+            for key, value in (extra[0] if extra else {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 

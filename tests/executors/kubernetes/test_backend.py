@@ -105,13 +105,15 @@ def test_another_process_reads_logs_and_statuses_through_the_api(kubeconfig, api
 
 
 def test_a_job_group_is_created_together_or_not_at_all(kubeconfig, api_server):
-    api_server.fail_create_number = 2  # The second real create fails (the dry run does not count).
+    api_server.fail_create_number = 2  # The second real create fails (the dry run does not count) ...
+    api_server.fail_create_status = 403  # ... for good: the namespace's quota is used up.
     with pytest.raises(xm.ExperimentFailedError, match="1 of 1 work units failed"):  # Raised when the block ends.
         with xm_local.create_experiment("k8s group") as experiment:
             executable = _executable(experiment)
-            executor = xm_local.Kubernetes(cloud_provider="GENERIC")
+            executor = xm_local.Kubernetes(cloud_provider="GENERIC", max_concurrent_creates=1)  # In order: see below.
             group = xm.JobGroup(server=xm.Job(executable, executor), client=xm.Job(executable, executor))
-            with pytest.raises(KubernetesError, match=r"job 'client'.*500.*deleted the 1 Job\(s\) this launch had created"):
+            with pytest.raises(KubernetesError, match=r"job 'client'.*exceeded quota.*ResourceQuota.*deleted the 1 "
+                                                      r"Job\(s\) this launch had created"):
                 experiment.add(group)
     assert api_server.job_names() == []
     assert [policy for _, _, policy in api_server.deletions] == ["Background"]
