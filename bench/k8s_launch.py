@@ -1,6 +1,6 @@
 """Kubernetes executor at scale: concurrent Job creates vs one at a time, and a refresh over them.
 
-    python bench/kubernetes.py [--quick] [--units N] [--latency-ms 20] [--repeat 1] [--keep]
+    python bench/k8s_launch.py [--quick] [--units N] [--latency-ms 20] [--repeat 1] [--keep]
 
 No real API server runs on our machines, so the executor talks (through the real
 ``kubernetes`` client) to the loopback fake API server of the tests
@@ -35,9 +35,7 @@ from typing import Any
 
 from _common import scratch_dir, table
 
-# This script's folder comes first on sys.path, where its own name would hide the `kubernetes` client package.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
 
 UNITS, UNITS_QUICK = 1000, 200
 IMAGE = "127.0.0.1:5000/xm/bench:1"
