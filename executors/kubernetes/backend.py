@@ -28,7 +28,6 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, TypeVar
 
 from xmanager.executors.api import (
@@ -44,6 +43,7 @@ from xmanager.executors.api import (
 from xmanager.executors.kubernetes import manifests, retry
 from xmanager.executors.kubernetes.config import ClusterConfig, Connection, KubernetesError, connect, explain
 from xmanager.executors.kubernetes.executor import DEFAULT_CONCURRENT_CREATES, Kubernetes, KubernetesImage
+from xmanager.executors.retrying import bounded_map
 from xmanager.xm.status import Status
 
 LOG_FILE = "pod.log"
@@ -434,12 +434,7 @@ R = TypeVar("R")
 
 
 def _run(fn: Callable[[T], R], items: Iterable[T], limit: int) -> list[R]:
-    """``[fn(item) for item in items]`` with up to ``limit`` calls at once; results in input order."""
-    items = list(items)
-    if limit <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix="xm-kubernetes") as pool:
-        return list(pool.map(fn, items))
+    return bounded_map(fn, items, limit, "xm-kubernetes")
 
 
 def _refused(error: BaseException) -> bool:

@@ -1,16 +1,24 @@
-"""The Vertex AI backend: one CustomJob per work unit, polled in batches, cancelled by name.
+"""The Vertex AI backend: one CustomJob per work unit, created concurrently, polled in batches.
 
 ``launch`` first builds every unit's CustomJob (machine types and accelerators checked),
 then resolves credentials and project, then asks each API server one cheap question
 (``ListCustomJobs`` with one result) so an unreachable server, refused credentials or
-a missing project are reported before any job exists. Only then are jobs created; if
-a creation still fails, the jobs already created by this call are cancelled and the
-error names them.
+a missing project are reported before any job exists. Only then are jobs created, up to
+``Vertex(max_concurrent_creates=8)`` calls in flight on one shared ``JobServiceClient`` (its
+gRPC channel is thread-safe and multiplexes the calls). If a creation fails, no further one
+starts, and every CustomJob this call created (or may have created) is cancelled, so a batch
+is all or nothing; the error names the unit. Handles come back in the order of the units.
+
+Every call is retried on RESOURCE_EXHAUSTED and UNAVAILABLE (:mod:`.retry`; the GAPIC client
+itself retries nothing). Vertex v1 has no client-chosen CustomJob ID, so each CustomJob carries
+a random ``xm-create-token`` label: a create whose outcome is unknown (UNAVAILABLE or
+DEADLINE_EXCEEDED) is only sent again after a ``ListCustomJobs`` on that label found nothing.
 
 ``refresh`` asks ``ListCustomJobs`` once per (server, project, region, experiment), with
-a filter on our ``xm-experiment`` label, when it follows more than a few jobs, and
-``GetCustomJob`` per job otherwise (or for jobs the list no longer shows). A server that does
-not answer leaves the statuses as they are (with a warning); refused credentials raise.
+a filter on our ``xm-experiment`` label, following ``next_page_token`` page by page, when it
+follows more than a few jobs, and ``GetCustomJob`` per job otherwise (or for jobs the list no
+longer shows). A server that does not answer leaves the statuses as they are (with a warning);
+refused credentials raise.
 
 Vertex AI keeps a job's output in Cloud Logging, not in files; ``logs()`` gives a file
 in the job's folder with the CustomJob's name, its console URL and every state change
@@ -20,12 +28,14 @@ this machine saw (appended on each refresh).
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Optional, TypeVar
 
+import attrs
 from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
@@ -35,9 +45,10 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
-from xmanager.executors.vertex import job_spec
+from xmanager.executors.retrying import bounded_map
+from xmanager.executors.vertex import job_spec, retry
 from xmanager.executors.vertex.client import CREDENTIALS_HINT, Clients, Target, VertexConfigError, location_of
-from xmanager.executors.vertex.executor import Vertex, VertexExecutable
+from xmanager.executors.vertex.executor import DEFAULT_CONCURRENT_CREATES, Vertex, VertexExecutable
 from xmanager.xm.status import Status
 
 #: Vertex ``JobState`` names -> ours.
@@ -57,11 +68,17 @@ STATES: dict[str, Status] = {
 }
 EXPERIMENT_LABEL = "xm-experiment"
 UNIT_LABEL = "xm-work-unit"
+#: A random value per CustomJob, so a create whose answer was lost can be found instead of repeated.
+TOKEN_LABEL = "xm-create-token"
+#: Codes after which a create may or may not have been stored.
+UNKNOWN_OUTCOME = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 LOG_NAME = "vertex.log"
 #: Above this many distinct jobs of one experiment, one List call replaces one Get per job.
 GET_LIMIT = 3
 CALL_TIMEOUT = 60.0
 READ_MASK = ("name", "state", "error", "start_time", "end_time", "update_time")
+
+T = TypeVar("T")
 
 
 class VertexError(RuntimeError):
@@ -75,27 +92,33 @@ class VertexUnreachableError(VertexConfigError):
 def _api_error(error: Exception, target: Target, doing: str) -> Exception:
     """One error for a failed API call: what failed and how to fix it."""
     from google.api_core import exceptions as api
-    from google.auth import exceptions as auth
 
     where = f"Vertex AI at {target.endpoint} (project {target.project}, region {target.location})"
     text = str(getattr(error, "message", "") or error)
-    if isinstance(error, auth.GoogleAuthError) or "metadata from plugin failed" in text:
+    tried = retry.gave_up(error)
+    if retry.is_auth_failure(error):
         # gRPC reports a failed credential refresh as UNAVAILABLE: it is not the server's fault.
         return VertexConfigError(f"{doing}: the Google credentials do not work ({text}); {CREDENTIALS_HINT}")
     if isinstance(error, (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError)):
         return VertexUnreachableError(
-            f"{doing}: cannot reach {where}: {getattr(error, 'message', error)}; check the network, the region, "
+            f"{doing}: cannot reach {where}: {text}{tried}; check the network, the region, "
             "or the endpoint (Vertex(api_endpoint=...) or XM_VERTEX_API_ENDPOINT)"
         )
     if isinstance(error, api.Unauthenticated):
-        return VertexConfigError(f"{doing}: {where} refused the credentials ({error.message}); {CREDENTIALS_HINT}")
+        return VertexConfigError(f"{doing}: {where} refused the credentials ({text}); {CREDENTIALS_HINT}")
     if isinstance(error, api.PermissionDenied):
         return VertexConfigError(
-            f"{doing}: {where} denied access ({error.message}); check the project id and that the account has "
+            f"{doing}: {where} denied access ({text}); check the project id and that the account has "
             "the Vertex AI User role (roles/aiplatform.user)"
         )
+    if isinstance(error, api.ResourceExhausted):
+        return VertexError(
+            f"{doing}: {where} answered RESOURCE_EXHAUSTED: {text}{tried}; the project's Vertex AI quota or request "
+            "rate is used up: wait, lower Vertex(max_concurrent_creates=...), or ask for more quota "
+            "(console: IAM & Admin > Quotas)"
+        )
     if isinstance(error, api.GoogleAPICallError):
-        return VertexError(f"{doing}: {where} answered {error.code.name if error.code else ''}: {error.message}")
+        return VertexError(f"{doing}: {where} answered {error.code.name if error.code else ''}: {text}")
     return error
 
 
@@ -129,7 +152,8 @@ class VertexBackend(ExecutorBackend):
         from google.cloud.aiplatform_v1 import types
 
         # Pure checks first: nothing is contacted until every unit's CustomJob message is built.
-        bodies = [types.CustomJob(self._body(unit)) for unit in units]
+        tokens = [secrets.token_hex(8) for _ in units]
+        bodies = [types.CustomJob(self._body(unit, token)) for unit, token in zip(units, tokens)]
         targets: dict[tuple[Any, ...], Target] = {}
         unit_targets = []
         for unit in units:
@@ -140,24 +164,96 @@ class VertexBackend(ExecutorBackend):
             unit_targets.append(targets[key])
         for target in dict.fromkeys(targets.values()):
             self._preflight(target)
-        created: list[tuple[Target, str]] = []
+        limit = min((job.executor.max_concurrent_creates for unit in units for job in unit.jobs),
+                    default=DEFAULT_CONCURRENT_CREATES)
+        planned = [_Planned(unit, body, target, token)
+                   for unit, body, target, token in zip(units, bodies, unit_targets, tokens)]
+        jobs = self._create_all(planned, limit)
         handles: list[Handle] = []
-        for unit, body, target in zip(units, bodies, unit_targets):
-            client = self._clients.client(target.endpoint)
-            try:
-                job = client.create_custom_job(
-                    request=types.CreateCustomJobRequest(parent=target.parent, custom_job=body),
-                    timeout=CALL_TIMEOUT,
-                )
-            except Exception as error:  # Undo this call's jobs, then report what failed.
-                undone = self._undo(created)
-                raise _with_note(_api_error(error, target, f"creating the CustomJob of work unit {unit.work_unit_id}"),
-                                 undone) from None
-            created.append((target, job.name))
-            handles.extend(self._handles(unit, target, job))
+        for item, job in zip(planned, jobs):
+            handles.extend(self._handles(item.unit, item.target, job))
         return handles
 
-    def _body(self, unit: UnitLaunch) -> dict[str, Any]:
+    def _create_all(self, planned: Sequence[_Planned], limit: int) -> list[Any]:
+        """Creates every CustomJob, ``limit`` at a time, in input order; all or nothing.
+
+        After a failure no further create starts (retries in progress stop too); every CustomJob
+        this call created is cancelled, and so is any a create with an unknown outcome may have
+        made (found by its create token).
+        """
+        jobs: list[Any] = [None] * len(planned)
+        states = ["waiting"] * len(planned)  # -> "created", "refused" (surely not created) or "unknown".
+        failures: list[tuple[int, BaseException]] = []  # In the order they happened.
+        stop = threading.Event()
+
+        def create(index: int) -> None:
+            if stop.is_set():
+                return
+            try:
+                jobs[index] = self._create(planned[index], stop)
+            except Exception as error:
+                states[index] = "refused" if _refused(error) else "unknown"
+                with self._lock:
+                    failures.append((index, error))
+                stop.set()
+                return
+            states[index] = "created"
+
+        _run(create, range(len(planned)), limit)
+        if not failures:
+            return jobs
+        index, error = failures[0]
+        item = planned[index]
+        failure = _api_error(error, item.target, f"creating the CustomJob of work unit {item.unit.work_unit_id}")
+        undo = [(planned[i], jobs[i]) for i, state in enumerate(states) if state in ("created", "unknown")]
+        notes = self._undo(undo, limit)
+        if len(failures) > 1:
+            notes.insert(0, f"{len(failures) - 1} other create(s) in flight failed too")
+        raise _with_note(failure, notes) from None
+
+    def _create(self, item: _Planned, stop: Optional[threading.Event] = None) -> Any:
+        """One CreateCustomJob, retried without risking a duplicate.
+
+        RESOURCE_EXHAUSTED means the server refused the request (quota or rate): it is retried
+        after a backoff. UNAVAILABLE and DEADLINE_EXCEEDED leave the outcome unknown (the job
+        may have been stored and the answer lost): after the backoff, the CustomJob carrying
+        this create's token label is looked up, and only if there is none is the create sent again.
+        """
+        from google.cloud.aiplatform_v1 import types
+
+        client = self._clients.client(item.target.endpoint)
+        request = types.CreateCustomJobRequest(parent=item.target.parent, custom_job=item.body)
+        budget = retry.budget(retry.DEFAULT_POLICY, stop)
+        while True:
+            budget.attempts += 1
+            try:
+                return client.create_custom_job(request=request, timeout=CALL_TIMEOUT)
+            except Exception as error:
+                code = retry.code_of(error)
+                if retry.is_auth_failure(error) or code not in ("RESOURCE_EXHAUSTED", *UNKNOWN_OUTCOME):
+                    raise
+                if not budget.pause(error):
+                    raise
+                if code in UNKNOWN_OUTCOME:
+                    try:
+                        existing = self._find(item.target, item.token)
+                    except Exception:  # noqa: BLE001 - the outcome stays unknown; the rollback looks again.
+                        raise error from None
+                    if existing is not None:
+                        return existing  # The earlier attempt was stored; its answer was lost.
+
+    def _find(self, target: Target, token: str) -> Any:
+        """The CustomJob a create with ``token`` made, or None."""
+        from google.cloud.aiplatform_v1 import types
+
+        client = self._clients.client(target.endpoint)
+        request = types.ListCustomJobsRequest(parent=target.parent, filter=f'labels.{TOKEN_LABEL}="{token}"',
+                                              page_size=10)
+        page = retry.call(client.list_custom_jobs, request=request, timeout=CALL_TIMEOUT, policy=retry.READ_POLICY)
+        found = [job for job in page.custom_jobs if job.labels.get(TOKEN_LABEL) == token]
+        return found[0] if found else None
+
+    def _body(self, unit: UnitLaunch, token: str) -> dict[str, Any]:
         first = unit.jobs[0].executor
         pool_jobs = []
         for job in unit.jobs:
@@ -181,7 +277,8 @@ class VertexBackend(ExecutorBackend):
             pools = job_spec.worker_pools(pool_jobs)
         except job_spec.VertexSpecError as error:
             raise job_spec.VertexSpecError(f"work unit {unit.work_unit_id}: {error}") from None
-        labels = {**first.labels, EXPERIMENT_LABEL: str(unit.experiment_id), UNIT_LABEL: str(unit.work_unit_id)}
+        labels = {**first.labels, EXPERIMENT_LABEL: str(unit.experiment_id), UNIT_LABEL: str(unit.work_unit_id),
+                  TOKEN_LABEL: token}
         names = "-".join(job.job_name for job in unit.jobs)
         return job_spec.custom_job(
             f"xm-{unit.experiment_id}-{unit.work_unit_id}-{names}", pools, labels=labels,
@@ -197,27 +294,45 @@ class VertexBackend(ExecutorBackend):
             return
         client = self._clients.client(target.endpoint)
         try:
-            client.list_custom_jobs(
-                request=types.ListCustomJobsRequest(parent=target.parent, page_size=1), timeout=CALL_TIMEOUT
-            )
+            retry.call(client.list_custom_jobs, request=types.ListCustomJobsRequest(parent=target.parent, page_size=1),
+                       timeout=CALL_TIMEOUT, policy=retry.READ_POLICY)
         except Exception as error:
             raise _api_error(error, target, "checking Vertex AI before submitting") from None
         self._checked.add(target)
 
-    def _undo(self, created: list[tuple[Target, str]]) -> list[str]:
-        undone = []
-        for target, name in created:
+    def _undo(self, undo: list[tuple[_Planned, Any]], limit: int) -> list[str]:
+        """Cancels what a failed launch created (or may have: found by create token); notes for the error."""
+        from google.api_core import exceptions as api
+
+        undone: list[str] = []
+        left: list[str] = []
+
+        def cancel(entry: tuple[_Planned, Any]) -> None:
+            item, job = entry
             try:
-                self._clients.client(target.endpoint).cancel_custom_job(name=name, timeout=CALL_TIMEOUT)
-                undone.append(name)
+                if job is None:
+                    job = self._find(item.target, item.token)
+                    if job is None:
+                        return  # The create that failed did not make one.
+                client = self._clients.client(item.target.endpoint)
+                try:
+                    retry.call(client.cancel_custom_job, name=job.name, timeout=CALL_TIMEOUT)
+                except api.FailedPrecondition:
+                    pass  # Already ended.
+                with self._lock:
+                    undone.append(job.name)
             except Exception:  # noqa: BLE001 - reported by name below.
-                pass
-        left = [name for _, name in created if name not in undone]
+                with self._lock:
+                    left.append(job.name if job is not None else f"the CustomJob of work unit {item.unit.work_unit_id}"
+                                f" (label {TOKEN_LABEL}={item.token}), if it exists")
+
+        _run(cancel, undo, limit)
         notes = []
         if undone:
-            notes.append(f"cancelled the {len(undone)} CustomJob(s) this launch had created: {', '.join(undone)}")
+            notes.append(f"cancelled the {len(undone)} CustomJob(s) this launch had created: "
+                         f"{', '.join(sorted(undone))}")
         if left:
-            notes.append(f"could not cancel: {', '.join(left)} (cancel them in the console)")
+            notes.append(f"could not cancel: {', '.join(sorted(left))} (cancel them in the console)")
         return notes
 
     def _handles(self, unit: UnitLaunch, target: Target, job: Any) -> list[Handle]:
@@ -274,12 +389,17 @@ class VertexBackend(ExecutorBackend):
                     parent=target.parent, filter=f'labels.{EXPERIMENT_LABEL}="{experiment_id}"', page_size=1000,
                     read_mask=field_mask_pb2.FieldMask(paths=list(READ_MASK)),
                 )
-                for job in client.list_custom_jobs(request=request, timeout=CALL_TIMEOUT):
-                    if job.name in names:
-                        found[job.name] = job
+                while True:  # Page by page, each page retried on its own.
+                    page = retry.call(client.list_custom_jobs, request=request, timeout=CALL_TIMEOUT,
+                                      policy=retry.READ_POLICY)
+                    found.update((job.name, job) for job in page.custom_jobs if job.name in names)
+                    if not page.next_page_token:
+                        break
+                    request.page_token = page.next_page_token
             for name in sorted(names - set(found)):
                 try:
-                    found[name] = client.get_custom_job(name=name, timeout=CALL_TIMEOUT)
+                    found[name] = retry.call(client.get_custom_job, name=name, timeout=CALL_TIMEOUT,
+                                             policy=retry.READ_POLICY)
                 except api.NotFound:
                     found[name] = None
         except Exception as error:
@@ -323,25 +443,53 @@ class VertexBackend(ExecutorBackend):
     def cancel(self, handles: Sequence[Handle]) -> None:
         from google.api_core import exceptions as api
 
-        seen: set[str] = set()
+        targets: dict[str, Target] = {}
         for handle in handles:
             name = handle.data.get("name")
-            if not name or name in seen:
-                continue
-            seen.add(name)
-            target = Target(handle.data["endpoint"], handle.data["project"], handle.data["location"])
+            if name and name not in targets:
+                targets[name] = Target(handle.data["endpoint"], handle.data["project"], handle.data["location"])
+        errors: list[Exception] = []
+
+        def cancel(name: str) -> None:
+            target = targets[name]
             try:
-                self._clients.client(target.endpoint).cancel_custom_job(name=name, timeout=CALL_TIMEOUT)
+                retry.call(self._clients.client(target.endpoint).cancel_custom_job, name=name, timeout=CALL_TIMEOUT)
             except (api.FailedPrecondition, api.NotFound):
-                continue  # Already finished, or gone.
+                return  # Already finished, or gone.
             except Exception as error:
-                raise _api_error(error, target, f"cancelling {name}") from None
+                with self._lock:
+                    errors.append(_api_error(error, target, f"cancelling {name}"))
+
+        _run(cancel, list(targets), DEFAULT_CONCURRENT_CREATES)
+        if errors:
+            raise errors[0]
 
     def logs(self, handle: Handle) -> LogFiles:
         return LogFiles(stdout=handle.data.get("log"), stderr=None)
 
     def close(self) -> None:
         self._clients.close()
+
+
+@attrs.frozen
+class _Planned:
+    """One unit ready to create: its CustomJob message, where it goes, and its create token."""
+
+    unit: UnitLaunch
+    body: Any
+    target: Target
+    token: str
+
+
+def _refused(error: BaseException) -> bool:
+    """The server surely did not create the CustomJob (a definite refusal, or the request never left)."""
+    code = retry.code_of(error)
+    return retry.is_auth_failure(error) or (bool(code) and code not in (*UNKNOWN_OUTCOME, "INTERNAL", "UNKNOWN",
+                                                                       "CANCELLED"))
+
+
+def _run(fn: Callable[[T], None], items: Iterable[T], limit: int) -> None:
+    bounded_map(fn, items, limit, "xm-vertex")
 
 
 def _last_state(log: str) -> str:

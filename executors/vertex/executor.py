@@ -14,6 +14,9 @@ from xmanager.xm.resources import JobRequirements
 
 _Attribute = Any  # attrs.Attribute, for validators.
 _LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+#: CreateCustomJob calls a launch keeps in flight by default (see ``Vertex(max_concurrent_creates=...)``).
+DEFAULT_CONCURRENT_CREATES = 8
+MAX_CONCURRENT_CREATES = 64
 
 
 def _check_location(instance: object, attribute: _Attribute, value: Optional[str]) -> None:
@@ -30,6 +33,11 @@ def _check_labels(instance: object, attribute: _Attribute, value: Mapping[str, s
 def _check_positive(instance: object, attribute: _Attribute, value: Optional[int]) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"Vertex({attribute.name}={value!r}): must be a positive int")
+
+
+def _check_concurrency(instance: object, attribute: _Attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT_CREATES:
+        raise ValueError(f"Vertex(max_concurrent_creates={value!r}): must be an int from 1 to {MAX_CONCURRENT_CREATES}")
 
 
 def _check_output(instance: object, attribute: _Attribute, value: Optional[str]) -> None:
@@ -81,6 +89,9 @@ class Vertex(Executor):
     api_endpoint:
         The API server (default ``<location>-aiplatform.googleapis.com``; also
         ``XM_VERTEX_API_ENDPOINT``), e.g. a private endpoint.
+    max_concurrent_creates:
+        CreateCustomJob calls a launch keeps in flight at once (default 8; 1 creates one after
+        another). A batch takes the smallest value among its units' executors.
     """
 
     Spec: ClassVar[type[VertexSpec]] = VertexSpec
@@ -97,6 +108,7 @@ class Vertex(Executor):
     boot_disk_size_gb: Optional[int] = attrs.field(default=None, validator=_check_positive)
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=dict, validator=_check_labels, hash=False)
     api_endpoint: Optional[str] = None
+    max_concurrent_creates: int = attrs.field(default=DEFAULT_CONCURRENT_CREATES, validator=_check_concurrency)
 
     def __attrs_post_init__(self) -> None:
         if self.tensorboard and not self.base_output_directory:

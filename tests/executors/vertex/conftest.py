@@ -57,7 +57,24 @@ def no_google_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def vertex(vertex_server, no_google_config, tmp_path, monkeypatch):
+def retry_waits(monkeypatch):
+    """The backoff waits the backend asked for, recorded instead of slept (a brief real pause keeps order)."""
+    import time
+
+    from xmanager.executors.vertex import retry
+
+    waits = []
+
+    def sleep(seconds, stop=None):
+        waits.append(seconds)
+        time.sleep(0.001)
+
+    monkeypatch.setattr(retry, "_sleep", sleep)
+    return waits
+
+
+@pytest.fixture
+def vertex(vertex_server, no_google_config, retry_waits, tmp_path, monkeypatch):
     """The local JobService, reached through the standard configuration (a key file and the endpoint)."""
     vertex_server.service.reset()
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", write_key_file(tmp_path))

@@ -1,6 +1,7 @@
 """The Vertex executor end to end: the real GAPIC client against the local JobService over TLS."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ def test_units_become_custom_jobs_and_are_followed(vertex):
         for lr in (0.1, 0.01):
             experiment.add(xm.Job(executable, executor, args={"lr": lr}))
     assert vertex.methods() == ["ListCustomJobs", "CreateCustomJob", "CreateCustomJob"]
-    first = vertex.created()[0]
+    [first] = [job for job in vertex.created() if job.labels["xm-work-unit"] == "1"]  # Creates run concurrently.
     [pool] = first.job_spec.worker_pool_specs
     assert pool.machine_spec.machine_type == "n1-standard-8"
     assert pool.machine_spec.accelerator_type.name == "NVIDIA_TESLA_T4" and pool.machine_spec.accelerator_count == 2
@@ -43,7 +44,10 @@ def test_units_become_custom_jobs_and_are_followed(vertex):
     env = {item.name: item.value for item in pool.container_spec.env}
     assert env["MODE"] == "train" and env["XM_WORK_UNIT_ID"] == "1" and env["XM_EXPERIMENT_ID"] == str(
         experiment.experiment_id)
-    assert dict(first.labels) == {"team": "ml", "xm-experiment": str(experiment.experiment_id), "xm-work-unit": "1"}
+    labels = dict(first.labels)
+    token = labels.pop("xm-create-token")
+    assert re.fullmatch("[0-9a-f]{16}", token)
+    assert labels == {"team": "ml", "xm-experiment": str(experiment.experiment_id), "xm-work-unit": "1"}
     # The launch script has left; the units run on.
     assert set(_statuses(experiment).values()) == {"pending"}
 
@@ -206,15 +210,16 @@ def test_impossible_accelerator_is_refused_before_anything_is_contacted(vertex):
 def test_a_failed_creation_cancels_what_the_launch_created(vertex):
     import grpc
 
-    vertex.fail_create[2] = grpc.StatusCode.RESOURCE_EXHAUSTED
+    vertex.fail_units["2"] = grpc.StatusCode.RESOURCE_EXHAUSTED  # Every attempt: the retries give up.
     with pytest.raises(VertexError) as error:
         with xm_local.create_experiment("vertex-quota") as experiment:
             executable = _package(experiment)
             experiment.add_sweep(xm.Job(executable, xm_local.Vertex()), [{"i": i} for i in range(3)])
-    [name] = vertex.jobs
+    assert len(vertex.jobs) == 2  # Units 1 and 3 were created (concurrently), then undone.
     text = str(error.value)
-    assert "work unit 2" in text and "Quota exceeded" in text and "cancelled the 1 CustomJob(s)" in text
-    assert name in text and vertex.jobs[name].state.name == "JOB_STATE_CANCELLED"
+    assert "work unit 2" in text and "Quota exceeded" in text and "cancelled the 2 CustomJob(s)" in text
+    for name, job in vertex.jobs.items():
+        assert name in text and job.state.name == "JOB_STATE_CANCELLED"
     assert set(_statuses(experiment).values()) == {"failed"}
 
 

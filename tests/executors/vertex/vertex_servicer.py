@@ -5,12 +5,19 @@ generic gRPC handler under ``google.cloud.aiplatform.v1.JobService`` using the
 proto-plus messages' own (de)serialisers. It keeps CustomJobs in memory; their state
 only changes when a test says so (:meth:`FakeJobService.set_state`) or on Cancel.
 Every call is recorded with its metadata, so tests can check what the client sent.
+
+Tests can also inject faults (:meth:`FakeJobService.fail`: a status code for the next calls of
+a method, or "stored, then the answer lost"), fail the create of a chosen work unit
+(``fail_units``), add latency to every call (``latency``), cap list pages (``max_page_size``),
+and read the most creates that were in flight at once (``max_in_flight_creates``).
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any, Optional
@@ -92,7 +99,14 @@ class FakeJobService:
         self.jobs: dict[str, types.CustomJob] = {}
         self.calls: list[tuple[str, Any, dict[str, str]]] = []
         self.fail_create: dict[int, grpc.StatusCode] = {}  # n-th Create (1-based) -> error.
+        #: Create of work unit (label value) -> error, every time, without the latency.
+        self.fail_units: dict[str, grpc.StatusCode] = {}
+        self.faults: dict[str, collections.deque[tuple[grpc.StatusCode, bool]]] = {}
+        self.latency: dict[str, float] = {}  # Method (or "*" for all) -> seconds added to each call.
+        self.max_page_size: Optional[int] = None  # Like a server cap: page_size above it is lowered.
         self.reject_credentials = False
+        self.in_flight_creates = 0
+        self.max_in_flight_creates = 0
         self._creates = 0
         self._next_id = 1000
 
@@ -101,7 +115,12 @@ class FakeJobService:
             self.jobs.clear()
             self.calls.clear()
             self.fail_create.clear()
+            self.fail_units.clear()
+            self.faults.clear()
+            self.latency.clear()
+            self.max_page_size = None
             self.reject_credentials = False
+            self.in_flight_creates = self.max_in_flight_creates = 0
             self._creates = 0
 
     # ---- test control ---------------------------------------------------------------------------
@@ -122,6 +141,12 @@ class FakeJobService:
         for name in list(self.jobs):
             self.set_state(name, state)
 
+    def fail(self, method: str, code: grpc.StatusCode, times: int = 1, after: bool = False) -> None:
+        """The next ``times`` calls of ``method`` fail with ``code``; with ``after`` (CreateCustomJob only),
+        each create stores its job first and then fails: the answer is lost."""
+        with self.lock:
+            self.faults.setdefault(method, collections.deque()).extend([(code, after)] * times)
+
     def methods(self) -> list[str]:
         return [method for method, _, _ in self.calls]
 
@@ -129,12 +154,22 @@ class FakeJobService:
         return [request.custom_job for method, request, _ in self.calls if method == "CreateCustomJob"]
 
     # ---- handlers ------------------------------------------------------------------------------
-    def _enter(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
+    def _enter(self, method: str, request: Any, context: grpc.ServicerContext,
+               wait: bool = True) -> Optional[grpc.StatusCode]:
+        """Records the call, waits its latency, applies an injected fault; returns a fault for after the work."""
         metadata = {key: value for key, value in context.invocation_metadata()}
         with self.lock:
             self.calls.append((method, request, metadata))
+            delay = self.latency.get(method, self.latency.get("*", 0.0))
+            queue = self.faults.get(method)
+            fault = queue.popleft() if queue else None
+        if delay and wait:
+            time.sleep(delay)
         if self.reject_credentials or not metadata.get("authorization", "").startswith("Bearer "):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "Request had invalid authentication credentials.")
+        if fault is not None and not fault[1]:
+            context.abort(fault[0], _fault_message(fault[0]))
+        return fault[0] if fault is not None else None
 
     def _check_parent(self, parent: str, context: grpc.ServicerContext) -> None:
         parts = parent.split("/")
@@ -146,13 +181,24 @@ class FakeJobService:
                           f"projects/{parts[1]}/locations/{parts[3]}' (or it may not exist).")
 
     def create(self, request: types.CreateCustomJobRequest, context: grpc.ServicerContext) -> types.CustomJob:
-        self._enter("CreateCustomJob", request, context)
+        with self.lock:
+            self.in_flight_creates += 1
+            self.max_in_flight_creates = max(self.max_in_flight_creates, self.in_flight_creates)
+        try:
+            return self._create(request, context)
+        finally:
+            with self.lock:
+                self.in_flight_creates -= 1
+
+    def _create(self, request: types.CreateCustomJobRequest, context: grpc.ServicerContext) -> types.CustomJob:
+        unit_failure = self.fail_units.get(request.custom_job.labels.get("xm-work-unit", ""))
+        lost = self._enter("CreateCustomJob", request, context, wait=unit_failure is None)  # Those fail at once.
         self._check_parent(request.parent, context)
         with self.lock:
             self._creates += 1
-            failure = self.fail_create.get(self._creates)
+            failure = self.fail_create.get(self._creates) or unit_failure
         if failure is not None:
-            context.abort(failure, "Quota exceeded for aiplatform.googleapis.com/custom_model_training_cpus")
+            context.abort(failure, _fault_message(failure))
         if not request.custom_job.job_spec.worker_pool_specs:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_pool_specs must be set")
         with self.lock:
@@ -162,7 +208,10 @@ class FakeJobService:
             job.state = types.JobState.JOB_STATE_PENDING
             job.create_time = job.update_time = _now()
             self.jobs[job.name] = job
-            return types.CustomJob(job)
+            answer = types.CustomJob(job)
+        if lost is not None:
+            context.abort(lost, _fault_message(lost))
+        return answer
 
     def get(self, request: types.GetCustomJobRequest, context: grpc.ServicerContext) -> types.CustomJob:
         self._enter("GetCustomJob", request, context)
@@ -187,6 +236,8 @@ class FakeJobService:
             jobs = [_masked(job, request.read_mask.paths) for job in jobs]
         start = int(request.page_token or 0)
         size = request.page_size or 100
+        if self.max_page_size:
+            size = min(size, self.max_page_size)
         page = jobs[start : start + size]
         token = str(start + size) if start + size < len(jobs) else ""
         return types.ListCustomJobsResponse(custom_jobs=page, next_page_token=token)
@@ -225,6 +276,12 @@ class FakeJobService:
         })
 
 
+def _fault_message(code: grpc.StatusCode) -> str:
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return "Quota exceeded for aiplatform.googleapis.com/custom_model_training_cpus"
+    return f"injected {code.name}"
+
+
 def _now() -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.GetCurrentTime()
@@ -254,9 +311,9 @@ def _label_filter(text: str) -> Callable[[types.CustomJob], bool]:
 class Server:
     """The servicer behind a TLS port on localhost."""
 
-    def __init__(self, service: FakeJobService, key: bytes, chain: bytes) -> None:
+    def __init__(self, service: FakeJobService, key: bytes, chain: bytes, max_workers: int = 32) -> None:
         self.service = service
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
         self._server.add_generic_rpc_handlers((service.handler(),))
         self.port = self._server.add_secure_port("localhost:0", grpc.ssl_server_credentials([(key, chain)]))
         self.endpoint = f"localhost:{self.port}"
