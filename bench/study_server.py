@@ -17,14 +17,13 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from typing import Optional
 
 from _common import scratch_dir, table
 from _peer import make_venv, package_version, verdict
+from xmanager.executors.loopback import free_port, wait_listening
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV_DIR = os.path.join(HERE, ".peer-es-venv")
@@ -41,19 +40,9 @@ random_seed = 7
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_up(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
+    if wait_listening(port, timeout):
+        return
     raise RuntimeError(f"no server on port {port} after {timeout:.0f} s")
 
 
@@ -130,7 +119,7 @@ def main() -> int:
         config = os.path.join(work, "study.toml")
         with open(config, "w") as handle:
             handle.write(STUDY)
-        port = _free_port()
+        port = free_port()
         ours = _measure(
             [sys.executable, "-c",
              f"from xmanager.xm_local.studyserver import serve; serve({config!r}, port={port})"],
@@ -140,7 +129,7 @@ def main() -> int:
         theirs: Optional[tuple[float, float]] = None
         if python is not None:
             cli = os.path.join(os.path.dirname(python), "experiment-server")
-            peer_port = _free_port()
+            peer_port = free_port()
             theirs = _measure([cli, "run", config, "-p", str(peer_port)], peer_port, args.seconds,
                               args.connections, work)
     rows.append(["GET /api/config req/s", f"{ours[0]:,.0f}", f"{theirs[0]:,.0f}" if theirs else "n/a",

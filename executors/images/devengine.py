@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -33,6 +32,7 @@ import time
 from typing import Any, Optional
 
 import attrs
+from xmanager.executors.loopback import free_port
 
 PACKAGE_HINT = "install Debian's docker.io (apt-get install docker.io)"
 REGISTRY_HINT = "install Debian's docker-registry (apt-get install docker-registry)"
@@ -47,12 +47,6 @@ def missing_programs(registry: bool = False) -> list[str]:
     """Programs the dev engine needs that are not on PATH."""
     names = ["dockerd", "containerd", "runc"] + (["docker-registry"] if registry else [])
     return [name for name in names if shutil.which(name) is None and not os.path.exists(f"/usr/sbin/{name}")]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -200,7 +194,7 @@ http:
 def _start_registry(engine: DevEngine, timeout: float) -> None:
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     conf = os.path.join(engine.run_dir, "registry.yml")
     with open(conf, "w", encoding="utf-8") as handle:
         handle.write(_REGISTRY_CONF.format(root=os.path.join(engine.run_dir, "registry"), port=port))

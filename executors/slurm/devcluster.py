@@ -20,13 +20,13 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from typing import Any, Optional
 
 import attrs
+from xmanager.executors.loopback import free_port, wait_listening
 
 PACKAGE_HINT = "install Debian's slurm-wlm (apt-get install slurm-wlm)"
 
@@ -89,12 +89,6 @@ LogFile={run}/slurmdbd.log
 
 class DevClusterError(RuntimeError):
     """The cluster could not be started (the message says why and where the logs are)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def missing_programs(accounting: bool = False) -> list[str]:
@@ -166,11 +160,11 @@ def start(
     for sub in ("state", "spool"):
         os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
     conf = os.path.join(run_dir, "slurm.conf")
-    dbd_port, db_port = _free_port(), _free_port()
+    dbd_port, db_port = free_port(), free_port()
     with open(conf, "w") as handle:
         handle.write(
             _CONF.format(
-                run=run_dir, ctld_port=_free_port(), slurmd_port=_free_port(), cpus=cpus,
+                run=run_dir, ctld_port=free_port(), slurmd_port=free_port(), cpus=cpus,
                 memory_mb=memory_mb, max_array_size=max_array_size, min_job_age=min_job_age,
                 accounting=_ACCOUNTING.format(dbd_port=dbd_port) if accounting else _NO_ACCOUNTING,
             )
@@ -220,12 +214,8 @@ def _start_accounting(run_dir: str, conf: str, db_port: int, dbd_port: int, spaw
 
 
 def _wait_port(port: int, timeout: float, name: str, run_dir: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
+    if wait_listening(port, timeout):
+        return
     raise DevClusterError(f"{name} is not listening on port {port} after {timeout:.0f} s; see {run_dir}")
 
 

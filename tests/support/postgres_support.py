@@ -12,12 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 
 import pytest
+from xmanager.executors.loopback import free_port
 
 
 def _bin_dir() -> str | None:
@@ -25,18 +25,12 @@ def _bin_dir() -> str | None:
     return os.path.dirname(found[-1]) if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     def __init__(self, bin_dir: str) -> None:
         self.bin_dir = bin_dir
         self.root = tempfile.mkdtemp(prefix="xm-pg-")
         self.data = os.path.join(self.root, "data")
-        self.port = _free_port()
+        self.port = free_port()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")

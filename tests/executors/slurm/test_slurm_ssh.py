@@ -7,12 +7,12 @@ has no SLURM_CONF, so a Slurm command run here instead would fail.
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 from xmanager import xm, xm_local
+from xmanager.executors.loopback import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +21,6 @@ import sys
 from xmanager import xm
 xm.report(value=int(sys.argv[1].split('=')[1]) * 10)
 """
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +32,7 @@ def login_node(tmp_path_factory, _slurm_daemons):
     for name in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
     (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
-    port = _free_port()
+    port = free_port()
     (folder / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder}/host_key\nPidFile {folder}/sshd.pid\n"
         f"AuthorizedKeysFile {folder}/authorized_keys\nStrictModes no\nPermitRootLogin yes\n"

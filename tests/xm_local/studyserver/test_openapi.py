@@ -6,14 +6,12 @@ import http.client
 import itertools
 import json
 import re
-import socket
-import time
 from pathlib import Path
 
 import jsonschema
 import pytest
+import studyserver_support
 from xmanager.xm_local.studyserver import http as studyhttp
-from xmanager.xm_local.studyserver import server_process
 from xmanager.xm_local.studyserver.openapi import DESTRUCTIVE, openapi_document
 
 pytestmark = pytest.mark.integration
@@ -46,12 +44,6 @@ METHODS = ("get", "post", "put")
 NOT_FOUND_BODIES = ("N/A", "n/a")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _request(port: int, method: str, path: str) -> tuple[int, str, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -66,18 +58,7 @@ def _request(port: int, method: str, path: str) -> tuple[int, str, str]:
 def server(tmp_path_factory):
     config = tmp_path_factory.mktemp("openapi") / "study.toml"
     config.write_text(STUDY)
-    port = _free_port()
-    proc = server_process(config, default_participant_index=1, host="127.0.0.1", port=port)
-    proc.start()
-    deadline = time.monotonic() + 10
-    while True:
-        assert proc.is_alive(), f"server exited with {proc.exitcode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
+    proc, port = studyserver_support.start(config, default_participant_index=1, host="127.0.0.1")
     yield port
     if proc.is_alive():
         status, content_type, body = _request(port, "post", "/api/shutdown")
@@ -237,19 +218,8 @@ def test_fuzz_no_server_error(server):
 def test_unauthorized_is_documented(tmp_path):
     config = tmp_path / "study.toml"
     config.write_text(STUDY)
-    port = _free_port()
-    proc = server_process(config, host="127.0.0.1", port=port, token="secret")
-    proc.start()
+    proc, port = studyserver_support.start(config, host="127.0.0.1", token="secret")
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.is_alive(), f"server exited with {proc.exitcode}"
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.02)
         document = openapi_document()
         assert document["components"]["securitySchemes"]["bearerAuth"] == {
             "type": "http",

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from xmanager.executors.loopback import free_port, wait_listening
 from xmanager.xm_local.studyserver import Client, StudyServerError, StudyState, serve, server_process
 from xmanager.xm_local.studyserver.state import participants_db_path
 
@@ -55,36 +56,17 @@ JSON = "application/json; charset=UTF-8"
 NOT_ACTIVE = "participant {} not active. A call to `/move-to-next` must be made before calling `/config`"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_listening(proc, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.is_alive():
-            raise AssertionError(f"server exited with {proc.exitcode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise AssertionError("server did not start")
-
-
 class Server:
     def __init__(self, config, **kwargs) -> None:
         self.config = config
         self.kwargs = kwargs
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = None
 
     def start(self) -> Server:
         self.proc = server_process(self.config, port=self.port, **self.kwargs)
         self.proc.start()
-        _wait_listening(self.proc, self.port)
+        assert wait_listening(self.port, 10, alive=self.proc.is_alive), f"server exited with {self.proc.exitcode}"
         return self
 
     def kill(self) -> None:
@@ -392,7 +374,7 @@ def test_sigterm_stops_cleanly(config):
 
 
 def test_idle_keep_alive_connections_are_closed(config):
-    port = _free_port()
+    port = free_port()
     thread = threading.Thread(target=serve, args=(config,), kwargs={"port": port, "idle_timeout": 0.3})
     thread.start()
     try:
@@ -416,9 +398,9 @@ def test_idle_keep_alive_connections_are_closed(config):
 
 def test_non_loopback_bind_needs_a_token(config):
     with pytest.raises(StudyServerError, match="access token"):
-        serve(config, host="0.0.0.0", port=_free_port())
+        serve(config, host="0.0.0.0", port=free_port())
     with pytest.raises(StudyServerError, match="access token"):
-        serve(config, host="192.0.2.1", port=_free_port())
+        serve(config, host="192.0.2.1", port=free_port())
     srv = Server(config, host="0.0.0.0", token="s3cret").start()
     try:
         anonymous = srv.client()

@@ -10,13 +10,12 @@ import json
 import os
 import shutil
 import signal
-import socket
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from xmanager.xm_local.studyserver import Client, server_process
+import studyserver_support
+from xmanager.xm_local.studyserver import Client
 
 pytestmark = pytest.mark.integration
 
@@ -69,28 +68,11 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class _Server:
     def __init__(self, config, token: str | None = None) -> None:
-        self.port = _free_port()
         self.token = token
+        self.proc, self.port = studyserver_support.start(config, token=token)
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.proc = server_process(config, port=self.port, token=token)
-        self.proc.start()
-        deadline = time.monotonic() + 10
-        while True:
-            assert self.proc.is_alive(), f"server exited with {self.proc.exitcode}"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.02)
 
     def client(self, **kwargs) -> Client:
         return Client("127.0.0.1", self.port, **kwargs)
