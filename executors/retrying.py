@@ -1,4 +1,4 @@
-"""Retrying calls a remote API turned away for a moment, and running calls a few at a time.
+"""Retrying calls a remote API turned away for a moment, and running calls (creates) a few at a time.
 
 Shared by the executors that talk to a cluster or cloud API (Kubernetes, Vertex AI). Each
 executor says which of its errors are transient (a ``retryable`` predicate) and may read a
@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, TypeVar
 
@@ -127,3 +127,50 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], limit: int, name: str)
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix=name) as pool:
         return list(pool.map(fn, items))
+
+
+@attrs.frozen
+class Creations:
+    """What :func:`create_all` did: each item's result (None if not created), the failures in the order they
+    happened, and the indices to roll back if anything failed (created, or with an unknown outcome)."""
+
+    results: list[Any]
+    failures: list[tuple[int, BaseException]]
+    undo: list[int]
+
+
+def create_all(
+    create: Callable[[T, threading.Event], R],
+    items: Sequence[T],
+    limit: int,
+    refused: Callable[[BaseException], bool],
+    name: str,
+) -> Creations:
+    """``create(item, stop)`` for every item, ``limit`` at a time, for an all-or-nothing launch.
+
+    After the first failure no new create starts and ``stop`` is set, so creates waiting to retry give up.
+    A failed create whose error ``refused`` says surely stored nothing needs no rollback; any other
+    failed create may have made the object, so it is listed in ``undo`` with the ones that succeeded.
+    """
+    results: list[Any] = [None] * len(items)
+    states = ["waiting"] * len(items)
+    failures: list[tuple[int, BaseException]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def one(index: int) -> None:
+        if stop.is_set():
+            return
+        try:
+            results[index] = create(items[index], stop)
+        except Exception as error:
+            states[index] = "refused" if refused(error) else "unknown"
+            with lock:
+                failures.append((index, error))
+            stop.set()
+            return
+        states[index] = "created"
+
+    bounded_map(one, range(len(items)), limit, name)
+    undo = [i for i, state in enumerate(states) if state in ("created", "unknown")] if failures else []
+    return Creations(results, failures, undo)

@@ -43,7 +43,7 @@ from xmanager.executors.api import (
 from xmanager.executors.kubernetes import manifests, retry
 from xmanager.executors.kubernetes.config import ClusterConfig, Connection, KubernetesError, connect, explain
 from xmanager.executors.kubernetes.executor import DEFAULT_CONCURRENT_CREATES, Kubernetes, KubernetesImage
-from xmanager.executors.retrying import bounded_map
+from xmanager.executors.retrying import bounded_map, create_all
 from xmanager.xm.status import Status
 
 LOG_FILE = "pod.log"
@@ -94,34 +94,17 @@ class KubernetesBackend(ExecutorBackend):
 
     def _create_all(self, planned: Sequence[_Planned], limit: int) -> None:
         """Creates every Job, ``limit`` at a time; on a failure starts no more and deletes what may exist."""
-        states = ["waiting"] * len(planned)  # -> "created", "refused" (surely not created) or "unknown".
-        failures: list[tuple[int, BaseException]] = []  # In the order they happened.
-        stop = threading.Event()
-
-        def create(index: int) -> None:
-            if stop.is_set():
-                return
-            item = planned[index]
-            try:
-                self._create(item)
-            except Exception as error:
-                states[index] = "refused" if _refused(error) else "unknown"
-                with self._lock:
-                    failures.append((index, error))
-                stop.set()
-                return
-            states[index] = "created"
+        done = create_all(lambda item, stop: self._create(item), planned, limit, _refused, "xm-kubernetes")
+        if not done.failures:
             with self._lock:
-                self._fresh.add((item.namespace, item.name))
-
-        _run(create, range(len(planned)), limit)
-        if not failures:
+                self._fresh.update((item.namespace, item.name) for item in planned)
             return
+        failures = done.failures
         index, error = failures[0]
         item = planned[index]
         failure = error if isinstance(error, KubernetesError) else explain(
             error, item.connection, f"create Job {item.name} in namespace {item.namespace}")
-        undo = [planned[i] for i, state in enumerate(states) if state in ("created", "unknown")]
+        undo = [planned[i] for i in done.undo]
         undone, stuck = self._delete(undo, "Background", limit)
         others = f" ({len(failures) - 1} other create(s) in flight failed too)" if len(failures) > 1 else ""
         left = ""

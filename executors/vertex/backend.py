@@ -45,7 +45,7 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
-from xmanager.executors.retrying import bounded_map
+from xmanager.executors.retrying import bounded_map, create_all
 from xmanager.executors.vertex import job_spec, retry
 from xmanager.executors.vertex.client import CREDENTIALS_HINT, Clients, Target, VertexConfigError, location_of
 from xmanager.executors.vertex.executor import DEFAULT_CONCURRENT_CREATES, Vertex, VertexExecutable
@@ -181,31 +181,14 @@ class VertexBackend(ExecutorBackend):
         this call created is cancelled, and so is any a create with an unknown outcome may have
         made (found by its create token).
         """
-        jobs: list[Any] = [None] * len(planned)
-        states = ["waiting"] * len(planned)  # -> "created", "refused" (surely not created) or "unknown".
-        failures: list[tuple[int, BaseException]] = []  # In the order they happened.
-        stop = threading.Event()
-
-        def create(index: int) -> None:
-            if stop.is_set():
-                return
-            try:
-                jobs[index] = self._create(planned[index], stop)
-            except Exception as error:
-                states[index] = "refused" if _refused(error) else "unknown"
-                with self._lock:
-                    failures.append((index, error))
-                stop.set()
-                return
-            states[index] = "created"
-
-        _run(create, range(len(planned)), limit)
-        if not failures:
-            return jobs
+        done = create_all(self._create, planned, limit, _refused, "xm-vertex")
+        if not done.failures:
+            return done.results
+        failures = done.failures
         index, error = failures[0]
         item = planned[index]
         failure = _api_error(error, item.target, f"creating the CustomJob of work unit {item.unit.work_unit_id}")
-        undo = [(planned[i], jobs[i]) for i, state in enumerate(states) if state in ("created", "unknown")]
+        undo = [(planned[i], done.results[i]) for i in done.undo]
         notes = self._undo(undo, limit)
         if len(failures) > 1:
             notes.insert(0, f"{len(failures) - 1} other create(s) in flight failed too")

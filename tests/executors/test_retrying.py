@@ -67,3 +67,20 @@ def test_bounded_map_keeps_order_and_the_limit():
 
     assert retrying.bounded_map(work, range(12), 3, "t") == [i * 2 for i in range(12)]
     assert 1 < peak[0] <= 3
+
+
+def test_create_all_stops_after_a_failure_and_lists_what_to_undo():
+    def create(item, stop):
+        if item == "refused":
+            raise FlakyError("refused")
+        if item == "unknown":
+            raise TimeoutError("no answer")
+        return item.upper()
+
+    done = retrying.create_all(create, ["a", "unknown", "b"], 1, lambda e: isinstance(e, FlakyError), "t")
+    assert done.results == ["A", None, None]  # "b" never started.
+    assert [i for i, _ in done.failures] == [1] and done.undo == [0, 1]
+    refused = retrying.create_all(create, ["refused", "a"], 1, lambda e: isinstance(e, FlakyError), "t")
+    assert refused.undo == [] and refused.results == [None, None]
+    fine = retrying.create_all(create, ["a", "b"], 2, lambda e: False, "t")
+    assert fine.results == ["A", "B"] and fine.failures == [] and fine.undo == []
