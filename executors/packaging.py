@@ -28,14 +28,18 @@ class LocalExecutable(Executable):
         return self.function is not None
 
 
+def launch_dir() -> str:
+    """The launch script's folder (the working directory when no launch script is known)."""
+    script = os.environ.get(LAUNCH_SCRIPT_ENV)
+    return os.path.dirname(os.path.abspath(script)) if script else os.getcwd()
+
+
 def resolve_path(path: str) -> str:
     """An absolute path; relative ones resolve against the launch script's folder."""
     path = os.path.expanduser(path)
     if os.path.isabs(path):
         return path
-    script = os.environ.get(LAUNCH_SCRIPT_ENV)
-    base = os.path.dirname(os.path.abspath(script)) if script else os.getcwd()
-    return os.path.normpath(os.path.join(base, path))
+    return os.path.normpath(os.path.join(launch_dir(), path))
 
 
 def package(packageable: Packageable) -> LocalExecutable:

@@ -130,6 +130,22 @@ def _lock(content_hash: str) -> threading.Lock:
         return _locks.setdefault((_engine_address(), content_hash), threading.Lock())
 
 
+def registry_image(spec: ImageSpec, repository: Optional[str], missing_repository: str) -> str:
+    """The image a cluster or cloud service pulls for ``spec``.
+
+    A ``Container`` naming a registry image is used as it is (no Docker needed); any other spec is
+    built (once per content) and pushed to ``repository``, and the digest-pinned reference returned.
+    ``missing_repository`` is the error when a push is needed and no repository was given.
+    """
+    if isinstance(spec, Container) and is_registry_reference(spec.image_path):
+        return spec.image_path
+    if not repository:
+        raise ValueError(missing_repository)
+    from xmanager.executors.packaging import launch_dir
+
+    return push_image(ensure_image(spec, launch_dir=launch_dir()), repository)
+
+
 def ensure_image(spec: ImageSpec, *, launch_dir: str, client: Any = None) -> ImageRef:
     """The image for ``spec`` in the engine, built, loaded or pulled only when it is not there yet.
 

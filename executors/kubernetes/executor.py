@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional, Union
 
@@ -143,18 +142,12 @@ def package(packageable: Packageable) -> KubernetesImage:
     common = {"name": spec.name, "args": packageable.args, "env_vars": packageable.env_vars}
     from xmanager.executors.images import build as images  # Imports docker only when it builds or pushes.
 
-    if isinstance(spec, Container) and images.is_registry_reference(spec.image_path):
-        return KubernetesImage(image=spec.image_path, **common)
-    if not executor_spec.push_image_tag:
-        raise ValueError(
-            f"{type(spec).__name__}({spec.name!r}) must be pushed to a registry the cluster can pull from: pass "
-            "xm_local.Kubernetes.Spec(push_image_tag='registry/repository')"
-        )
-    script = os.environ.get("XM_LAUNCH_SCRIPT")
-    launch_dir = os.path.dirname(os.path.abspath(script)) if script else os.getcwd()
-    ref = images.ensure_image(spec, launch_dir=launch_dir)
-    pushed = images.push_image(ref, executor_spec.push_image_tag)
-    return KubernetesImage(image=pushed, command=_command(spec), **common)
+    image = images.registry_image(
+        spec, executor_spec.push_image_tag,
+        f"{type(spec).__name__}({spec.name!r}) must be pushed to a registry the cluster can pull from: pass "
+        "xm_local.Kubernetes.Spec(push_image_tag='registry/repository')",
+    )
+    return KubernetesImage(image=image, command=_command(spec), **common)
 
 
 class KubernetesPlugin(ExecutorPlugin):

@@ -91,11 +91,11 @@ class ContainerExecutable(Executable):
 
 def package_container(packageable: Packageable, launch_dir: Optional[str] = None) -> ContainerExecutable:
     """Builds, loads or pulls the spec's image (cached by content) and returns it as an executable."""
+    from xmanager.executors import packaging
     from xmanager.executors.images import build as images
-    from xmanager.executors.packaging import resolve_path
 
     spec: Union[PythonContainer, Container, Dockerfile] = packageable.executable_spec  # type: ignore[assignment]
-    ref = images.ensure_image(spec, launch_dir=launch_dir or resolve_path("."))
+    ref = images.ensure_image(spec, launch_dir=launch_dir or packaging.launch_dir())
     return ContainerExecutable(
         name=spec.name,
         args=packageable.args,

@@ -138,9 +138,15 @@ class VertexPlugin(ExecutorPlugin):
         if not isinstance(spec, self.supported_executables):
             names = ", ".join(t.__name__ for t in self.supported_executables)
             raise TypeError(f"Vertex AI runs container images: {type(spec).__name__} is not one of {names}")
-        from xmanager.executors.vertex.images import image_uri
+        from xmanager.executors.images import build  # Imports docker only when it builds or pushes.
 
-        return VertexExecutable(image_uri=image_uri(spec, executor_spec), **common)
+        image = build.registry_image(
+            spec, executor_spec.push_image_tag,
+            f"xm.{type(spec).__name__} {spec.name!r} must be built and pushed to a registry Vertex AI can pull "
+            "from; pass VertexSpec(push_image_tag='REGION-docker.pkg.dev/PROJECT/REPOSITORY/NAME') "
+            "(or use xm.Container with a registry image reference)",
+        )
+        return VertexExecutable(image_uri=image, **common)
 
     def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
         from xmanager.executors.vertex.backend import VertexBackend
