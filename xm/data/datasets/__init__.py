@@ -6,21 +6,9 @@ machinery is in ``base``. Submodules are imported on first use, so importing thi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from xmanager.xm.lazy import exports
 
 _LAZY_SUBMODULES = ("base", "arrays", "archives", "mnist", "svhn", "cifar10", "cifar100", "stl", "usps")
 
+__getattr__, __dir__ = exports(__name__, dict.fromkeys(_LAZY_SUBMODULES))
 __all__ = list(_LAZY_SUBMODULES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
