@@ -9,9 +9,9 @@ source setup_scripts/_system.sh
 # a private Docker engine and image registry on loopback (tests/support/docker_support.py), busybox-static
 # for the test base image;
 # gcc/g++/gfortran: VE kernels compiled for the host backend; postgresql: a private server for the
-# store tests (tests/support/postgres_support.py).
+# store tests (tests/support/postgres_support.py); openssl: test certificates for the Kubernetes TLS tests.
 apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
-  docker.io docker-registry busybox-static gcc g++ gfortran postgresql
+  docker.io docker-registry busybox-static gcc g++ gfortran postgresql openssl
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"
