@@ -1,7 +1,7 @@
 """Fixtures for the peers' suites: each runs once per session, in its own work folder."""
 
 import pytest
-from peer_suites import PeerUnavailable, load_peer, run_suite
+from peer_suites import PeerUnavailableError, load_peer, run_suite
 
 
 @pytest.fixture(scope="session")
@@ -14,10 +14,10 @@ def peer_suite(tmp_path_factory):
             peer = load_peer(name)
             try:
                 results[name] = run_suite(peer, tmp_path_factory.mktemp(f"peer-{name}"))
-            except PeerUnavailable as error:
+            except PeerUnavailableError as error:
                 results[name] = error
         result = results[name]
-        if isinstance(result, PeerUnavailable):
+        if isinstance(result, PeerUnavailableError):
             pytest.skip(str(result))
         return result
 

@@ -6,7 +6,7 @@ run by psweep's own test suite instead (its test_run_all_examples).
 """
 
 import pytest
-from peer_suites import SPEC_DIR, PeerUnavailable, load_peer, repository_dir, run_example
+from peer_suites import SPEC_DIR, PeerUnavailableError, load_peer, repository_dir, run_example
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def test_peer_example(peer_name, example, tmp_path):
     peer = load_peer(peer_name)
     try:
         repository_dir(peer)
-    except PeerUnavailable as error:
+    except PeerUnavailableError as error:
         pytest.skip(str(error))
     result = run_example(peer, example, tmp_path)
     assert result.passed, (

@@ -46,7 +46,7 @@ REASONS = {
 }
 
 
-class PeerUnavailable(Exception):
+class PeerUnavailableError(Exception):
     """The peer's files cannot be had here (no registry, or no checkout of its repository)."""
 
 
@@ -154,7 +154,7 @@ def release_dir(peer: Peer) -> Path:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
         found = _find_archive(downloads, peer)
         if proc.returncode != 0 or found is None:
-            raise PeerUnavailable(f"pip download of {peer.package}=={peer.version} failed: {proc.stderr.strip()[-500:]}")
+            raise PeerUnavailableError(f"pip download of {peer.package}=={peer.version} failed: {proc.stderr.strip()[-500:]}")
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -189,13 +189,13 @@ def repos_root() -> Path:
 
 
 def repository_dir(peer: Peer) -> Path:
-    """A checkout of the peer's repository at the recorded commit, or PeerUnavailable saying so."""
+    """A checkout of the peer's repository at the recorded commit, or PeerUnavailableError saying so."""
     target = repos_root() / peer.key
     if not peer.repository:
-        raise PeerUnavailable(f"{peer.name}: no repository recorded")
+        raise PeerUnavailableError(f"{peer.name}: no repository recorded")
     marker = target / ".commit"
     if not marker.exists() or marker.read_text().strip() != peer.commit:
-        raise PeerUnavailable(
+        raise PeerUnavailableError(
             f"needs the internet: these files ship only in {peer.repository} (commit {peer.commit[:12]}), "
             f"not in the {peer.distribution} on PyPI; put a checkout at {target} "
             f"(python tests/support/peer_suites.py import-repo {peer.name} GIT_DIR)"
@@ -285,7 +285,7 @@ def prepare(peer: Peer, workdir: Path) -> dict[str, Any]:
     if peer.repository_paths:
         try:
             repo = repository_dir(peer)
-        except PeerUnavailable as error:
+        except PeerUnavailableError as error:
             missing_repository = str(error)
     workdir.mkdir(parents=True, exist_ok=True)
     for relative in [*peer.tests, *peer.support]:
