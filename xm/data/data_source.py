@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import collections.abc
 import itertools
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from xmanager.xm.data import sampling
@@ -26,6 +27,7 @@ __all__ = [
     "AbstractDataSource",
     "ArrayDataSource",
     "CallableDataSource",
+    "ChoiceBatch",
     "ChoiceDataSource",
     "CompositeDataSource",
     "IteratorDataSource",
@@ -34,17 +36,47 @@ __all__ = [
     "batch_map_concat",
     "batch_map_mean",
     "coerce_data_source",
+    "length_of_batch",
+    "stratified_order",
+    "stratified_shuffled_order",
+    "trim_batch",
 ]
 
 Batch = tuple[Any, ...]
 
 
-def _batch_length(batch: Any) -> int:
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            return 0
-        return _batch_length(batch[0])
+class ChoiceBatch(NamedTuple):
+    """One index batch of a :class:`ChoiceDataSource`: the member's sample indices and which member it is."""
+
+    sample_indices: Any
+    ds_index: int
+
+
+def length_of_batch(batch: Any) -> int:
+    """The number of samples in a (possibly nested) batch.
+
+    Tuples are structure: the length is that of their first element, recursively. Anything else (an array, a list)
+    is one item whose ``len()`` is the answer.
+    """
+    if isinstance(batch, ChoiceBatch):
+        return len(batch.sample_indices)
+    if isinstance(batch, tuple):
+        return length_of_batch(batch[0])
     return len(batch)
+
+
+def trim_batch(batch: Any, length: int) -> Any:
+    """``batch`` cut to its first ``length`` samples, keeping its tuple structure (lists are items, as above)."""
+    if isinstance(batch, ChoiceBatch):
+        return ChoiceBatch(trim_batch(batch.sample_indices, length), batch.ds_index)
+    if isinstance(batch, tuple):
+        return tuple(trim_batch(item, length) for item in batch)
+    return batch[:length]
+
+
+# batchup's names for the two helpers above.
+_length_of_batch = length_of_batch
+_trim_batch = trim_batch
 
 
 def _as_tuple(result: Any) -> tuple[Any, ...]:
@@ -69,6 +101,22 @@ def _check_n_batches(n_batches: Any) -> int | None:
     return int(n_batches)
 
 
+def _results(result: Any, func: Callable[..., Any], scalars: bool) -> tuple[Any, ...] | None:
+    """``func``'s result for one batch as a tuple: None stays None, an array (or, if ``scalars``, a number) is one
+    result, a tuple or list holds several; anything else is a TypeError."""
+    if result is None:
+        return None
+    if isinstance(result, (tuple, list)):
+        return tuple(result)
+    if isinstance(result, np.ndarray) or (scalars and isinstance(result, (numbers.Number, np.generic))):
+        return (result,)
+    allowed = "an array, a number" if scalars else "an array"
+    raise TypeError(
+        f"{getattr(func, '__name__', func)!r} must return None, {allowed} or a tuple of them per batch, "
+        f"got {type(result).__name__}"
+    )
+
+
 def batch_map_concat(
     func: Callable[..., Any],
     batch_iter: Iterable[Any],
@@ -79,16 +127,16 @@ def batch_map_concat(
     """Applies ``func(*prepend_args, *batch)`` to each batch and concatenates the results along axis 0.
 
     ``func`` returns an array, a tuple of arrays or None (nothing kept). Returns a tuple with one concatenated array
-    per result position, or None when no results were produced. At most ``n_batches`` batches are processed.
+    per result position (a 1-tuple for a single array), or None when no results were produced. At most ``n_batches``
+    batches are taken from ``batch_iter``, so a long iterator can be processed a few batches at a time.
     """
     n_batches = _check_n_batches(n_batches)
     pre = tuple(prepend_args) if prepend_args is not None else ()
     parts: list[list[Any]] | None = None
     for batch in _wrap_progress(batch_iter, progress_iter_func, n_batches):
-        result = func(*pre, *_as_tuple(batch))
-        if result is None:
+        values = _results(func(*pre, *_as_tuple(batch)), func, scalars=False)
+        if values is None:
             continue
-        values = _as_tuple(result)
         if parts is None:
             parts = [[] for _ in values]
         elif len(values) != len(parts):
@@ -107,39 +155,35 @@ def batch_map_mean(
     sum_axis: int | tuple[int, ...] | None = None,
     n_batches: int | None = None,
     prepend_args: Sequence[Any] | None = None,
-) -> Any:
-    """The per-sample mean of ``func``'s results over the batches.
+) -> tuple[Any, ...] | None:
+    """The per-sample mean of ``func``'s results over the batches, as a tuple (a 1-tuple for a single result).
 
-    Without ``sum_axis``, ``func`` returns the *sum* over the batch (a value or a tuple of values); with ``sum_axis``
-    it returns per-sample values that are summed along ``sum_axis``. The sums are divided by the number of samples.
-    Returns a tuple when ``func`` returns a tuple or list, a single value otherwise, and None when no samples were
-    processed.
+    Without ``sum_axis``, ``func`` returns the *sum* over the batch (a number, an array or a tuple of them); with
+    ``sum_axis`` it returns per-sample values that are summed along ``sum_axis``. The sums are divided by the number
+    of samples in the batches processed (as float64). Returns None when ``func`` returned nothing.
     """
     n_batches = _check_n_batches(n_batches)
     pre = tuple(prepend_args) if prepend_args is not None else ()
     sums: list[Any] | None = None
-    as_tuple = False
     n_samples = 0
     for batch in _wrap_progress(batch_iter, progress_iter_func, n_batches):
         args = _as_tuple(batch)
-        result = func(*pre, *args)
-        n_samples += _batch_length(args)
-        if result is None:
+        values = _results(func(*pre, *args), func, scalars=True)
+        n_samples += length_of_batch(args)
+        if values is None:
             continue
-        as_tuple = isinstance(result, (tuple, list))
-        values = [np.asarray(v) for v in _as_tuple(result)]
+        arrays = [np.asarray(v) for v in values]
         if sum_axis is not None:
-            values = [v.sum(axis=sum_axis) for v in values]
+            arrays = [v.sum(axis=sum_axis) for v in arrays]
         if sums is None:
-            sums = values
+            sums = arrays
         else:
-            if len(values) != len(sums):
-                raise ValueError(f"func returned {len(values)} results for a batch, {len(sums)} before")
-            sums = [s + v for s, v in zip(sums, values)]
-    if sums is None or n_samples == 0:
+            if len(arrays) != len(sums):
+                raise ValueError(f"func returned {len(arrays)} results for a batch, {len(sums)} before")
+            sums = [s + v for s, v in zip(sums, arrays)]
+    if sums is None:
         return None
-    means = tuple(s / float(n_samples) for s in sums)
-    return means if as_tuple else means[0]
+    return tuple(np.asarray(s, dtype=float) / float(n_samples) for s in sums)
 
 
 class AbstractDataSource:
@@ -195,7 +239,7 @@ class AbstractDataSource:
         n_batches: int | None = None,
         prepend_args: Sequence[Any] | None = None,
         **kwargs: Any,
-    ) -> Any:
+    ) -> tuple[Any, ...] | None:
         """:func:`batch_map_mean` over this source's batches (``kwargs`` go to :meth:`batch_iterator`)."""
         n_batches = self._n_batches_for(batch_size, n_batches, kwargs)
         return batch_map_mean(
@@ -252,15 +296,12 @@ class RandomAccessDataSource(AbstractDataSource):
         return self.sampler.num_indices_generated()
 
     def samples_by_indices_nomapping(self, indices: Any) -> Batch:
-        """The samples at absolute ``indices`` (into the underlying data)."""
+        """The samples at absolute ``indices`` (an int array or a slice, into the underlying data)."""
         raise NotImplementedError
 
     def samples_by_indices(self, indices: Any) -> Batch:
-        """The samples at ``indices``, relative to ``self.indices`` when the source is a subset."""
-        idx = np.asarray(indices)
-        if self.indices is not None:
-            idx = self.indices[idx]
-        return self.samples_by_indices_nomapping(idx)
+        """The samples at ``indices`` mapped by the sampler (positions in ``self.indices`` when it is a subset)."""
+        return self.samples_by_indices_nomapping(self.sampler.map_indices(indices))
 
     def batch_indices_iterator(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> Iterator[np.ndarray]:
         """Batches of absolute indices, in order or shuffled (see :func:`sampling.resolve_shuffle`)."""
@@ -313,6 +354,11 @@ class ArrayDataSource(RandomAccessDataSource):
         super().__init__(lengths[0], indices=indices, repeats=repeats, sampler=sampler, include_indices=include_indices)
 
     def samples_by_indices_nomapping(self, indices: Any) -> Batch:
+        if isinstance(indices, slice):
+            batch = tuple(x[indices] for x in self.data)
+            if self.include_indices:
+                return (np.arange(*indices.indices(self.length)), *batch)
+            return batch
         idx = np.asarray(indices)
         batch = tuple(_gather(x, idx) for x in self.data)
         return (idx, *batch) if self.include_indices else batch
@@ -404,11 +450,20 @@ def _check_sources(datasets: Any, owner: str) -> list[AbstractDataSource]:
     return out
 
 
+def _require_random_access(source: AbstractDataSource, method: str) -> None:
+    if not source.is_random_access:
+        raise TypeError(
+            f"{type(source).__name__}.{method} needs random access, and a member data source does not have it"
+        )
+
+
 class CompositeDataSource(AbstractDataSource):
     """Zips several sources: each step takes one batch from every member (each shuffled independently).
 
     With ``flatten`` the batches are joined into one tuple, otherwise a tuple of per-member tuples. With ``trim`` the
-    member batches of a step are cut to the shortest one. Iteration stops when any member is exhausted.
+    member batches of a step are cut to the shortest one. Iteration stops when any member is exhausted. When every
+    member is random access, so is the composite: its index batches are tuples of the members' index batches (always
+    cut to the shortest) and ``samples_by_indices`` takes such a tuple.
     """
 
     def __init__(self, datasets: list[AbstractDataSource], flatten: bool = True, trim: bool = True) -> None:
@@ -428,21 +483,54 @@ class CompositeDataSource(AbstractDataSource):
     def _combine(self, batches: Sequence[Any]) -> Any:
         parts = [_as_tuple(b) for b in batches]
         if self.trim:
-            n = min(_batch_length(p) for p in parts)
-            parts = [tuple(x[:n] for x in p) if _batch_length(p) != n else p for p in parts]
+            lengths = [length_of_batch(p) for p in parts]
+            if min(lengths) != max(lengths):
+                parts = [trim_batch(p, min(lengths)) for p in parts]
         if self.flatten:
             return tuple(itertools.chain.from_iterable(parts))
         return tuple(parts)
 
+    def _per_member(self, indices: Any, method: str) -> list[Any]:
+        _require_random_access(self, method)
+        if not isinstance(indices, (tuple, list)):
+            raise ValueError(
+                f"CompositeDataSource.{method} takes a tuple with one index batch per member "
+                f"({len(self.datasets)}), not a {type(indices).__name__}"
+            )
+        if len(indices) != len(self.datasets):
+            raise ValueError(
+                f"CompositeDataSource.{method} takes one index batch per member ({len(self.datasets)}), "
+                f"got {len(indices)}"
+            )
+        return list(indices)
+
     def samples_by_indices_nomapping(self, indices: Any) -> Any:
-        if not self.is_random_access:
-            raise TypeError("samples_by_indices_nomapping needs all member data sources to be random access")
-        return self._combine([d.samples_by_indices_nomapping(indices) for d in self.datasets])  # type: ignore[attr-defined]
+        """The batch for ``indices``, a tuple with one index batch (absolute indices) per member."""
+        per_member = self._per_member(indices, "samples_by_indices_nomapping")
+        return self._combine(
+            [d.samples_by_indices_nomapping(i) for d, i in zip(self.datasets, per_member)]  # type: ignore[attr-defined]
+        )
 
     def samples_by_indices(self, indices: Any) -> Any:
-        if not self.is_random_access:
-            raise TypeError("samples_by_indices needs all member data sources to be random access")
-        return self._combine([d.samples_by_indices(indices) for d in self.datasets])  # type: ignore[attr-defined]
+        """The batch for ``indices``, a tuple with one index batch per member, mapped by each member."""
+        per_member = self._per_member(indices, "samples_by_indices")
+        return self._combine(
+            [d.samples_by_indices(i) for d, i in zip(self.datasets, per_member)]  # type: ignore[attr-defined]
+        )
+
+    def batch_indices_iterator(self, batch_size: int, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
+        """Tuples of the members' index batches, cut to the shortest (``kwargs`` such as ``shuffle`` go to each)."""
+        _require_random_access(self, "batch_indices_iterator")
+        batch_size = check_batch_size(batch_size)
+        iterators = [d.batch_indices_iterator(batch_size, **kwargs) for d in self.datasets]  # type: ignore[attr-defined]
+        return (self._trim_indices(step) for step in zip(*iterators))
+
+    @staticmethod
+    def _trim_indices(step: tuple[Any, ...]) -> tuple[Any, ...]:
+        lengths = [length_of_batch(b) for b in step]
+        if min(lengths) != max(lengths):
+            return tuple(trim_batch(b, min(lengths)) for b in step)
+        return tuple(step)
 
     def batch_iterator(self, batch_size: int, **kwargs: Any) -> Iterator[Any]:
         batch_size = check_batch_size(batch_size)
@@ -450,70 +538,137 @@ class CompositeDataSource(AbstractDataSource):
         return (self._combine(step) for step in zip(*iterators))
 
 
+def stratified_order(batches_per_member: Sequence[int]) -> np.ndarray:
+    """Member positions for a stratified in-order pass: every member's batches spread evenly over the pass.
+
+    The pass has as many steps as the largest member has batches; member ``d`` with ``n_d`` batches takes its
+    ``k``-th batch at step ``ceil(k * max_n / n_d)``. Within a step members come in their order.
+    """
+    counts = np.asarray(batches_per_member, dtype=np.int64)
+    if counts.size == 0 or counts.max() <= 0:
+        return np.zeros(0, dtype=np.int64)
+    longest = int(counts.max())
+    steps, members = [], []
+    for member, n in enumerate(counts):
+        k = np.arange(int(n), dtype=np.int64)
+        steps.append((k * longest + n - 1) // n)
+        members.append(np.full(int(n), member, dtype=np.int64))
+    step, member = np.concatenate(steps), np.concatenate(members)
+    return member[np.lexsort((member, step))]
+
+
+def stratified_shuffled_order(batches_per_member: Sequence[int], shuffle_rng: Any) -> np.ndarray:
+    """Member positions for a stratified shuffled pass: each member as often as it has batches, in random order."""
+    counts = [int(n) for n in batches_per_member]
+    order = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return order[shuffle_rng.permutation(order.size)]
+
+
 class ChoiceDataSource(AbstractDataSource):
     """Each batch comes whole from one member source.
 
-    In order, the members are visited one after the other. Shuffled, the members' batches are interleaved in random
-    order (``stratified=False``) or spread evenly, in proportion to each member's number of batches
-    (``stratified=True``); members are shuffled with the same random source. Members must have a known size, except
-    that when shuffling, infinite members are picked uniformly at random for every batch.
+    Not stratified, the members take turns (in their order, or in a fresh random order every round when shuffling)
+    until one of them is exhausted. Stratified, when every member has a known finite size, the whole of every member
+    is used: each member appears as often as it has batches, spread evenly through the pass (in order) or at random
+    (shuffled); otherwise members take turns as above. Members are shuffled with the same random source.
+
+    Random access when every member is: index batches are :class:`ChoiceBatch` ``(sample_indices, ds_index)`` and
+    ``samples_by_indices`` takes one.
     """
 
     def __init__(self, datasets: list[AbstractDataSource], stratified: bool = False) -> None:
         self.datasets = _check_sources(datasets, "ChoiceDataSource")
         self.stratified = bool(stratified)
 
-    def num_samples(self, **kwargs: Any) -> int | float | None:
+    @property
+    def is_random_access(self) -> bool:
+        return all(d.is_random_access for d in self.datasets)
+
+    def num_samples(self, **kwargs: Any) -> int | float:
+        """The members' sizes added up, an unknown size counting as 0."""
         counts = [d.num_samples(**kwargs) for d in self.datasets]
-        if any(c is None for c in counts):
-            return None
-        return sum(counts)  # type: ignore[arg-type]
+        return sum(c for c in counts if c is not None)
 
     def batch_iterator(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> Iterator[Any]:
         batch_size = check_batch_size(batch_size)
         rng = resolve_shuffle(shuffle)
         iterators = [d.batch_iterator(batch_size, shuffle=shuffle, **kwargs) for d in self.datasets]
-        if rng is None:
-            return itertools.chain.from_iterable(iterators)
-        counts = [d.num_samples(shuffle=shuffle, **kwargs) for d in self.datasets]
-        if any(c is None for c in counts):
-            raise ValueError("ChoiceDataSource needs members with a known num_samples to shuffle")
-        if any(np.isinf(c) for c in counts):  # type: ignore[arg-type]
-            return self._random_choice(iterators, rng)
-        per_member = [int(sampling.num_batches(int(c), batch_size)) for c in counts]  # type: ignore[arg-type]
-        order = np.repeat(np.arange(len(iterators)), per_member)
-        if self.stratified:
-            # Position of each batch within its member, scaled to [0, 1): interleaves members evenly.
-            keys = np.concatenate([(np.arange(n) + 0.5) / n for n in per_member if n > 0]) if order.size else order
-            order = order[np.argsort(keys, kind="stable")]
-        else:
-            order = order[rng.permutation(order.size)]
-        return self._in_order_of(iterators, order)
+        return (choice.sample_indices for choice in self._ds_iterator(batch_size, iterators, rng, **kwargs))
+
+    def batch_indices_iterator(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> Iterator[ChoiceBatch]:
+        """:class:`ChoiceBatch` index batches in the order :meth:`batch_iterator` uses."""
+        _require_random_access(self, "batch_indices_iterator")
+        batch_size = check_batch_size(batch_size)
+        rng = resolve_shuffle(shuffle)
+        iterators = [
+            d.batch_indices_iterator(batch_size, shuffle=rng, **kwargs)  # type: ignore[attr-defined]
+            for d in self.datasets
+        ]
+        return self._ds_iterator(batch_size, iterators, rng, **kwargs)
+
+    def _member_batch(self, indices: Any, method: str) -> tuple[Any, Any]:
+        _require_random_access(self, method)
+        if not isinstance(indices, ChoiceBatch):
+            raise TypeError(f"ChoiceDataSource.{method} takes a ChoiceBatch, got {type(indices).__name__}")
+        return self.datasets[indices.ds_index], indices.sample_indices
+
+    def samples_by_indices_nomapping(self, indices: ChoiceBatch) -> Any:
+        member, sample_indices = self._member_batch(indices, "samples_by_indices_nomapping")
+        return member.samples_by_indices_nomapping(sample_indices)
+
+    def samples_by_indices(self, indices: ChoiceBatch) -> Any:
+        member, sample_indices = self._member_batch(indices, "samples_by_indices")
+        return member.samples_by_indices(sample_indices)
+
+    def _ds_iterator(
+        self, batch_size: int, iterators: Sequence[Iterator[Any]], shuffle_rng: Any, **kwargs: Any
+    ) -> Iterator[ChoiceBatch]:
+        """``ChoiceBatch(item, member)`` for the items of the members' ``iterators``, in the order described above."""
+        batches = self._stratified_batches(batch_size, shuffle_rng, kwargs) if self.stratified else None
+        if batches is not None:
+            if shuffle_rng is None:
+                order = stratified_order(batches)
+            else:
+                order = stratified_shuffled_order(batches, shuffle_rng)
+            return self._in_order_of(iterators, order)
+        return self._in_turns(iterators, shuffle_rng)
+
+    def _stratified_batches(self, batch_size: int, shuffle_rng: Any, kwargs: dict[str, Any]) -> list[int] | None:
+        counts = [d.num_samples(shuffle=shuffle_rng, **kwargs) for d in self.datasets]
+        if any(c is None or np.isinf(c) for c in counts):
+            return None
+        return [int(sampling.num_batches(int(c), batch_size)) for c in counts]  # type: ignore[arg-type]
 
     @staticmethod
-    def _in_order_of(iterators: list[Iterator[Any]], order: np.ndarray) -> Iterator[Any]:
-        for i in order:
+    def _in_order_of(iterators: Sequence[Iterator[Any]], order: np.ndarray) -> Iterator[ChoiceBatch]:
+        for member in order:
             try:
-                yield next(iterators[i])
+                item = next(iterators[member])
             except StopIteration:
                 return
+            yield ChoiceBatch(item, int(member))
 
     @staticmethod
-    def _random_choice(iterators: list[Iterator[Any]], rng: Any) -> Iterator[Any]:
+    def _in_turns(iterators: Sequence[Iterator[Any]], shuffle_rng: Any) -> Iterator[ChoiceBatch]:
         while True:
-            i = (
-                int(rng.integers(len(iterators)))
-                if isinstance(rng, np.random.Generator)
-                else rng.randint(len(iterators))
-            )
-            try:
-                yield next(iterators[i])
-            except StopIteration:
-                return
+            members = range(len(iterators)) if shuffle_rng is None else shuffle_rng.permutation(len(iterators))
+            for member in members:
+                try:
+                    item = next(iterators[member])
+                except StopIteration:
+                    return
+                yield ChoiceBatch(item, int(member))
+
+    # batchup's names for the two pass orders.
+    _ds_indices_stratified_in_order = staticmethod(stratified_order)
+    _ds_indices_stratified_shuffled = staticmethod(stratified_shuffled_order)
 
 
 class MapDataSource(AbstractDataSource):
-    """Batches of ``source`` passed through ``fn(*batch)``; ``fn`` returns the new batch (usually a tuple)."""
+    """Batches of ``source`` passed through ``fn(*batch)``; ``fn`` returns the new batch (usually a tuple).
+
+    Random access when ``source`` is: index batches are the source's, and ``samples_by_indices`` applies ``fn``.
+    """
 
     def __init__(self, source: AbstractDataSource, fn: Callable[..., Any]) -> None:
         if not isinstance(source, AbstractDataSource):
@@ -523,6 +678,10 @@ class MapDataSource(AbstractDataSource):
         self.source = source
         self.fn = fn
 
+    @property
+    def is_random_access(self) -> bool:
+        return self.source.is_random_access
+
     def num_samples(self, **kwargs: Any) -> int | float | None:
         return self.source.num_samples(**kwargs)
 
@@ -530,20 +689,45 @@ class MapDataSource(AbstractDataSource):
         inner = self.source.batch_iterator(batch_size, **kwargs)
         return (self.fn(*_as_tuple(b)) for b in inner)
 
+    def samples_by_indices_nomapping(self, indices: Any) -> Any:
+        _require_random_access(self, "samples_by_indices_nomapping")
+        return self.fn(*_as_tuple(self.source.samples_by_indices_nomapping(indices)))  # type: ignore[attr-defined]
+
+    def samples_by_indices(self, indices: Any) -> Any:
+        _require_random_access(self, "samples_by_indices")
+        return self.fn(*_as_tuple(self.source.samples_by_indices(indices)))  # type: ignore[attr-defined]
+
+    def batch_indices_iterator(self, batch_size: int, **kwargs: Any) -> Iterator[Any]:
+        _require_random_access(self, "batch_indices_iterator")
+        return self.source.batch_indices_iterator(batch_size, **kwargs)  # type: ignore[attr-defined]
+
+
+def _is_array_like(x: Any) -> bool:
+    return hasattr(x, "__len__") and hasattr(x, "__getitem__")
+
 
 def coerce_data_source(x: Any) -> AbstractDataSource:
-    """Turns ``x`` into a data source: data sources pass through, a list of arrays becomes an
-    :class:`ArrayDataSource`, an iterator an :class:`IteratorDataSource` and a callable a :class:`CallableDataSource`.
+    """Turns ``x`` into a data source: data sources pass through, a non-empty list or tuple of array-likes becomes
+    an :class:`ArrayDataSource`, an iterator an :class:`IteratorDataSource` and a callable a
+    :class:`CallableDataSource`. An empty sequence is a ValueError, anything else a TypeError.
     """
     if isinstance(x, AbstractDataSource):
         return x
-    if isinstance(x, list):
-        return ArrayDataSource(x)
+    if isinstance(x, (list, tuple)):
+        for i, item in enumerate(x):
+            if not _is_array_like(item):
+                raise TypeError(
+                    f"cannot make a data source from a sequence whose item {i} is a "
+                    f"{type(item).__name__}, not an array-like (with __len__ and __getitem__)"
+                )
+        if not x:
+            raise ValueError("cannot make a data source from an empty sequence")
+        return ArrayDataSource(list(x))
     if isinstance(x, collections.abc.Iterator):
         return IteratorDataSource(x)
     if callable(x):
         return CallableDataSource(x)
     raise TypeError(
-        f"cannot make a data source from {type(x).__name__}; expected a data source, a list of arrays, an iterator "
-        "or a callable"
+        f"cannot make a data source from {type(x).__name__}; expected a data source, a list or tuple of arrays, "
+        "an iterator or a callable"
     )

@@ -1,8 +1,9 @@
 """Index samplers: which sample indices go into each mini-batch.
 
-A sampler produces batches of integer indices, either in order or shuffled. The ``shuffle`` arguments used here and in
-:mod:`xmanager.xm.data.data_source` accept ``None``/``False`` (in order), ``True`` (the global ``np.random`` state), a
-``np.random.RandomState`` or a ``np.random.Generator``.
+A sampler produces batches of integer indices, either in order or shuffled, and maps positions in what it draws from
+to absolute sample indices (:meth:`AbstractSampler.map_indices`). The ``shuffle`` arguments used here and in
+:mod:`xmanager.xm.data.data_source` accept ``None``/``False`` (in order), ``True`` (the global ``np.random`` state;
+the ``np.random`` module itself is taken the same way), a ``np.random.RandomState`` or a ``np.random.Generator``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def resolve_shuffle(shuffle: Any) -> RandomSource | None:
     """Maps a ``shuffle`` argument to a random source, or None for in-order iteration."""
     if shuffle is None or shuffle is False:
         return None
-    if shuffle is True:
+    if shuffle is True or shuffle is np.random:
         return np.random
     if isinstance(shuffle, (np.random.RandomState, np.random.Generator)):
         return shuffle
@@ -132,8 +133,17 @@ def spans_to_indices(spans: list[tuple[int, int]]) -> np.ndarray:
     return np.concatenate([np.arange(a, b) for a, b in spans])
 
 
+def _take(indices: np.ndarray, positions: Any) -> np.ndarray:
+    """``indices[positions]`` for an int array or a slice of positions."""
+    return indices[positions] if isinstance(positions, slice) else indices[np.asarray(positions)]
+
+
 class AbstractSampler:
     """Base class of samplers."""
+
+    def map_indices(self, indices: Any) -> Any:
+        """Absolute sample indices for positions in what the sampler draws from (identity unless it is a subset)."""
+        return indices
 
     def num_indices_generated(self) -> int | float:
         """The number of indices generated over a full iteration (``np.inf`` when infinite)."""
@@ -185,7 +195,12 @@ class SubsetSampler(AbstractSampler):
 
     def __init__(self, indices: Any, repeats: int = 1) -> None:
         self.indices = _check_indices(indices)
+        self.length = len(self.indices)
         self.repeats = check_repeats(repeats)
+
+    def map_indices(self, indices: Any) -> np.ndarray:
+        """``self.indices[indices]``: positions in the subset to absolute indices."""
+        return _take(self.indices, indices)
 
     def num_indices_generated(self) -> int | float:
         return np.inf if self.repeats == -1 else len(self.indices) * self.repeats
@@ -235,10 +250,18 @@ def _check_labels(y: Any, n_classes: int | None = None) -> np.ndarray:
 
 
 class WeightedSampler(AbstractSampler):
-    """Draws indices with replacement, with probability proportional to ``weights``; infinite, shuffled only."""
+    """Draws indices with replacement, with probability proportional to ``weights``; infinite, shuffled only.
+
+    ``weights`` holds the normalised probabilities (summing to 1).
+    """
 
     def __init__(self, weights: Any) -> None:
         self.p = _check_weights(weights, "weights")
+        self.length = len(self.p)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.p
 
     def num_indices_generated(self) -> float:
         return np.inf
@@ -279,7 +302,10 @@ class WeightedSampler(AbstractSampler):
 
 
 class WeightedSubsetSampler(WeightedSampler):
-    """Like :class:`WeightedSampler`, drawing from ``indices`` with the matching ``sub_weights``."""
+    """Like :class:`WeightedSampler`, drawing from ``indices`` with the matching ``sub_weights``.
+
+    ``sub_weights`` holds the normalised probabilities of the subset's samples.
+    """
 
     def __init__(self, sub_weights: Any, indices: Any) -> None:
         super().__init__(sub_weights)
@@ -288,6 +314,14 @@ class WeightedSubsetSampler(WeightedSampler):
             raise ValueError(
                 f"sub_weights and indices must have the same length, got {len(self.p)} and {len(self.indices)}"
             )
+
+    @property
+    def sub_weights(self) -> np.ndarray:
+        return self.p
+
+    def map_indices(self, indices: Any) -> np.ndarray:
+        """``self.indices[indices]``: positions in the subset to absolute indices."""
+        return _take(self.indices, indices)
 
     def _draw(self, batch_size: int, rng: RandomSource) -> Iterator[np.ndarray]:
         for b in super()._draw(batch_size, rng):

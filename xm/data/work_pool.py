@@ -92,8 +92,11 @@ class WorkStream:
         return self._results
 
     def retrieve(self) -> Any:
-        """The next result; raises ``StopIteration`` when the tasks are exhausted."""
-        return next(self._results)
+        """The next result, or None once every task's result has been retrieved (as in batchup).
+
+        A task that returns None is indistinguishable from the end here; iterate the stream to tell them apart.
+        """
+        return next(self._results, None)
 
     def close(self) -> None:
         close = getattr(self._results, "close", None)

@@ -264,7 +264,10 @@ def test_composite_flatten_and_nested(xy):
     np.testing.assert_array_equal(_rows(out, 2), y * 2)
     nested = list(data_source.CompositeDataSource([a, b], flatten=False).batch_iterator(4))
     assert len(nested[0]) == 2 and len(nested[0][0]) == 2 and len(nested[0][1]) == 1
-    assert comp.samples_by_indices_nomapping(np.array([1, 2]))[2].tolist() == [20, 40]
+    # one index batch per member, as batchup; a bare index array is refused rather than read as one index per member
+    assert comp.samples_by_indices_nomapping((np.array([1, 2]), np.array([3, 4])))[2].tolist() == [60, 80]
+    with pytest.raises(ValueError, match="one index batch per member"):
+        comp.samples_by_indices_nomapping(np.array([1, 2]))
 
 
 def test_composite_independent_shuffles_and_trim(xy):
@@ -291,17 +294,21 @@ def test_choice_source():
     b = data_source.ArrayDataSource([np.ones(3)])
     ch = data_source.ChoiceDataSource([a, b])
     assert ch.num_samples() == 9
+    # members take turns until one is exhausted (b's third turn ends the pass)
     in_order = list(ch.batch_iterator(2))
-    assert [b_[0].tolist() for b_ in in_order] == [[0, 0], [0, 0], [0, 0], [1, 1], [1]]
+    assert [b_[0].tolist() for b_ in in_order] == [[0, 0], [1, 1], [0, 0], [1], [0, 0]]
     for shuffle in (np.random.RandomState(0), np.random.default_rng(0)):
         out = list(ch.batch_iterator(2, shuffle=shuffle))
-        assert len(out) == 5
+        members = [int(t[0][0]) for t in out]
         assert all(len(set(t[0].tolist())) == 1 for t in out)  # each batch from one member
-        assert sum(len(t[0]) for t in out) == 9
+        rounds = [members[i : i + 2] for i in range(0, len(members) - 1, 2)]
+        assert all(sorted(r) == [0, 1] for r in rounds)  # every round visits each member once
+        assert members.count(1) == 2 or members[-1] == 0  # the pass ends when b runs out
     strat = list(
         data_source.ChoiceDataSource([a, b], stratified=True).batch_iterator(2, shuffle=np.random.RandomState(0))
     )
-    assert [int(t[0][0]) for t in strat] == [0, 1, 0, 1, 0]
+    assert sorted(int(t[0][0]) for t in strat) == [0, 0, 0, 1, 1]  # stratified: all of every member
+    assert sum(len(t[0]) for t in strat) == 9
     inf = data_source.ChoiceDataSource([data_source.ArrayDataSource([np.zeros(6)], repeats=-1), b])
     it = inf.batch_iterator(2, shuffle=np.random.RandomState(0))
     assert len([next(it) for _ in range(2)]) == 2
