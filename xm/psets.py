@@ -8,7 +8,7 @@ Invalid grids raise ``AssertionError`` (raised explicitly, so ``python -O`` keep
 the checks), as psweep does and its users' tests expect.
 
 The pset hash (:func:`pset_hash`) is our own, canonical and documented in
-``docs/psets.md``: the SHA-1 of a versioned canonical JSON text of the pset without
+``docs/sweeps.md``: the SHA-1 of a versioned canonical JSON text of the pset without
 its book-keeping keys (names starting or ending with ``_``) and without keys whose
 value is missing (``None``, ``pandas.NA`` or a float NaN): an absent parameter, a
 missing cell and ``None`` are the same pset (psweep's DataFrame turns ``None`` and NaN
@@ -19,7 +19,10 @@ psets (as they are different cells of the database and may behave differently in
 function); lists and tuples are the same sequence; dict keys are compared as text, as
 in JSON (``{1: x}`` and ``{"1": x}`` are one pset). Values JSON lacks (sets, arrays,
 dates, ...) are written as one-key objects with a ``__tag__`` name; a plain dict
-spelled exactly like such a tag would meet it.
+spelled exactly like such a tag would meet it. Any other picklable value (class
+instances, ...) is written as its class's qualified name and the state pickling saves
+(:func:`_object_form`), as psweep hashes any picklable value; only unpicklable values
+raise :class:`PsetHashError`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import hashlib
 import itertools
 import json
 import pathlib
+import pickle
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Optional
 
@@ -39,6 +44,8 @@ Pset = dict[str, Any]
 #: The version of the canonical form; part of every hashed text so a future change cannot collide.
 HASH_VERSION = 1
 _HASH_PREFIX = f"xm-pset-v{HASH_VERSION}\n".encode()
+#: The pickle protocol of the object fallback (fixed, so a newer Python's default cannot change hashes).
+_PICKLE_PROTOCOL = 4
 
 
 class PsetHashError(TypeError):
@@ -96,7 +103,61 @@ def _canonical_default(value: Any) -> Any:
         return {"__callable__": f"{getattr(value, '__module__', None) or module}.{value.__qualname__}"}
     if module.startswith("pandas") and hasattr(value, "tolist"):
         return {"__ndarray__": [len(value)], "values": value.tolist()}
-    raise PsetHashError(f"value {value!r} of type {type(value).__qualname__} has no canonical form")
+    return _object_form(value)
+
+
+class _CycleError(TypeError):
+    """An object whose pickled state leads back to itself (pickle's memo handles that; JSON cannot)."""
+
+
+_EXPANDING = threading.local()  # Per thread: ids of the objects whose state is being put in canonical form.
+
+
+def _object_form(value: Any) -> dict[str, Any]:
+    """The fallback for values with no canonical form: class name plus the digest of the state pickling saves.
+
+    The state is what ``__reduce_ex__`` gives (reconstructor, arguments, ``__dict__`` or
+    ``__getstate__``, items), itself in canonical form, so it does not depend on pickle's
+    byte layout or on ``PYTHONHASHSEED``; it enters the text as its SHA-1 (so nesting
+    stays linear). A state that refers back to the object is hashed as the SHA-1 of the
+    object's pickle bytes instead. A value that cannot be pickled raises
+    :class:`PsetHashError`, as psweep's hash fails on it.
+    """
+    cls = type(value)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    stack = _EXPANDING.__dict__.setdefault("ids", [])
+    if id(value) in stack:
+        raise _CycleError(f"{name} refers to itself")
+    try:
+        reduced = value.__reduce_ex__(_PICKLE_PROTOCOL)
+    except Exception as error:
+        raise _unpicklable(value, error) from None
+    if isinstance(reduced, str):  # A module-level singleton, pickled by name.
+        return {"__object__": name, "global": reduced}
+    parts = list(reduced)
+    for index in (3, 4):  # List and dict items come as iterators.
+        if len(parts) > index and parts[index] is not None:
+            parts[index] = [list(item) if index == 4 else item for item in parts[index]]
+    stack.append(id(value))
+    try:
+        state = _encode(parts)
+    except _CycleError:
+        state = None
+    finally:
+        stack.pop()
+    if state is not None:
+        return {"__object__": name, "state_sha1": hashlib.sha1(state.encode()).hexdigest()}
+    try:
+        blob = pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
+    except Exception as error:
+        raise _unpicklable(value, error) from None
+    return {"__object__": name, "pickle_sha1": hashlib.sha1(blob).hexdigest()}
+
+
+def _unpicklable(value: Any, error: Exception) -> PsetHashError:
+    return PsetHashError(
+        f"value {value!r} of type {type(value).__qualname__} has no canonical form and cannot be pickled ({error})"
+    )
 
 
 def json_encoder(*, sort_keys: bool, default: Callable[[Any], Any], ascii_only: bool = False) -> Callable[[Any], str]:

@@ -1,11 +1,12 @@
 """psets: psweep-compatible param building (plist, pgrid, stargrid, ...) and the canonical pset hash.
 
-The building helpers follow psweep 0.16's observable contracts (shared/notes/psweep.md §1.2);
-invalid grids raise AssertionError. The hash is our own (module docstring of xm/psets.py):
+The building helpers follow psweep 0.16's observable contracts; invalid grids raise
+AssertionError. The hash is our own (module docstring of xm/psets.py):
 SHA-1 of ``b"xm-pset-v1\\n"`` + the canonical JSON of the pset without book-keeping keys and
 without top-level ``pandas.NA`` values.
 """
 
+import argparse
 import datetime
 import decimal
 import functools
@@ -18,6 +19,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pandas as pd
@@ -384,7 +386,7 @@ def test_stargrid_const_must_be_dict():
 
 
 def test_stargrid_unhashable_falls_back_to_unfiltered():
-    marker = object()
+    marker = threading.Lock()
     out = stargrid({"a": 1, "obj": marker}, [plist("a", [1, 1])])
     assert out == [{"a": 1, "obj": marker}, {"a": 1, "obj": marker}]
 
@@ -624,6 +626,14 @@ def test_pset_hash_golden_tagged_values():
     assert pset_hash(pset) == "a2d13137490da419c274e9a7e98ec370c82978f4"
 
 
+GOLDEN_NAMESPACE = "031a3471bdb714ad46cd83479d3cfec85f0cbade"
+
+
+def test_pset_hash_golden_object_fallback():
+    # A value with no canonical form of its own: its class name and its pickled state, canonical.
+    assert pset_hash({"obj": argparse.Namespace(n=1)}) == GOLDEN_NAMESPACE
+
+
 def test_pset_hash_golden_with_bookkeeping_and_na():
     # Book-keeping keys and top-level NA do not change the golden hash of {"a": 1}.
     pset = {"a": 1, "_pset_id": "x", "_pset_hash": "y", "result_": 3.0, "b": pd.NA}
@@ -641,17 +651,21 @@ _CROSS_PROCESS_PSETS = """[
     {"n": np.int64(7), "f": np.float32(0.25), "arr": np.arange(6).reshape(2, 3), "fn": np.sin},
     {"when": datetime.datetime(2020, 1, 2, 3, 4, 5), "p": pathlib.PurePosixPath("a/b"), "raw": b"\\x00\\xff"},
     {"a": 1, "_id": "ignored", "res_": 3, "missing": pd.NA},
+    {"obj": argparse.Namespace(tags={"x", "y", "z", "w"}, n=3), "part": functools.partial(max, 1)},
 ]"""
 
 
 def _eval_cross_process_psets():
-    return eval(_CROSS_PROCESS_PSETS, {"np": np, "pd": pd, "datetime": datetime, "pathlib": pathlib})
+    return eval(
+        _CROSS_PROCESS_PSETS,
+        {"np": np, "pd": pd, "datetime": datetime, "pathlib": pathlib, "argparse": argparse, "functools": functools},
+    )
 
 
 def _hashes_in_subprocess(seed):
     code = textwrap.dedent(
         """
-        import datetime, json, pathlib, sys
+        import argparse, datetime, functools, json, pathlib, sys
         import numpy as np
         import pandas as pd
         from xmanager.xm.psets import pset_hash, pset_hashes
@@ -679,6 +693,66 @@ def test_pset_hash_deterministic_within_process():
     params = _eval_cross_process_psets()
     assert [pset_hash(p) for p in params] == [pset_hash(p) for p in _eval_cross_process_psets()]
     assert len(set(pset_hashes(params))) == len(params)
+
+
+# ================================================================================================
+# hash: the fallback for values with no canonical form (picklable objects, as psweep hashes them)
+# ================================================================================================
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+
+class SelfReferencing:
+    def __init__(self, tag):
+        self.tag = tag
+        self.me = self
+
+
+def test_objects_hash_by_class_and_state():
+    assert _same({"p": Point(1, 2)}, {"p": Point(1, 2)})
+    assert not _same({"p": Point(1, 2)}, {"p": Point(1, 3)})
+    assert not _same({"p": Point(1, 2)}, {"p": argparse.Namespace(x=1, y=2)})
+    assert not _same({"p": Point(1, 2)}, {"p": Point})  # the class is named, the instance is state
+
+
+def test_object_state_is_canonical_not_pickle_bytes():
+    # Attribute order and an attribute's set order do not matter; pickle bytes would differ.
+    first, second = Point(1, 2), Point(0, 0)
+    second.__dict__ = {"y": 2, "x": 1}
+    assert _same({"p": first}, {"p": second})
+    assert _same({"p": Point({"b", "a", "c"}, 0)}, {"p": Point({"c", "a", "b"}, 0)})
+
+
+def test_object_state_nested_values_use_the_canonical_form():
+    assert _same({"p": Point(np.int64(1), (2, 3))}, {"p": Point(1, [2, 3])})
+    assert not _same({"p": Point(1, 2)}, {"p": Point(1.0, 2)})
+
+
+def test_partial_functions_hash_by_function_and_arguments():
+    assert _same({"f": functools.partial(max, 1)}, {"f": functools.partial(max, 1)})
+    assert not _same({"f": functools.partial(max, 1)}, {"f": functools.partial(max, 2)})
+    assert not _same({"f": functools.partial(max, 1)}, {"f": functools.partial(min, 1)})
+
+
+def test_self_referencing_object_hashes_by_its_pickle():
+    assert _same({"o": SelfReferencing("a")}, {"o": SelfReferencing("a")})
+    assert not _same({"o": SelfReferencing("a")}, {"o": SelfReferencing("b")})
+    assert "pickle_sha1" in canonical_json(SelfReferencing("a"))
+
+
+def test_deeply_nested_objects_hash_in_linear_size():
+    value = 0
+    for _ in range(100):
+        value = Point(value, 1)
+    assert len(canonical_json(value)) < 200  # the state enters as a digest, not escaped text
+    assert pset_hash({"v": value}) == pset_hash({"v": value})
+
+
+def test_object_fallback_in_run_path_and_filtering():
+    params = [{"p": Point(1, 2)}, {"p": Point(1, 2)}, {"p": Point(3, 4)}]
+    assert pset_hashes(params) == [pset_hash(pset) for pset in params]
+    assert filter_params_unique(params) == [params[0], params[2]]
 
 
 # ================================================================================================
@@ -904,24 +978,24 @@ def test_equal_values_of_tagged_types_hash_alike():
 
 # ---- errors -------------------------------------------------------------------------------------
 def test_unhashable_value_raises_pset_hash_error_naming_the_pset():
-    pset = {"name": "unique-marker", "obj": object()}
+    pset = {"name": "unique-marker", "obj": threading.Lock()}
     with pytest.raises(PsetHashError, match="unique-marker") as info:
         pset_hash(pset)
     assert isinstance(info.value, TypeError)
-    assert "object" in str(info.value)
+    assert "lock" in str(info.value) and "cannot be pickled" in str(info.value)
     assert str(info.value).startswith("pset ")
 
 
 def test_pset_hashes_error_names_the_offending_pset():
     with pytest.raises(PsetHashError, match="bad-one"):
-        pset_hashes([{"a": 1}, {"name": "bad-one", "obj": object()}])
+        pset_hashes([{"a": 1}, {"name": "bad-one", "obj": threading.Lock()}])
 
 
 def test_unhashable_nested_and_bookkeeping():
     with pytest.raises(PsetHashError):
-        pset_hash({"a": [1, {"b": object()}]})
+        pset_hash({"a": [1, {"b": threading.Lock()}]})
     # An unhashable value under a book-keeping key is not hashed at all.
-    assert _same({"a": 1, "_obj": object()}, {"a": 1})
+    assert _same({"a": 1, "_obj": threading.Lock()}, {"a": 1})
 
 
 def test_mixed_type_dict_keys_raise_pset_hash_error():
@@ -934,16 +1008,16 @@ def test_pset_hash_error_is_type_error_subclass():
 
 
 def test_raise_error_false_gives_nan():
-    out = pset_hash({"obj": object()}, raise_error=False)
+    out = pset_hash({"obj": threading.Lock()}, raise_error=False)
     assert isinstance(out, float) and math.isnan(out)
-    out = pset_hash({"_a": 1, "obj": object()}, raise_error=False, skip_prefix_cols=False)
+    out = pset_hash({"_a": 1, "obj": threading.Lock()}, raise_error=False, skip_prefix_cols=False)
     assert isinstance(out, float) and math.isnan(out)
     assert pset_hash({"a": 1}, raise_error=False) == pset_hash({"a": 1})
 
 
 def test_canonical_json_raises_pset_hash_error():
     with pytest.raises(PsetHashError, match="canonical form"):
-        canonical_json({"x": object()})
+        canonical_json({"x": threading.Lock()})
     with pytest.raises(PsetHashError):
         canonical_json({1: "a", "b": 2})
 
