@@ -16,6 +16,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: The psweep API level this layer implements (psweep's own ``__version__`` string), not our package's version.
+__version__ = "0.16.0"
+
 CALC_DIR = "calc"
 DATABASE_BASENAME = "database.pk"
 PSET_HASH_ALG = "sha1"

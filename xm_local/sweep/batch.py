@@ -48,7 +48,6 @@ class _Renderer:
         self.write_pset = write_pset
 
     def __call__(self, pset: dict[str, Any]) -> dict[str, Any]:
-        pset = _as_in_database(pset)
         folder = os.path.join(str(pset["_calc_dir"]), str(pset["_pset_id"]))
         for template in self.templates:
             try:
@@ -60,17 +59,6 @@ class _Renderer:
         if self.write_pset:
             pickle_write(os.path.join(folder, PSET_FILE), pset)
         return {}
-
-
-def _as_in_database(pset: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the pset with ``_time_utc`` as the Timestamp the database holds (run() passes epoch seconds)."""
-    pset = dict(pset)
-    when = pset.get("_time_utc")
-    if isinstance(when, int | float) and not isinstance(when, bool):
-        import pandas as pd
-
-        pset["_time_utc"] = pd.Timestamp(when, unit="s")
-    return pset
 
 
 def _nothing(pset: dict[str, Any]) -> dict[str, Any]:

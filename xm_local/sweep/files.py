@@ -23,23 +23,22 @@ _DASH_POSITIONS = (8, 13, 18, 23)
 _RECORD = 37  # 36 characters and a separator
 
 
-def system(cmd: str, **kwds: Any) -> subprocess.CompletedProcess[str]:
-    """Run a shell command, print its output (stdout and stderr merged), raise if it fails.
+def system(cmd: str, **kwds: Any) -> subprocess.CompletedProcess[Any]:
+    """Run a shell command with stdout and stderr merged; return its ``CompletedProcess`` (psweep's contract).
 
-    The output is printed before a ``CalledProcessError`` is re-raised, so the reason for
-    the failure is visible even when the caller does not print the exception's ``output``.
+    ``.stdout`` holds the output as bytes (as with psweep: callers ``.decode()`` it), or
+    text when ``kwds`` ask for it (``text=True``, ``encoding=...``). Nothing is printed on
+    success; when the command fails its output is printed before ``CalledProcessError``
+    is re-raised, so the reason is visible even if the caller does not print the exception.
     """
     try:
-        proc = subprocess.run(
-            cmd, shell=True, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwds
-        )
+        return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwds)
     except subprocess.CalledProcessError as error:
-        if error.output:
-            print(error.output, end="" if error.output.endswith("\n") else "\n")
+        output = error.output
+        if isinstance(output, bytes):
+            output = output.decode(errors="replace")
+        print(output or "")
         raise
-    if proc.stdout:
-        print(proc.stdout, end="" if proc.stdout.endswith("\n") else "\n")
-    return proc
 
 
 def makedirs(path: str) -> None:

@@ -16,9 +16,8 @@ simulate, tmpsave, capture_logs, git, skip_dups), with these differences:
 * Pset values reach ``func`` and the database as given (psweep pushes them through a
   DataFrame, which turns ``None`` into NA and mixed ints into floats); a key some psets
   lack is filled with ``fill_value`` in the others.
-* Inside ``func``, ``pset["_time_utc"]`` is epoch seconds (a float); the database holds
-  ``pandas.Timestamp``s as psweep's does. Making a Timestamp per pset would cost more
-  than the rest of the per-pset book-keeping together.
+* Inside ``func``, every book-keeping field has psweep's type (``_time_utc`` is the
+  ``pandas.Timestamp`` the database then holds).
 """
 
 from __future__ import annotations
@@ -63,23 +62,47 @@ def _host() -> str:
     return _HOST
 
 
+def _now() -> Any:
+    """The current UTC time as the naive ``pandas.Timestamp`` psweep stores in ``_time_utc``."""
+    import pandas as pd
+
+    return pd.Timestamp(time.time_ns())
+
+
+def _print_start(pset: dict[str, Any], verbose: Any) -> None:
+    """psweep's ``verbose``: the pset about to run, as a one-row table indexed by its start time."""
+    import pandas as pd
+
+    row = pd.DataFrame([pset], index=[pset["_time_utc"]])
+    db.df_print(row, index=True, cols=[] if verbose is True else list(verbose))
+
+
 class FuncCall:
     """``func(pset)`` with psweep's book-keeping; picklable, so it runs in worker processes too.
 
-    Returns the row: the pset, ``_time_utc`` (epoch seconds here, a Timestamp in the
-    database), ``_exec_host``, the results, ``_pset_runtime``, and ``_logs`` or
-    ``_failed``/``_exc_txt`` when asked for.
+    Returns the row: the pset, ``_time_utc`` (a ``pandas.Timestamp``), ``_exec_host``,
+    the results, ``_pset_runtime``, and ``_logs`` or ``_failed``/``_exc_txt`` when
+    asked for. With ``verbose``, the pset is printed before ``func`` runs, as psweep does.
     """
 
-    def __init__(self, func: Optional[Callable[[dict[str, Any]], Any]], capture_logs: Optional[str], on_error: str):
+    def __init__(
+        self,
+        func: Optional[Callable[[dict[str, Any]], Any]],
+        capture_logs: Optional[str],
+        on_error: str,
+        verbose: Any = False,
+    ):
         self.func = func
         self.capture_logs = capture_logs
         self.record_errors = on_error == "record"
+        self.verbose = verbose
 
     def __call__(self, pset: dict[str, Any]) -> dict[str, Any]:
         row = pset
-        row["_time_utc"] = time.time()
+        row["_time_utc"] = _now()
         row["_exec_host"] = _host()
+        if self.verbose:
+            _print_start(row, self.verbose)
         start = time.perf_counter()
         error: Optional[str] = None
         logs: Optional[str] = None
@@ -101,6 +124,8 @@ class FuncCall:
                     )
             except Exception:
                 if not self.record_errors:
+                    if logs is not None and "file" in str(self.capture_logs):
+                        self._keep_logs(row, logs, in_db=False)  # What it printed before it failed.
                     raise
                 error = traceback.format_exc()
                 result = {}
@@ -117,12 +142,14 @@ class FuncCall:
 
     def plain(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
         """This call without its options, as a closure (serial runs without capture or recording)."""
-        if self.func is None or self.capture_logs or self.record_errors:
+        if self.func is None or self.capture_logs or self.record_errors or self.verbose:
             return self
-        func, clock, timer, host = self.func, time.time, time.perf_counter, _host()
+        import pandas as pd
+
+        func, stamp, clock, timer, host = self.func, pd.Timestamp, time.time_ns, time.perf_counter, _host()
 
         def call(pset: dict[str, Any]) -> dict[str, Any]:
-            pset["_time_utc"] = clock()
+            pset["_time_utc"] = stamp(clock())
             pset["_exec_host"] = host
             start = timer()
             result = func(pset)
@@ -136,8 +163,8 @@ class FuncCall:
 
         return call
 
-    def _keep_logs(self, row: dict[str, Any], logs: str) -> None:
-        if "db" in str(self.capture_logs):
+    def _keep_logs(self, row: dict[str, Any], logs: str, in_db: bool = True) -> None:
+        if in_db and "db" in str(self.capture_logs):
             row["_logs"] = logs
         if "file" in str(self.capture_logs):
             files.file_write(os.path.join(row["_calc_dir"], row["_pset_id"], "logs.txt"), logs)
@@ -258,7 +285,7 @@ def _next_seqs(df: Any) -> tuple[int, int]:
 
 # ---- building the new rows ----------------------------------------------------------------------
 def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
-    """``old`` followed by ``rows`` (dicts with float ``_time_utc``), all columns ``object``.
+    """``old`` followed by ``rows`` (dicts), all columns ``object``.
 
     Built column by column with numpy: the old columns first, then keys only the new
     rows have; a cell either side lacks gets ``fill_value``. Notes the hash version and
@@ -277,11 +304,11 @@ def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
     columns_new = list(zip(*records)) if records else [() for _ in names]
     data: dict[Any, Any] = {}
     for name, values in zip(names, columns_new):
-        if name == "_time_utc":
-            seconds = np.array([np.nan if v is fill_value else v for v in values], dtype=float)
-            fresh = pd.to_datetime(seconds, unit="s").astype(object).to_numpy()
-        else:
-            fresh = np.fromiter(values, dtype=object, count=n_new)
+        fresh = np.fromiter(values, dtype=object, count=n_new)
+        if name == "_time_utc":  # Journals of older versions hold epoch seconds.
+            for index, value in enumerate(fresh):
+                if isinstance(value, float):
+                    fresh[index] = pd.Timestamp(value, unit="s")
         if name in old.columns:
             before = old[name].to_numpy(dtype=object)
         else:
@@ -298,7 +325,7 @@ def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
 
 
 # ---- the run ------------------------------------------------------------------------------------
-def _validate(poolsize: Any, dask_client: Any, capture_logs: Any, on_error: Any) -> None:
+def _validate(poolsize: Any, dask_client: Any, capture_logs: Any, on_error: Any, verbose: Any) -> None:
     if poolsize is not None and dask_client is not None:
         raise AssertionError("run(): pass poolsize or dask_client, not both")
     if poolsize is not None and (not isinstance(poolsize, int) or poolsize < 1):
@@ -307,6 +334,8 @@ def _validate(poolsize: Any, dask_client: Any, capture_logs: Any, on_error: Any)
         raise ValueError(f"run(): capture_logs must be one of {_CAPTURE_MODES}, got {capture_logs!r}")
     if on_error not in _ON_ERROR:
         raise ValueError(f"run(): on_error must be 'raise' or 'record', got {on_error!r}")
+    if not isinstance(verbose, bool) and not psets.is_seq(verbose):
+        raise ValueError(f"run(): verbose must be a bool or a sequence of column names, got {verbose!r}")
 
 
 def _check_picklable(call: FuncCall, poolsize: int) -> None:
@@ -370,14 +399,6 @@ def _execute(
     with multiprocessing.Pool(poolsize) as pool:
         for row in pool.imap(call, todo, chunksize=chunksize):
             on_row(row)
-
-
-def _print_row(row: dict[str, Any], verbose: Any) -> None:
-    if isinstance(verbose, (list, tuple)):
-        shown = {key: row.get(key) for key in verbose}
-    else:
-        shown = {key: value for key, value in row.items() if key not in ("_exc_txt", "_logs")}
-    print(", ".join(f"{key}={value!r}" for key, value in shown.items()))
 
 
 class _Study:
@@ -586,7 +607,7 @@ def run(
     """
     import pandas as pd
 
-    _validate(poolsize, dask_client, capture_logs, on_error)
+    _validate(poolsize, dask_client, capture_logs, on_error, verbose)
     _Recorder.wait_all()  # Units of the previous run get their ids first.
     fill = pd.NA if fill_value is _DEFAULT else fill_value
     todo, order = _prepare_params(params, fill)
@@ -633,14 +654,13 @@ def run(
         pset["_run_id"] = run_id
         pset["_calc_dir"] = calc_dir
 
-    call = FuncCall(None if simulate else func, capture_logs, on_error)
+    call = FuncCall(None if simulate else func, capture_logs, on_error, verbose=verbose)
     journal = journal_mod.Journal(calc_dir, run_id) if study.persist else None
     rows: list[dict[str, Any]] = []
     tmp_dir = os.path.join(calc_dir, "tmpsave", run_id)
 
     collect = rows.append
     keep = journal.append if journal is not None else None
-    extras = tmpsave or verbose
 
     def on_row(row: dict[str, Any]) -> None:
         collect(row)
@@ -648,13 +668,8 @@ def run(
             keep(row)
         if not len(rows) & _YOUNG_GC_EVERY:
             gc.collect(1)
-        if extras:
-            if tmpsave:
-                saved = dict(row)
-                saved["_time_utc"] = pd.Timestamp(saved["_time_utc"], unit="s")
-                files.pickle_write(os.path.join(tmp_dir, f"{row['_pset_id']}.pk"), saved)
-            if verbose:
-                _print_row(row, verbose)
+        if tmpsave:
+            files.pickle_write(os.path.join(tmp_dir, f"{row['_pset_id']}.pk"), row)
 
     gc_enabled = gc.isenabled()
     gc.disable()  # Full collections would rescan every row so far; young ones run in on_row.

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import uuid
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_constants_and_aliases():
     with pytest.raises(AttributeError, match="no_such_name"):
         ps.no_such_name  # noqa: B018
     with pytest.raises(ps.PsweepHashError):
-        ps.pset_hash({"a": object()})
+        ps.pset_hash({"a": threading.Lock()})
 
 
 def test_star_import_has_every_psweep_name():

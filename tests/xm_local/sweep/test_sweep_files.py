@@ -11,19 +11,23 @@ import pytest
 from xmanager.xm_local.sweep import files
 
 
-def test_system_prints_merged_output_and_returns_it(capsys, tmp_path):
+def test_system_returns_merged_output_as_bytes_and_prints_nothing(capsys, tmp_path):
     proc = files.system("echo out; echo err >&2; pwd", cwd=tmp_path)
     assert proc.returncode == 0
-    assert proc.stdout == f"out\nerr\n{tmp_path}\n"
-    assert capsys.readouterr().out == f"out\nerr\n{tmp_path}\n"
+    assert proc.stdout == f"out\nerr\n{tmp_path}\n".encode()
+    assert capsys.readouterr().out == ""
+
+
+def test_system_text_mode_on_request():
+    assert files.system("echo hi", text=True).stdout == "hi\n"
 
 
 def test_system_failure_prints_output_then_raises(capsys):
     with pytest.raises(subprocess.CalledProcessError) as info:
         files.system("echo why it failed; exit 3")
     assert info.value.returncode == 3
-    assert info.value.output == "why it failed\n"
-    assert capsys.readouterr().out == "why it failed\n"
+    assert info.value.output == b"why it failed\n"
+    assert capsys.readouterr().out == "why it failed\n\n"
 
 
 def test_makedirs_nested_and_existing(tmp_path):

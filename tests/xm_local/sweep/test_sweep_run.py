@@ -52,6 +52,16 @@ def func_fail_odd(pset):
     return {"result_": pset["a"] * 2}
 
 
+def _report_time(pset):
+    print("working")
+    return {"seen_type_": type(pset["_time_utc"]).__name__, "seen_time_": pset["_time_utc"]}
+
+
+def _shout(pset):
+    print(f"shout {pset['a']}")
+    return {}
+
+
 def _params(values):
     return ps.plist("a", values)
 
@@ -176,14 +186,14 @@ def test_params_are_never_mutated_and_func_gets_reserved_fields(work):
     assert [pset["_pset_seq"] for pset in seen] == [0, 1, 2]
 
 
-def test_func_sees_time_utc_as_epoch_seconds_and_the_database_a_timestamp(work):
-    # A documented difference from psweep (whose func gets the Timestamp): it saves a Timestamp per pset.
-    func = Counting()
-    df = ps.run(func, _params([1]))
-    assert isinstance(func.seen[0]["_exec_host"], str)
-    assert isinstance(func.seen[0]["_time_utc"], float)
-    assert isinstance(df.loc[0, "_time_utc"], pd.Timestamp)
-    assert pd.Timestamp(func.seen[0]["_time_utc"], unit="s") == df.loc[0, "_time_utc"]
+@pytest.mark.parametrize("options", [{}, {"capture_logs": "db"}, {"poolsize": 2}])
+def test_func_sees_time_utc_as_the_timestamp_the_database_holds(work, options):
+    # As psweep: func gets the very pandas.Timestamp stored in _time_utc.
+    df = ps.run(_report_time, _params([1, 2]), **options)
+    assert df["seen_type_"].tolist() == ["Timestamp", "Timestamp"]
+    assert df["seen_time_"].tolist() == df["_time_utc"].tolist()
+    assert all(isinstance(value, pd.Timestamp) for value in df["_time_utc"])
+    assert all(isinstance(value, str) for value in df["_exec_host"])
 
 
 def test_df_passed_in_is_appended_to_and_save_false_creates_nothing(work):
@@ -422,24 +432,26 @@ def test_capture_logs_bad_mode(work):
 
 
 # ---- verbose -------------------------------------------------------------------------------------
-def test_verbose_true_prints_every_row(work, capsys):
-    df = ps.run(func_double, _params([11, 22]), verbose=True)
-    out = capsys.readouterr().out
-    for row in df.to_dict("records"):
-        assert row["_pset_id"] in out
-        assert str(row["result_"]) in out
-    lines = [line for line in out.splitlines() if line.strip()]
-    assert len(lines) >= 2
+def test_verbose_true_prints_each_pset_as_a_table_row_before_func_runs(work, capsys):
+    # psweep's format: one-row table of the parameter columns, indexed by _time_utc, printed before func.
+    df = ps.run(_shout, _params([11, 22]), verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines[::3]] == [["a"], ["a"]]
+    assert [line.split()[-1] for line in lines[1::3]] == ["11", "22"]
+    assert [line.split()[:2] for line in lines[1::3]] == [str(t).split() for t in df["_time_utc"]]
+    assert lines[2::3] == ["shout 11", "shout 22"]
 
 
 def test_verbose_list_prints_only_those_columns(work, capsys):
-    df = ps.run(func_double, _params([11, 22]), verbose=["a"])
-    out = capsys.readouterr().out
-    assert "11" in out and "22" in out
-    assert "result_" not in out and "44" not in out
-    for pid in df["_pset_id"]:
-        assert pid not in out
-    assert len([line for line in out.splitlines() if line.strip()]) == 2
+    df = ps.run(func_double, _params([11, 22]), verbose=["_pset_id"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines[::2]] == [["_pset_id"], ["_pset_id"]]
+    assert [line.split()[-1] for line in lines[1::2]] == df["_pset_id"].tolist()
+
+
+def test_verbose_of_a_wrong_type_is_an_error(work):
+    with pytest.raises(ValueError, match="verbose"):
+        ps.run(func_double, _params([1]), save=False, verbose="a")
 
 
 # ---- failures ------------------------------------------------------------------------------------
