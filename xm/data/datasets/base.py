@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from xmanager.xm.data import config
+from xmanager.xm.data import config, downloads
 
 __all__ = [
     "CACHE_FORMAT",
@@ -146,7 +146,7 @@ def reading(path: Path) -> Iterator[None]:
 
 def cache_dir(name: str) -> Path:
     """``<data dir>/<name>``, where the converted ``.npy`` files and the manifest live (created)."""
-    return config.get_data_dir(name)
+    return config.dataset_dir(name)
 
 
 def raw_dir(name: str) -> Path:
@@ -198,13 +198,13 @@ def _download_verified(url: str, dest: Path, sha256: str | None) -> tuple[str | 
     unreachable = False
     for _ in range(max(1, RETRIES)):
         try:
-            config.download(url, tmp, timeout=DOWNLOAD_TIMEOUT)
-        except config.DownloadError as exc:
+            downloads.fetch_url(url, tmp, timeout=DOWNLOAD_TIMEOUT)
+        except downloads.DownloadError as exc:
             tmp.unlink(missing_ok=True)
             error, unreachable = str(exc), _is_unreachable(exc)
             continue
         unreachable = False
-        actual = config.sha256_of_file(tmp)
+        actual = downloads.sha256_of_file(tmp)
         if sha256 is None or actual == sha256:
             os.replace(tmp, dest)
             return None, False
@@ -237,7 +237,7 @@ def fetch_sources(
         dest = raw / source.filename
         present_note = ""
         if dest.is_file():
-            actual = config.sha256_of_file(dest)
+            actual = downloads.sha256_of_file(dest)
             if source.sha256 is None or actual == source.sha256:
                 paths[source.filename] = dest
                 continue
