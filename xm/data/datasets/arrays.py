@@ -1,4 +1,7 @@
-"""Array helpers shared by the dataset classes: lazy uint8 -> float32 views and validation splits."""
+"""Array helpers shared by the dataset classes: validation splits and train/val/test attributes.
+
+``ImageArrayUInt8ToFloat32`` lives in :mod:`xmanager.xm.data.image.utils` and is re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from xmanager.xm.data.image.utils import ImageArrayUInt8ToFloat32
 
 __all__ = ["ImageArrayUInt8ToFloat32", "TrainValTestImages", "check_n_val", "split_folds", "split_last"]
-
-
-class ImageArrayUInt8ToFloat32:
-    """A read-only view of a ``uint8`` image array whose items come out as ``float32`` in ``[val_lower, val_upper]``.
-
-    Only the items asked for are converted, so wrapping a memory-mapped array does not load it. It has ``shape``,
-    ``dtype`` (float32), ``len()`` and indexing by int, slice or index array, which is what data sources need.
-    """
-
-    def __init__(self, arr_u8: Any, val_lower: float = 0.0, val_upper: float = 1.0) -> None:
-        self.arr_u8 = arr_u8
-        self.offset = np.float32(val_lower)
-        self.scale = np.float32((val_upper - val_lower) / 255.0)
-        self.dtype = np.dtype(np.float32)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.arr_u8.shape)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return len(self.arr_u8)
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        return np.asarray(self.arr_u8[index]).astype(np.float32) * self.scale + self.offset
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[...]
-        return out if dtype is None else out.astype(dtype)
-
-    def __repr__(self) -> str:
-        lower = float(self.offset)
-        upper = lower + float(self.scale) * 255.0
-        return f"ImageArrayUInt8ToFloat32(shape={self.shape}, range=[{lower}, {upper}])"
 
 
 def check_n_val(n_val: Any, n_train: int | None, name: str = "n_val") -> int:
