@@ -749,6 +749,25 @@ def test_deeply_nested_objects_hash_in_linear_size():
     assert pset_hash({"v": value}) == pset_hash({"v": value})
 
 
+def test_psweep_pset_hash_contracts_without_its_golden_values():
+    # psweep's test_pset_hash and test_pset_hash_skip_cols (excluded from its suite for their joblib
+    # hash strings): the same contracts, with "hash of the filtered dict" spelled in our hash.
+    ref = {"a": 1, "b": {"c": 2, "d": [1, 2, "a"]}}
+    assert _same({"b": {"c": 2, "d": [1, 2, "a"]}, "a": 1}, ref)
+    assert _same({"a": 1, "b": {"d": [1, 2, "a"], "c": 2}}, ref)
+    assert isinstance(pset_hash({"a": Point}), str) and isinstance(pset_hash({"a": Point(1, 2)}), str)
+
+    def unfiltered(pset):
+        return pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False)
+
+    plain, pre, post = {"a": 1, "b": 2}, {"a": 1, "b": 2, "_c": 3}, {"a": 1, "b": 2, "d_": 4}
+    both = {"a": 1, "b": 2, "_c": 3, "d_": 4}
+    assert pset_hash(both) == unfiltered(plain) == pset_hash(plain) == pset_hash(pre) == pset_hash(post)
+    assert pset_hash(both, skip_prefix_cols=False) == unfiltered(pre)
+    assert pset_hash(both, skip_postfix_cols=False) == unfiltered(post)
+    assert unfiltered(both) not in {unfiltered(plain), unfiltered(pre), unfiltered(post)}
+
+
 def test_object_fallback_in_run_path_and_filtering():
     params = [{"p": Point(1, 2)}, {"p": Point(1, 2)}, {"p": Point(3, 4)}]
     assert pset_hashes(params) == [pset_hash(pset) for pset in params]

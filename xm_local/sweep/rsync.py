@@ -107,10 +107,14 @@ def pull_commands(
 
 
 def _execute(commands: list[list[str]], dry_run: bool) -> list[list[str]]:
+    """Runs the commands, announcing the rsync one as psweep-push/pull do; ``dry_run`` prints them all instead."""
     for command in commands:
-        print(shlex.join(command), flush=True)
-        if not dry_run:
-            subprocess.run(command, check=True)
+        if dry_run:
+            print(shlex.join(command), flush=True)
+            continue
+        if command[0] == "rsync":
+            print(f"executing: {shlex.join(command)}", flush=True)
+        subprocess.run(command, check=True)
     return commands
 
 
@@ -122,7 +126,7 @@ def push(
     dry_run: bool = False,
     remote: str | None = None,
 ) -> list[list[str]]:
-    """Copy ``calc_dir`` to the same place under ``host``'s home (or ``remote``); print and return the commands.
+    """Copy ``calc_dir`` to the same place under ``host``'s home (or ``remote``); return the commands.
 
     ``dry_run`` only prints them. A failing command raises ``CalledProcessError``.
     """
