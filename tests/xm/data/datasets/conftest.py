@@ -3,13 +3,8 @@ generators of tiny raw files in each dataset's real published format (made at te
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.server
-import io
-import pickle
-import struct
-import tarfile
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -18,6 +13,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import attrs
+import dataset_formats as formats
 import numpy as np
 import pytest
 from xmanager.xm.data import config
@@ -138,10 +134,6 @@ def publish(
 # ------------------------------------------------------------------------------------------- real-format fakes
 
 
-def _gz(data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0)
-
-
 def fake_mnist(n_train: int = 30, n_test: int = 12, seed: int = 0) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
     """MNIST's four gzipped IDX files (big-endian header: magic, count[, rows, cols]) and the arrays they hold."""
     rng = np.random.default_rng(seed)
@@ -150,9 +142,8 @@ def fake_mnist(n_train: int = 30, n_test: int = 12, seed: int = 0) -> tuple[dict
     for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
         images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        header = np.array([0x803, n, 28, 28], dtype=">u4").tobytes()
-        out[f"{prefix}-images-idx3-ubyte.gz"] = _gz(header + images.tobytes())
-        out[f"{prefix}-labels-idx1-ubyte.gz"] = _gz(np.array([0x801, n], dtype=">u4").tobytes() + labels.tobytes())
+        out[f"{prefix}-images-idx3-ubyte.gz"] = formats.gz(formats.idx_images(images))
+        out[f"{prefix}-labels-idx1-ubyte.gz"] = formats.gz(formats.idx_labels(labels))
         expected[f"{split}_X_u8"] = images.reshape(n, 1, 28, 28)
         expected[f"{split}_y"] = labels.astype(np.int32)
     return out, expected
@@ -160,63 +151,16 @@ def fake_mnist(n_train: int = 30, n_test: int = 12, seed: int = 0) -> tuple[dict
 
 def fake_svhn(sizes: dict[str, int], seed: int = 0) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
     """SVHN ``.mat`` files (MATLAB v5 via scipy): X (32, 32, 3, N) uint8, y (N, 1) in 1-10 with 10 for the digit 0."""
-    from scipy.io import savemat
-
     rng = np.random.default_rng(seed)
     out: dict[str, bytes] = {}
     expected: dict[str, np.ndarray] = {}
     for split, n in sizes.items():
         images = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
         digits = np.arange(n) % 10  # every digit, including 0
-        buf = io.BytesIO()
-        savemat(buf, {"X": images.transpose(2, 3, 1, 0), "y": np.where(digits == 0, 10, digits).reshape(n, 1)})
-        out[f"{split}_32x32.mat"] = buf.getvalue()
+        out[f"{split}_32x32.mat"] = formats.svhn_mat(images, digits)
         expected[f"{split}_X_u8"] = images
         expected[f"{split}_y"] = digits.astype(np.int32)
     return out, expected
-
-
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-class _Py2Pickler(pickle._Pickler):  # type: ignore[misc, name-defined]
-    """Writes ``bytes`` as Python 2 ``str`` (BINSTRING), as in the CIFAR batches, which were pickled by Python 2."""
-
-    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
-
-    def save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
-        if n < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
-
-
-def _as_py2(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return obj.encode("latin1")
-    if isinstance(obj, dict):
-        return {_as_py2(k): _as_py2(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_as_py2(v) for v in obj]
-    return obj
-
-
-def _pickle(obj: Any) -> bytes:
-    """A protocol-2 pickle as Python 2 + numpy 1 wrote it: py2 str keys/names, ``numpy.core.multiarray``."""
-    buf = io.BytesIO()
-    _Py2Pickler(buf, protocol=2).dump(_as_py2(obj))
-    return buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
 
 
 def fake_cifar10(per_batch: int = 6, n_test: int = 8, seed: int = 0) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -227,14 +171,16 @@ def fake_cifar10(per_batch: int = 6, n_test: int = 8, seed: int = 0) -> tuple[di
     for i in range(1, 6):
         x = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         y = [int(v) for v in rng.integers(0, 10, size=per_batch)]
-        members[f"cifar-10-batches-py/data_batch_{i}"] = _pickle({"batch_label": f"batch {i}", "data": x, "labels": y})
+        members[f"cifar-10-batches-py/data_batch_{i}"] = formats.cifar_pickle(
+            {"batch_label": f"batch {i}", "data": x, "labels": y}
+        )
         train_x.append(x)
         train_y += y
     test_x = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
     test_y = [int(v) for v in rng.integers(0, 10, size=n_test)]
-    members["cifar-10-batches-py/test_batch"] = _pickle({"data": test_x, "labels": test_y})
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    members["cifar-10-batches-py/batches.meta"] = _pickle({"label_names": names, "num_vis": 3072})
+    members["cifar-10-batches-py/test_batch"] = formats.cifar_pickle({"data": test_x, "labels": test_y})
+    names = list(formats.CIFAR10_CLASSES)
+    members["cifar-10-batches-py/batches.meta"] = formats.cifar_pickle({"label_names": names, "num_vis": 3072})
     members["cifar-10-batches-py/readme.html"] = b"<html></html>"
     expected = {
         "train_X_u8": np.concatenate(train_x).reshape(-1, 3, 32, 32),
@@ -243,7 +189,7 @@ def fake_cifar10(per_batch: int = 6, n_test: int = 8, seed: int = 0) -> tuple[di
         "test_y": np.array(test_y, dtype=np.int32),
         "class_names": names,
     }
-    return {"cifar-10-python.tar.gz": _tar_gz(members)}, expected
+    return {"cifar-10-python.tar.gz": formats.tar_gz(members)}, expected
 
 
 def fake_cifar100(n_train: int = 20, n_test: int = 8, seed: int = 0) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -255,18 +201,22 @@ def fake_cifar100(n_train: int = 20, n_test: int = 8, seed: int = 0) -> tuple[di
         x = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         fine = [int(v) for v in rng.integers(0, 100, size=n)]
         coarse = [f // 5 for f in fine]
-        members[f"cifar-100-python/{split}"] = _pickle({"data": x, "fine_labels": fine, "coarse_labels": coarse})
+        members[f"cifar-100-python/{split}"] = formats.cifar_pickle(
+            {"data": x, "fine_labels": fine, "coarse_labels": coarse}
+        )
         expected[f"{split}_X_u8"] = x.reshape(-1, 3, 32, 32)
         expected[f"{split}_y"] = np.array(fine, dtype=np.int32)
         expected[f"{split}_y_coarse"] = np.array(coarse, dtype=np.int32)
     fine_names = [f"fine{i}" for i in range(100)]
     coarse_names = [f"coarse{i}" for i in range(20)]
-    members["cifar-100-python/meta"] = _pickle({"fine_label_names": fine_names, "coarse_label_names": coarse_names})
+    members["cifar-100-python/meta"] = formats.cifar_pickle(
+        {"fine_label_names": fine_names, "coarse_label_names": coarse_names}
+    )
     expected["class_names"], expected["class_names_coarse"] = fine_names, coarse_names
-    return {"cifar-100-python.tar.gz": _tar_gz(members)}, expected
+    return {"cifar-100-python.tar.gz": formats.tar_gz(members)}, expected
 
 
-STL_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+STL_CLASSES = formats.STL_CLASSES
 
 
 def fake_stl(
@@ -278,8 +228,7 @@ def fake_stl(
     expected: dict[str, Any] = {}
     for split, member, n in (("train", "train", n_train), ("test", "test", n_test), ("unl", "unlabeled", n_unl)):
         images = rng.integers(0, 256, size=(n, 3, 96, 96), dtype=np.uint8)
-        # stored channel by channel, each channel column by column (MATLAB order)
-        members[f"stl10_binary/{member}_X.bin"] = np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tobytes()
+        members[f"stl10_binary/{member}_X.bin"] = formats.stl_images(images)
         expected[f"{split}_X_u8"] = images
         if split != "unl":
             labels = rng.integers(1, 11, size=n, dtype=np.uint8)
@@ -289,24 +238,21 @@ def fake_stl(
     members["stl10_binary/class_names.txt"] = ("\n".join(STL_CLASSES) + "\n").encode("ascii")
     members["stl10_binary/fold_indices.txt"] = "".join(" ".join(map(str, f)) + " \n" for f in folds).encode("ascii")
     expected["folds"], expected["class_names"] = folds, STL_CLASSES
-    return {"stl10_binary.tar.gz": _tar_gz(members)}, expected
+    return {"stl10_binary.tar.gz": formats.tar_gz(members)}, expected
 
 
 def fake_usps(n_train: int = 25, n_test: int = 9, seed: int = 0) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
     """``usps.h5`` as batchup publishes it: group ``usps`` with float32 (N, 1, 16, 16) images and labels."""
-    h5py = pytest.importorskip("h5py", reason="h5py is needed to write the USPS HDF5 fixture")
+    pytest.importorskip("h5py", reason="h5py is needed to write the USPS HDF5 fixture")
     rng = np.random.default_rng(seed)
     expected: dict[str, np.ndarray] = {}
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        group = f.create_group("usps")
-        for split, n in (("train", n_train), ("test", n_test)):
-            x = rng.random((n, 1, 16, 16), dtype=np.float32)
-            y = rng.integers(0, 10, size=n).astype(np.int32)
-            group.create_dataset(f"{split}_X", data=x)
-            group.create_dataset(f"{split}_y", data=y)
-            expected[f"{split}_X"], expected[f"{split}_y"] = x, y
-    return {"usps.h5": buf.getvalue()}, expected
+    splits = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.random((n, 1, 16, 16), dtype=np.float32)
+        y = rng.integers(0, 10, size=n).astype(np.int32)
+        splits[split] = (x, y)
+        expected[f"{split}_X"], expected[f"{split}_y"] = x, y
+    return {"usps.h5": formats.usps_h5(splits)}, expected
 
 
 @pytest.fixture
