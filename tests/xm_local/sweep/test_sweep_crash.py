@@ -136,3 +136,23 @@ def test_a_record_cut_short_is_dropped(tmp_path):
         handle.seek(end)
         handle.write((3).to_bytes(4, "little") + b"xyz")
     assert journal.read(log.path) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+
+
+def test_a_journal_with_epoch_seconds_is_recovered_as_timestamps(study):
+    # Journals written before _time_utc became a Timestamp inside func hold epoch seconds.
+    import pandas as pd
+    from xmanager.xm_local.sweep import journal
+
+    run_id = "22222222-2222-4222-8222-222222222222"
+    old = journal.Journal(str(study / "calc"), run_id)
+    row = {
+        "a": 1, "_pset_hash": ps.pset_hash({"a": 1}), "_pset_id": "33333333-3333-4333-8333-333333333333",
+        "_run_seq": 0, "_pset_seq": 0, "_run_id": run_id, "_calc_dir": "calc", "_time_utc": 1700000000.5,
+        "_exec_host": "h", "_pset_runtime": 0.1,
+    }
+    old.append(row)
+    old.close()
+    df = ps.run(lambda pset: {}, ps.plist("a", [2]))
+    assert df["a"].tolist() == [1, 2]
+    assert df.loc[0, "_time_utc"] == pd.Timestamp(1700000000.5, unit="s")
+    assert all(isinstance(value, pd.Timestamp) for value in df["_time_utc"])

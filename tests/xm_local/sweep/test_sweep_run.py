@@ -425,6 +425,18 @@ def test_capture_logs_misses_streams_bound_before_the_redirect(work):
     assert df.loc[0, "_logs"] == "captured\n"
 
 
+def _noisy_then_fail(pset):
+    print(f"working on {pset['a']}")
+    raise RuntimeError("broken")
+
+
+def test_capture_logs_file_keeps_what_a_failing_func_printed(work):
+    with pytest.raises(RuntimeError, match="broken"):
+        ps.run(_noisy_then_fail, _params([5]), capture_logs="file")
+    [folder] = [path for path in (work / "calc").iterdir() if path.name != ".xm_journal"]
+    assert (folder / "logs.txt").read_text() == "working on 5\n"
+
+
 def test_capture_logs_bad_mode(work):
     with pytest.raises(ValueError, match="capture_logs"):
         ps.run(func_double, _params([1]), capture_logs="everything")
