@@ -371,13 +371,22 @@ def test_batch_map_mean(xy):
     np.testing.assert_allclose(mean[0], x.mean(axis=0))
     assert np.isclose(mean[1], y.mean())
     assert prog.calls == [{"total": 3, "leave": False}]
-    per_sample = ds.batch_map_mean(lambda bx, by: by.astype(float) ** 2, 3, sum_axis=0)
-    assert np.isclose(per_sample, np.mean(y.astype(float) ** 2))
+    # a single result is still a 1-tuple (as in batchup), of float64 means
+    (per_sample,) = ds.batch_map_mean(lambda bx, by: by.astype(np.float32) ** 2, 3, sum_axis=0)
+    assert per_sample.dtype == np.float64 and np.isclose(per_sample, np.mean(y.astype(float) ** 2))
     pre = ds.batch_map_mean(lambda k, bx, by: [by.sum() * k], 4, prepend_args=[2])
     assert isinstance(pre, tuple) and np.isclose(pre[0], 2 * y.mean())
     inf = data_source.ArrayDataSource([y], repeats=-1)
-    assert np.isclose(inf.batch_map_mean(lambda by: by.sum(), 5, n_batches=4), y.mean())
+    (mean_inf,) = inf.batch_map_mean(lambda by: by.sum(), 5, n_batches=4)
+    assert np.isclose(mean_inf, y.mean())
     assert data_source.batch_map_mean(lambda by: by.sum(), iter([])) is None
+    # plain numbers are results too; samples of batches whose func returns None still count
+    calls = iter([None, 3.0])
+    assert data_source.batch_map_mean(lambda by: next(calls), iter([(y[:2],), (y[:2],)])) == (0.75,)
+    with pytest.raises(TypeError, match="must return None"):
+        ds.batch_map_mean(lambda bx, by: "loss", 4)
+    with pytest.raises(TypeError, match="must return None"):
+        ds.batch_map_concat(lambda bx, by: 1.5, 4)  # concatenation needs arrays
 
 
 def test_coerce_data_source(xy):
@@ -393,3 +402,124 @@ def test_coerce_data_source(xy):
     assert list(fn_ds.batch_iterator(3))[0][0].tolist() == [0, 10, 20]
     with pytest.raises(TypeError, match="data source"):
         data_source.coerce_data_source(5)
+
+
+# --------------------------------------------------------------------- batchup's random-access composition
+
+
+def _members():
+    return [
+        data_source.ArrayDataSource([np.arange(12) + 100 * k, np.arange(12) * (k + 1)], repeats=r)
+        for k, r in ((0, 1), (1, 1), (2, -1))
+    ]
+
+
+def test_length_and_trim_follow_tuple_structure():
+    x = np.arange(6)
+    assert data_source.length_of_batch([x, x[:2]]) == 2  # a list is one item, as in batchup
+    assert data_source.length_of_batch(((x[:3], x), x)) == 3
+    choice = data_source.ChoiceBatch(np.arange(5), 1)
+    assert data_source.length_of_batch(choice) == 5
+    trimmed = data_source.trim_batch((choice, x), 2)
+    assert isinstance(trimmed[0], data_source.ChoiceBatch) and trimmed[0].ds_index == 1
+    assert trimmed[0].sample_indices.tolist() == [0, 1] and trimmed[1].tolist() == [0, 1]
+    assert data_source._length_of_batch is data_source.length_of_batch
+
+
+def test_stratified_order_spreads_members_evenly():
+    order = data_source.stratified_order([6, 3, 2]).tolist()
+    assert order == [0, 1, 2, 0, 0, 1, 0, 2, 0, 1, 0]
+    assert data_source.stratified_order([]).tolist() == []
+    shuffled = data_source.stratified_shuffled_order([6, 3, 2], np.random.default_rng(0))
+    assert np.bincount(shuffled).tolist() == [6, 3, 2]
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+@pytest.mark.parametrize("shuffle", [None, 7, True])
+def test_choice_index_batches_give_the_same_batches(stratified, shuffle):
+    a, b, _ = _members()
+    ch = data_source.ChoiceDataSource([a, b.map(lambda u, v: (u * 2, v))], stratified=stratified)
+    assert ch.is_random_access
+
+    def rng():
+        if shuffle is True:
+            np.random.seed(3)
+            return True
+        return None if shuffle is None else np.random.RandomState(shuffle)
+
+    served = list(ch.batch_iterator(5, shuffle=rng()))
+    indices = list(ch.batch_indices_iterator(5, shuffle=rng()))
+    assert all(isinstance(i, data_source.ChoiceBatch) for i in indices)
+    rebuilt = [ch.samples_by_indices_nomapping(i) for i in indices]
+    assert len(served) == len(rebuilt) > 0
+    for s, r in zip(served, rebuilt):
+        np.testing.assert_array_equal(s[0], r[0])
+        np.testing.assert_array_equal(s[1], r[1])
+
+
+def test_choice_stratified_with_an_infinite_member_takes_turns():
+    a, _, inf = _members()
+    ch = data_source.ChoiceDataSource([a, inf], stratified=True)
+    assert ch.num_samples() == np.inf
+    members = [int(b.ds_index) for b in ch.batch_indices_iterator(4)]
+    assert members == [0, 1, 0, 1, 0, 1]  # turns until the finite member (3 batches) runs out
+
+
+def test_choice_counts_unknown_sizes_as_zero():
+    a, _, _ = _members()
+    call = data_source.CallableDataSource(lambda batch_size, **kw: iter([]))
+    ch = data_source.ChoiceDataSource([a, call])
+    assert ch.num_samples() == 12
+    assert not ch.is_random_access
+    with pytest.raises(TypeError, match="random access"):
+        ch.batch_indices_iterator(4)  # raised at the call, not at the first batch
+
+
+def test_composite_index_batches_are_trimmed_and_mapped():
+    a = data_source.ArrayDataSource([np.arange(10) * 10], indices=np.arange(10)[::-1])
+    inf = data_source.ArrayDataSource([np.arange(3)], repeats=-1)
+    comp = data_source.CompositeDataSource([a, inf], trim=False)
+    steps = list(comp.batch_indices_iterator(4))
+    assert [tuple(len(i) for i in step) for step in steps] == [(4, 4), (4, 4), (2, 2)]  # indices always trimmed
+    assert steps[0][0].tolist() == [9, 8, 7, 6]  # absolute indices
+    mapped = comp.samples_by_indices([np.array([0, 1]), np.array([2, 0])])
+    assert mapped[0].tolist() == [90, 80] and mapped[1].tolist() == [2, 0]
+    with pytest.raises(ValueError, match="one index batch per member"):
+        comp.samples_by_indices([np.array([0])])
+
+
+def test_map_source_random_access():
+    base = data_source.ArrayDataSource([np.arange(8)], indices=np.array([7, 5, 3, 1]))
+    mapped = base.map(lambda v: (v + 1000,))
+    assert mapped.is_random_access
+    assert mapped.samples_by_indices(np.array([0, 1]))[0].tolist() == [1007, 1005]
+    assert mapped.samples_by_indices_nomapping(slice(0, 2))[0].tolist() == [1000, 1001]
+    assert [i.tolist() for i in mapped.batch_indices_iterator(3)] == [[7, 5, 3], [1]]
+    call = data_source.CallableDataSource(lambda batch_size, **kw: iter([])).map(lambda v: v)
+    assert not call.is_random_access
+    for method, arg in (
+        ("batch_indices_iterator", 3),
+        ("samples_by_indices", [0]),
+        ("samples_by_indices_nomapping", [0]),
+    ):
+        with pytest.raises(TypeError, match="random access"):
+            getattr(call, method)(arg)
+
+
+def test_slices_as_indices():
+    x = np.arange(20) * 3
+    ds = data_source.ArrayDataSource([x], include_indices=True)
+    idx, vals = ds.samples_by_indices_nomapping(slice(None, 10, 4))
+    assert idx.tolist() == [0, 4, 8] and vals.tolist() == [0, 12, 24]
+    sub = data_source.ArrayDataSource([x], indices=np.array([19, 18, 17, 16]))
+    assert sub.samples_by_indices(slice(1, 3))[0].tolist() == [54, 51]
+
+
+def test_coerce_sequences():
+    x = np.arange(4)
+    ds = data_source.coerce_data_source((x, x * 2))
+    assert isinstance(ds, data_source.ArrayDataSource) and isinstance(ds.data, list)
+    with pytest.raises(ValueError, match="empty"):
+        data_source.coerce_data_source(())
+    with pytest.raises(TypeError, match="item 1"):
+        data_source.coerce_data_source([x, 3])

@@ -187,3 +187,26 @@ def test_weighted_subset_class_balancing():
     draws = next(s.shuffled_indices_batch_iterator(4000, np.random.default_rng(0)))
     assert set(draws.tolist()) <= set(idx.tolist())
     assert 0.45 < np.mean(y[draws] == 1) < 0.55
+
+
+def test_map_indices():
+    idx = np.array([4, 3, 2, 1])
+    assert sampling.StandardSampler(5).map_indices(np.array([1, 1])).tolist() == [1, 1]
+    subset = sampling.SubsetSampler(idx)
+    assert subset.map_indices(np.array([0, 3])).tolist() == [4, 1]
+    assert subset.map_indices(slice(1, 3)).tolist() == [3, 2]
+    assert subset.length == 4
+    weighted = sampling.WeightedSubsetSampler(np.ones(4), idx)
+    assert weighted.map_indices([2]).tolist() == [2]
+    assert sampling.WeightedSampler(np.ones(3)).map_indices([2]) == [2]
+
+
+def test_weights_are_normalised():
+    w = sampling.WeightedSampler(np.array([1.0, 3.0]))
+    assert w.weights.tolist() == [0.25, 0.75] and w.length == 2
+    sub = sampling.WeightedSubsetSampler.class_balancing_sampler(np.array([0, 0, 1, 1, 1]), np.array([0, 2, 3]))
+    assert np.allclose(sub.sub_weights, [0.5, 0.25, 0.25])
+
+
+def test_shuffle_accepts_the_numpy_random_module():
+    assert sampling.resolve_shuffle(np.random) is np.random

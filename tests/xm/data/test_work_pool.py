@@ -392,3 +392,29 @@ class SlowSource(SmallSource):
     def samples_by_indices_nomapping(self, indices: Any) -> tuple[np.ndarray, ...]:
         time.sleep(0.01)
         return super().samples_by_indices_nomapping(indices)
+
+
+def _tripled(x: np.ndarray) -> tuple[np.ndarray]:
+    return (x * 3,)
+
+
+def test_composed_sources_in_a_pool_match_serial(pool: Any) -> None:
+    """Choice (ChoiceBatch indices), Composite (tuples of indices) and Map sources run in the workers."""
+    from xmanager.xm.data import data_source
+
+    a = data_source.ArrayDataSource([np.arange(23)])
+    b = data_source.ArrayDataSource([np.arange(11) * 100], repeats=-1)
+    sources = [
+        data_source.ChoiceDataSource([a, a.map(_tripled)], stratified=True),
+        data_source.CompositeDataSource([a, b]),
+        a.map(_tripled),
+    ]
+    for ds in sources:
+        expected = list(ds.batch_iterator(4, shuffle=np.random.RandomState(5)))
+        got = list(pool.parallel_data_source(ds).batch_iterator(4, shuffle=np.random.RandomState(5)))
+        assert_same_batches(got, expected)
+
+
+def test_retrieve_returns_none_at_the_end(pool: Any) -> None:
+    stream = pool.work_stream([(square, (i,)) for i in range(3)])
+    assert [stream.retrieve() for _ in range(4)] == [0, 1, 4, None]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from xmanager.xm.data.datasets import cifar10, cifar100, mnist, stl, svhn, usps
+from xmanager.xm.data.datasets import cifar10, cifar100, fashion_mnist, mnist, stl, svhn, usps
 
 
 def _is_mmap(array: object) -> bool:
@@ -35,6 +35,18 @@ def test_mnist(mirror, fakes: SimpleNamespace, ds_dir: Path) -> None:
         "test_X_u8.npy", "test_y.npy", "train_X_u8.npy", "train_y.npy",
     ]  # fmt: skip
     assert all(n == 1 for n in mirror.hits.values()) and len(mirror.hits) == 4
+
+
+def test_fashion_mnist(mirror, fakes: SimpleNamespace, ds_dir: Path) -> None:
+    files, exp = fakes.mnist(n_train=20, n_test=6, seed=4)  # MNIST's file names and IDX format
+    fakes.publish(fashion_mnist, files, mirror.root)
+    ds = fashion_mnist.FashionMNIST(n_val=0)
+    np.testing.assert_array_equal(ds.train_X_u8, exp["train_X_u8"])
+    np.testing.assert_array_equal(ds.test_y, exp["test_y"])
+    assert ds.val_X.shape == (0, 1, 28, 28) and ds.val_y.dtype == np.int32
+    assert ds.class_names[0] == "T-shirt/top" and len(ds.class_names) == 10
+    assert (ds_dir / "fashion_mnist" / "train_X_u8.npy").is_file()
+    assert set(mirror.hits) == {f"fashion_mnist/{f.filename}" for f in fashion_mnist.FILES}
 
 
 def test_svhn(mirror, fakes: SimpleNamespace) -> None:
