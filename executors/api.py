@@ -23,6 +23,18 @@ from xmanager.xm.resources import JobRequirements
 from xmanager.xm.status import Status
 
 
+class LaunchError(RuntimeError):
+    """A launch cannot go on; the message says what failed and how to fix it.
+
+    ``xmanager launch`` prints these as one line, without a traceback: they are about the
+    machine or its services, not about the launch script's code.
+    """
+
+
+class ServiceUnavailableError(LaunchError):
+    """A service an executor needs is not here: a Docker engine, cloud credentials, a cluster, a build tool."""
+
+
 @attrs.frozen
 class JobLaunch:
     """One job to start.

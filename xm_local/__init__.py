@@ -2,13 +2,16 @@
 
 ``from xmanager import xm_local`` is cheap: names load on first use.
 ``xm_local.Local`` (and other executors) come from their plugins in
-``xmanager.executors``.
+``xmanager.executors``. Importing it defines XManager's ``--xm_*`` flags
+(``xmanager.xm_flags``), as XManager does, so launch scripts may read them.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from xmanager import xm_flags as _xm_flags  # noqa: F401 - defines the --xm_* flags.
 
 _EXPERIMENT_NAMES = (
     "create_experiment", "get_experiment", "list_experiments", "LocalExperiment", "LocalWorkUnit",
@@ -19,6 +22,8 @@ _EXECUTORS = {
     "Slurm": ("slurm", "executor_type"), "SlurmSpec": ("slurm", "spec_type"),
     "Kubernetes": ("kubernetes", "executor_type"), "KubernetesSpec": ("kubernetes", "spec_type"),
     "Vertex": ("vertex", "executor_type"), "VertexSpec": ("vertex", "spec_type"),
+    # XManager's older names for Vertex AI (Cloud AI Platform).
+    "Caip": ("vertex", "executor_type"), "CaipSpec": ("vertex", "spec_type"),
     "VectorEngine": ("vector_engine", "executor_type"), "VectorEngineSpec": ("vector_engine", "spec_type"),
 }
 #: Option classes of executors, by the module that defines them.
@@ -26,7 +31,11 @@ _EXECUTOR_OPTIONS = {
     "DockerOptions": "xmanager.executors.local",
     "ClusterConfig": "xmanager.executors.kubernetes",
     "Toleration": "xmanager.executors.kubernetes",
+    "TpuCapability": "xmanager.executors.kubernetes",
+    "TensorboardCapability": "xmanager.executors.vertex",
 }
+#: Modules re-exported under a short name.
+_MODULES = {"auth": "xmanager.cloud.auth"}
 
 
 def __getattr__(name: str) -> Any:
@@ -40,6 +49,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(registry.plugin(plugin_name), attribute)
     elif name in _EXECUTOR_OPTIONS:
         value = getattr(importlib.import_module(_EXECUTOR_OPTIONS[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
     elif name == "StoreError":
         value = importlib.import_module("xmanager.xm_local.store.driver").StoreError
     else:
@@ -52,4 +63,4 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = [*_EXPERIMENT_NAMES, *_EXECUTORS, *_EXECUTOR_OPTIONS, "StoreError"]
+__all__ = [*_EXPERIMENT_NAMES, *_EXECUTORS, *_EXECUTOR_OPTIONS, *_MODULES, "StoreError"]

@@ -1,9 +1,11 @@
 """The ``xmanager`` command: launch scripts, list and inspect experiments, cancel, export.
 
 ``xmanager launch script.py -- --flag=value`` imports the script with its folder on
-``sys.path`` and runs its ``main(argv)`` through absl, like XManager. The exit status
-is non-zero when a unit of an experiment it launched failed. Bad input (missing
-script, no ``main``, unknown id, unusable database URL) gets one line, no traceback.
+``sys.path`` and runs its ``main(argv)`` through absl, like XManager; XManager's
+``--xm_*`` flags (``xmanager.xm_flags``) are understood. The exit status is non-zero
+when a unit of an experiment it launched failed. Bad input (missing script, no ``main``,
+unknown id, unusable database URL) and a missing service (no Docker engine, no cloud
+credentials, no Bazel) get one line, no traceback.
 """
 
 from __future__ import annotations
@@ -63,6 +65,26 @@ def _failed_units(experiment_ids: list[int]) -> int:
     return sum(row.status_counts.get("failed", 0) for row in rows if row is not None)
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def _apply_xm_flags() -> None:
+    """Acts on the XManager flags that mean something here (see docs/xmanager.md); the rest are accepted."""
+    from xmanager import xm_flags
+    from xmanager.executors.packaging import resolve_path
+
+    if not xm_flags.value(xm_flags.BUILD_IMAGE_LOCALLY):
+        raise UsageError("--noxm_build_image_locally asks for Google Cloud Build, which this launcher does not use: "
+                         "images are built on the Docker engine at DOCKER_HOST")
+    yaml_path = xm_flags.value(xm_flags.DB_YAML_CONFIG_PATH)
+    if yaml_path:
+        try:
+            os.environ[config.DATABASE_ENV] = config.database_url_from_yaml(resolve_path(yaml_path))
+        except ValueError as error:
+            raise UsageError(f"--xm_db_yaml_config_path: {error}") from None
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     script = os.path.abspath(args.script)
     os.environ["XM_LAUNCH_SCRIPT"] = script  # Relative paths in specs resolve against it.
@@ -74,18 +96,27 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if script_args and script_args[0] == "--":
         script_args = script_args[1:]
     from absl import app, flags
+    from xmanager import xm_flags  # noqa: F401 - XManager's --xm_* flags, before parsing.
+    from xmanager.executors.api import LaunchError
     from xmanager.xm.core import ExperimentFailedError
     from xmanager.xm_local.experiment import created_experiments
+
+    def run_main(argv: list[str]) -> Any:
+        _apply_xm_flags()
+        return main(argv)
 
     created: list[int] = []
     created_experiments.set(created)
     try:
-        app.run(main, argv=[script, *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+        app.run(run_main, argv=[script, *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             return exit_.code if isinstance(exit_.code, int) else 1
     except ExperimentFailedError as error:
         print(f"xmanager: {error}", file=sys.stderr)
+        return EXIT_FAILED_UNITS
+    except LaunchError as error:
+        print(f"xmanager: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILED_UNITS
     except KeyboardInterrupt:
         print("xmanager: interrupted", file=sys.stderr)

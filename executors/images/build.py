@@ -19,6 +19,7 @@ import threading
 from typing import Any, Optional, Union
 
 import attrs
+from xmanager.executors.api import LaunchError, ServiceUnavailableError
 from xmanager.executors.images import context as contexts
 from xmanager.xm.executables import Container, Dockerfile, PythonContainer
 
@@ -37,11 +38,11 @@ _REFERENCE = re.compile(
 )
 
 
-class ImageError(RuntimeError):
+class ImageError(LaunchError):
     """An image could not be made, found or pushed."""
 
 
-class DockerUnavailableError(ImageError):
+class DockerUnavailableError(ImageError, ServiceUnavailableError):
     """No Docker engine answers at DOCKER_HOST (or the default socket)."""
 
 
@@ -128,6 +129,11 @@ _locks_guard = threading.Lock()
 def _lock(content_hash: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault((_engine_address(), content_hash), threading.Lock())
+
+
+def is_prebuilt_reference(spec: ImageSpec) -> bool:
+    """Whether ``spec`` is an image already in a registry (used as it is, never pushed)."""
+    return isinstance(spec, Container) and is_registry_reference(spec.image_path)
 
 
 def registry_image(spec: ImageSpec, repository: Optional[str], missing_repository: str) -> str:

@@ -68,6 +68,22 @@ def _entrypoint(entrypoint: ModuleName | CommandList) -> list[str]:
     )
 
 
+def default_steps(directory: str, use_deep_module: bool) -> list[str]:
+    """The default build steps of a PythonContainer whose folder is ``directory/`` in the context.
+
+    The folder goes to ``/workdir/<directory>``; work happens there (or in ``/workdir`` with
+    ``use_deep_module``, so imports name the folder); its ``requirements.txt``, when there is
+    one, is installed. For ``docker_instructions`` that extend the defaults.
+    """
+    target = f"{APP_ROOT}/{directory}"
+    return [
+        f"COPY {directory}/ {target}",
+        f"WORKDIR {APP_ROOT if use_deep_module else target}",
+        f"RUN if [ -f {target}/requirements.txt ]; then python -m pip install --no-cache-dir "
+        f"--disable-pip-version-check -r {target}/requirements.txt; fi",
+    ]
+
+
 def python_dockerfile(spec: PythonContainer, folder: str) -> str:
     """The Dockerfile for a PythonContainer whose folder sits at ``<basename>/`` in the context.
 

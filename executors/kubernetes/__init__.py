@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_NAMES = ("ClusterConfig", "Kubernetes", "KubernetesImage", "KubernetesPlugin", "KubernetesSpec", "Toleration", "plugin")
+_NAMES = ("ClusterConfig", "Kubernetes", "KubernetesImage", "KubernetesPlugin", "KubernetesSpec", "Toleration", "TpuCapability",
+          "plugin")
 
 
 def __getattr__(name: str) -> Any:

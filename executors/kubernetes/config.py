@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import attrs
+from xmanager.executors.api import LaunchError
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
 
-class KubernetesError(RuntimeError):
+class KubernetesError(LaunchError):
     """A Kubernetes operation failed; the message names what failed and how to fix it."""
 
 

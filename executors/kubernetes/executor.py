@@ -30,6 +30,18 @@ class KubernetesSpec(ExecutorSpec):
 
 
 @attrs.frozen
+class TpuCapability:
+    """XManager's TPU software request: the Cloud TPU runtime version (e.g. ``"2.12.0"`` or ``"nightly"``)."""
+
+    tpu_runtime_version: str
+
+
+def _check_tpu_capability(_instance: object, _attribute: object, value: object) -> None:
+    if value is not None and not isinstance(value, TpuCapability):
+        raise TypeError(f"Kubernetes(tpu_capability=...) takes xm_local.TpuCapability, got {type(value).__name__}")
+
+
+@attrs.frozen
 class Toleration:
     """A pod toleration (``operator="Exists"`` tolerates any value of ``key``)."""
 
@@ -53,9 +65,12 @@ def _tolerations(value: Any) -> tuple[Toleration, ...]:
     return tuple(t if isinstance(t, Toleration) else Toleration(**t) for t in value)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Kubernetes(Executor):
     """Run as a ``batch/v1`` Job, one per job, labelled with the experiment and work unit ids.
+
+    ``requirements``, ``cloud_provider`` and ``tpu_capability`` may be given by position, as
+    in XManager; the rest by name.
 
     Parameters
     ----------
@@ -65,6 +80,9 @@ class Kubernetes(Executor):
         ``cloud_provider``; ``replicas`` runs an Indexed Job with that many pods.
     cloud_provider:
         ``"GOOGLE_KUBERNETES_ENGINE"`` (GKE accelerator labels) or ``"GENERIC"``.
+    tpu_capability:
+        XManager's :class:`TpuCapability`: on GKE its ``tpu_runtime_version`` becomes the pod's
+        ``tf-version.cloud-tpus.google.com`` annotation.
     tpu_topology:
         The TPU slice topology on GKE (``"2x2x1"``); required with a TPU.
     namespace:
@@ -91,18 +109,19 @@ class Kubernetes(Executor):
     cloud_provider: str = attrs.field(
         default=manifests.GKE, validator=attrs.validators.in_(manifests.CLOUD_PROVIDERS)
     )
-    tpu_topology: Optional[str] = None
-    namespace: Optional[str] = None
-    node_selector: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
-    tolerations: tuple[Toleration, ...] = attrs.field(default=(), converter=_tolerations)
-    service_account: Optional[str] = None
-    image_pull_secrets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    image_pull_policy: Optional[str] = attrs.field(default=None, validator=attrs.validators.in_(_PULL_POLICIES))
-    backoff_limit: int = 0
-    active_deadline_seconds: Optional[int] = None
-    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
-    check_nodes: bool = True
-    max_concurrent_creates: int = DEFAULT_CONCURRENT_CREATES
+    tpu_capability: Optional[TpuCapability] = attrs.field(default=None, validator=_check_tpu_capability)
+    tpu_topology: Optional[str] = attrs.field(default=None, kw_only=True)
+    namespace: Optional[str] = attrs.field(default=None, kw_only=True)
+    node_selector: tuple[tuple[str, str], ...] = attrs.field(kw_only=True, default=(), converter=_pairs)
+    tolerations: tuple[Toleration, ...] = attrs.field(kw_only=True, default=(), converter=_tolerations)
+    service_account: Optional[str] = attrs.field(default=None, kw_only=True)
+    image_pull_secrets: tuple[str, ...] = attrs.field(kw_only=True, default=(), converter=tuple)
+    image_pull_policy: Optional[str] = attrs.field(kw_only=True, default=None, validator=attrs.validators.in_(_PULL_POLICIES))
+    backoff_limit: int = attrs.field(default=0, kw_only=True)
+    active_deadline_seconds: Optional[int] = attrs.field(default=None, kw_only=True)
+    cluster: ClusterConfig = attrs.field(kw_only=True, factory=ClusterConfig)
+    check_nodes: bool = attrs.field(default=True, kw_only=True)
+    max_concurrent_creates: int = attrs.field(default=DEFAULT_CONCURRENT_CREATES, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if (not isinstance(self.max_concurrent_creates, int) or isinstance(self.max_concurrent_creates, bool)
@@ -142,8 +161,16 @@ def package(packageable: Packageable) -> KubernetesImage:
     common = {"name": spec.name, "args": packageable.args, "env_vars": packageable.env_vars}
     from xmanager.executors.images import build as images  # Imports docker only when it builds or pushes.
 
+    repository = executor_spec.push_image_tag
+    if not repository and not images.is_prebuilt_reference(spec):
+        from xmanager.executors import gcloud
+
+        repository = gcloud.default_repository(
+            spec.name, f"{type(spec).__name__}({spec.name!r}) for Kubernetes without "
+            "Kubernetes.Spec(push_image_tag='registry/repository') (its image goes to gcr.io/PROJECT/NAME)",
+        )
     image = images.registry_image(
-        spec, executor_spec.push_image_tag,
+        spec, repository,
         f"{type(spec).__name__}({spec.name!r}) must be pushed to a registry the cluster can pull from: pass "
         "xm_local.Kubernetes.Spec(push_image_tag='registry/repository')",
     )
@@ -167,4 +194,4 @@ class KubernetesPlugin(ExecutorPlugin):
 
 plugin = KubernetesPlugin()
 
-__all__ = ["Kubernetes", "KubernetesImage", "KubernetesPlugin", "KubernetesSpec", "Toleration", "plugin"]
+__all__ = ["Kubernetes", "KubernetesImage", "KubernetesPlugin", "KubernetesSpec", "Toleration", "TpuCapability", "plugin"]

@@ -31,6 +31,8 @@ JOB_LABEL = "xmanager.io/job"
 #: Annotation holding a random token per created Job: a 409 AlreadyExists whose Job carries our token
 #: means an earlier attempt of the same create succeeded (its answer was lost), not a foreign Job.
 CREATE_TOKEN = "xmanager.io/create-token"
+#: The Cloud TPU runtime a GKE pod asks for (Kubernetes(tpu_capability=...)).
+TPU_VERSION_ANNOTATION = "tf-version.cloud-tpus.google.com"
 CONTAINER = "job"
 
 RESULTS_DIR = "/xm"
@@ -178,6 +180,14 @@ def placement(
     return {TPU_RESOURCE: count}, selector, [toleration]
 
 
+def _flag_service_account() -> Optional[str]:
+    """``--xm_k8s_service_account_name`` when it was given on the command line."""
+    from xmanager import xm_flags
+
+    holder = xm_flags.K8S_SERVICE_ACCOUNT_NAME
+    return str(xm_flags.value(holder)) if xm_flags.is_present(holder) else None
+
+
 def job_manifest(
     executor: Kubernetes,
     *,
@@ -222,13 +232,17 @@ def job_manifest(
         pod["nodeSelector"] = selector
     if tolerations:
         pod["tolerations"] = tolerations
-    if executor.service_account:
-        pod["serviceAccountName"] = executor.service_account
+    service_account = executor.service_account or _flag_service_account()
+    if service_account:
+        pod["serviceAccountName"] = service_account
     if executor.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": secret} for secret in executor.image_pull_secrets]
+    template_metadata: dict[str, Any] = {"labels": dict(job_labels)}
+    if executor.tpu_capability is not None and executor.cloud_provider == GKE:
+        template_metadata["annotations"] = {TPU_VERSION_ANNOTATION: executor.tpu_capability.tpu_runtime_version}
     spec: dict[str, Any] = {
         "backoffLimit": executor.backoff_limit,
-        "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
+        "template": {"metadata": template_metadata, "spec": pod},
     }
     replicas = executor.requirements.replicas
     if replicas and replicas > 1:

@@ -1,8 +1,8 @@
 """The local executor: runs jobs as processes or Docker containers on this machine.
 
-Supports ``xm.Binary``, ``xm.CommandList`` and ``xm.PythonCallable`` as processes, and
+Supports ``xm.Binary``, ``xm.CommandList`` and ``xm.PythonCallable`` as processes,
 ``xm.PythonContainer``, ``xm.Container`` and ``xm.Dockerfile`` as containers on the Docker
-engine at ``DOCKER_HOST``. Each job gets a directory with ``stdout.log``, ``stderr.log``
+engine at ``DOCKER_HOST``, and ``xm.BazelBinary`` / ``xm.BazelContainer`` built with Bazel. Each job gets a directory with ``stdout.log``, ``stderr.log``
 and ``results.json``.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Optional
 import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
 from xmanager.executors.local.containers import CONTAINER_SPECS, DockerOptions
-from xmanager.xm.executables import Binary, CommandList, PythonCallable
+from xmanager.xm.executables import BazelBinary, BazelContainer, Binary, CommandList, PythonCallable
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
 
@@ -53,11 +53,15 @@ class LocalPlugin(ExecutorPlugin):
     name = "local"
     executor_type = Local
     spec_type = LocalSpec
-    supported_executables = (Binary, CommandList, PythonCallable, *CONTAINER_SPECS)
+    supported_executables = (Binary, CommandList, PythonCallable, *CONTAINER_SPECS, BazelBinary, BazelContainer)
 
     def package(self, packageable: Packageable) -> Executable:
-        from xmanager.executors.packaging import package
+        from xmanager.executors.packaging import launch_dir, package
 
+        if isinstance(packageable.executable_spec, (BazelBinary, BazelContainer)):
+            from xmanager.executors.local.bazel import package_bazel
+
+            return package_bazel(packageable, launch_dir())
         if isinstance(packageable.executable_spec, CONTAINER_SPECS):
             from xmanager.executors.local.containers import package_container
 

@@ -24,11 +24,14 @@ LABEL_EXPERIMENT = "org.xmanager.experiment"
 LABEL_WORK_UNIT = "org.xmanager.work-unit"
 LABEL_JOB = "org.xmanager.job"
 STOP_GRACE_SECONDS = 5
+#: XManager's Cloud Storage mount: ``~/gcs`` on the host (gcsfuse) at ``/gcs`` in containers.
+GCS_HOST_PATH = "~/gcs"
+GCS_CONTAINER_PATH = "/gcs"
 
 
 def _ports(value: Mapping[Any, Any]) -> dict[str, Any]:
     converted = {}
-    for container_port, host in dict(value).items():
+    for container_port, host in dict(value or {}).items():
         key = str(container_port)
         number = key.split("/", 1)[0]
         if not number.isdigit() or not 0 < int(number) < 65536:
@@ -39,7 +42,7 @@ def _ports(value: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _volumes(value: Mapping[str, str]) -> dict[str, str]:
     converted = {}
-    for host, target in dict(value).items():
+    for host, target in dict(value or {}).items():
         if not os.path.isabs(os.path.expanduser(str(host))):
             raise ValueError(f"DockerOptions.volumes: host path {host!r} must be absolute")
         if not str(target).startswith("/"):
@@ -64,6 +67,12 @@ class DockerOptions:
         as in ``docker run -p``.
     volumes:
         Absolute host path to container path (mounted read-write), as in ``docker run -v``.
+    mount_gcs_path:
+        Mount ``~/gcs`` (a gcsfuse mount of Cloud Storage) at ``/gcs`` when that folder exists
+        on this machine, as XManager does (default).
+    interactive:
+        Give the container a terminal and an open stdin, so ``docker attach`` can drive it
+        (its stderr then arrives in ``stdout.log``).
     gpus:
         GPUs to expose: a count, or ``-1`` for all (needs the NVIDIA container runtime).
         Without it, the job's ``local_gpu`` requirement is used.
@@ -75,6 +84,8 @@ class DockerOptions:
 
     ports: Mapping[str, Any] = attrs.field(factory=dict, converter=_ports)
     volumes: Mapping[str, str] = attrs.field(factory=dict, converter=_volumes)
+    mount_gcs_path: bool = True
+    interactive: bool = False
     gpus: Optional[int] = attrs.field(default=None, validator=_gpus)
     network: Optional[str] = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
@@ -137,6 +148,9 @@ def create_kwargs(
     """The docker SDK ``containers.create`` arguments for one job."""
     options: DockerOptions = getattr(executor, "docker_options", None) or DockerOptions()
     volumes = {work_dir: {"bind": work_dir, "mode": "rw"}}
+    gcs = os.path.expanduser(GCS_HOST_PATH)
+    if options.mount_gcs_path and os.path.isdir(gcs):
+        volumes[gcs] = {"bind": GCS_CONTAINER_PATH, "mode": "rw"}
     volumes.update({host: {"bind": target, "mode": "rw"} for host, target in options.volumes.items()})
     kwargs: dict[str, Any] = {
         "image": executable.image_id or executable.image,
@@ -149,6 +163,8 @@ def create_kwargs(
     }
     if options.ports:
         kwargs["ports"] = dict(options.ports)
+    if options.interactive:
+        kwargs.update(tty=True, stdin_open=True)
     if options.network:
         kwargs["network_mode" if options.network in ("host", "none", "bridge") else "network"] = options.network
     gpus = options.gpus

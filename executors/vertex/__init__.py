@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_NAMES = ("Vertex", "VertexExecutable", "VertexPlugin", "VertexSpec", "plugin")
+_NAMES = ("TensorboardCapability", "Vertex", "VertexExecutable", "VertexPlugin", "VertexSpec", "plugin")
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,7 @@ from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
     Handle,
+    LaunchError,
     LogFiles,
     StatusSink,
     StatusUpdate,
@@ -81,7 +82,17 @@ READ_MASK = ("name", "state", "error", "start_time", "end_time", "update_time")
 T = TypeVar("T")
 
 
-class VertexError(RuntimeError):
+def _flag_service_account() -> Optional[str]:
+    """``--xm_gcp_service_account_name`` when it was given (XManager's per-launch service account)."""
+    from xmanager import xm_flags
+
+    holder = xm_flags.GCP_SERVICE_ACCOUNT_NAME
+    if not xm_flags.is_present(holder):
+        return None
+    return str(xm_flags.value(holder)).split("@", 1)[0] or None
+
+
+class VertexError(LaunchError):
     """The Vertex AI API refused or failed a request (its own message is kept)."""
 
 
@@ -162,6 +173,10 @@ class VertexBackend(ExecutorBackend):
             if key not in targets:
                 targets[key] = self._clients.target(executor)
             unit_targets.append(targets[key])
+        account = _flag_service_account()
+        for body, target in zip(bodies, unit_targets):
+            if account and not body.job_spec.service_account:
+                body.job_spec.service_account = f"{account}@{target.project}.iam.gserviceaccount.com"
         for target in dict.fromkeys(targets.values()):
             self._preflight(target)
         limit = min((job.executor.max_concurrent_creates for unit in units for job in unit.jobs),
@@ -265,8 +280,8 @@ class VertexBackend(ExecutorBackend):
         names = "-".join(job.job_name for job in unit.jobs)
         return job_spec.custom_job(
             f"xm-{unit.experiment_id}-{unit.work_unit_id}-{names}", pools, labels=labels,
-            service_account=first.service_account, network=first.network, tensorboard=first.tensorboard,
-            base_output_directory=first.base_output_directory, timeout_seconds=first.timeout_seconds,
+            service_account=first.service_account, network=first.network, tensorboard=first.tensorboard_name,
+            base_output_directory=first.output_directory, timeout_seconds=first.timeout_seconds,
         )
 
     def _preflight(self, target: Target) -> None:

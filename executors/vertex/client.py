@@ -16,6 +16,7 @@ import threading
 from typing import Any, Optional
 
 import attrs
+from xmanager.executors.api import ServiceUnavailableError
 
 ENDPOINT_ENV = "XM_VERTEX_API_ENDPOINT"
 PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -28,7 +29,7 @@ CREDENTIALS_HINT = (
 )
 
 
-class VertexConfigError(RuntimeError):
+class VertexConfigError(ServiceUnavailableError):
     """Vertex AI cannot be used as configured: credentials, project, or API server (says how to fix it)."""
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
@@ -17,6 +18,8 @@ _LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 #: CreateCustomJob calls a launch keeps in flight by default (see ``Vertex(max_concurrent_creates=...)``).
 DEFAULT_CONCURRENT_CREATES = 8
 MAX_CONCURRENT_CREATES = 64
+#: XManager's default bucket (TensorBoard output without a folder of its own).
+BUCKET_ENV = "GOOGLE_CLOUD_BUCKET_NAME"
 
 
 def _check_location(instance: object, attribute: _Attribute, value: Optional[str]) -> None:
@@ -45,6 +48,20 @@ def _check_output(instance: object, attribute: _Attribute, value: Optional[str])
         raise ValueError(f"Vertex(base_output_directory={value!r}): must be a Cloud Storage URI (gs://bucket/path)")
 
 
+def _check_tensorboard(instance: object, attribute: _Attribute, value: object) -> None:
+    if value is not None and not isinstance(value, (str, TensorboardCapability)):
+        raise TypeError(f"Vertex(tensorboard=...) takes a resource name or xm_local.TensorboardCapability, "
+                        f"got {type(value).__name__}")
+
+
+@attrs.frozen
+class TensorboardCapability:
+    """XManager's way to attach a Vertex TensorBoard: its resource ``name`` and the ``gs://`` output folder."""
+
+    name: str
+    base_output_directory: Optional[str] = None
+
+
 @attrs.frozen
 class VertexSpec(ExecutorSpec):
     """Packaging for Vertex AI.
@@ -57,9 +74,11 @@ class VertexSpec(ExecutorSpec):
     push_image_tag: Optional[str] = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Vertex(Executor):
     """Run as a Vertex AI CustomJob (one per work unit; a JobGroup's jobs are its worker pools).
+
+    ``requirements`` and ``tensorboard`` may be given by position, as in XManager; the rest by name.
 
     Parameters
     ----------
@@ -79,7 +98,9 @@ class Vertex(Executor):
         The CustomJob's service account and VPC network (``projects/N/global/networks/NAME``).
     tensorboard, base_output_directory:
         A Vertex TensorBoard resource name, and the ``gs://`` folder the job writes to
-        (``AIP_MODEL_DIR`` etc.; TensorBoard needs it).
+        (``AIP_MODEL_DIR`` etc.; TensorBoard needs it). ``tensorboard`` may also be XManager's
+        :class:`TensorboardCapability` (name and output folder; a bucket name without
+        ``gs://`` is taken as one, and no folder means ``gs://$GOOGLE_CLOUD_BUCKET_NAME``).
     timeout_seconds:
         The job's maximum running time.
     boot_disk_size_gb:
@@ -97,22 +118,44 @@ class Vertex(Executor):
     Spec: ClassVar[type[VertexSpec]] = VertexSpec
 
     requirements: JobRequirements = attrs.field(factory=JobRequirements)
-    project: Optional[str] = None
-    location: Optional[str] = attrs.field(default=None, validator=_check_location)
-    machine_type: Optional[str] = None
-    service_account: Optional[str] = None
-    network: Optional[str] = None
-    tensorboard: Optional[str] = None
-    base_output_directory: Optional[str] = attrs.field(default=None, validator=_check_output)
-    timeout_seconds: Optional[int] = attrs.field(default=None, validator=_check_positive)
-    boot_disk_size_gb: Optional[int] = attrs.field(default=None, validator=_check_positive)
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=dict, validator=_check_labels, hash=False)
-    api_endpoint: Optional[str] = None
-    max_concurrent_creates: int = attrs.field(default=DEFAULT_CONCURRENT_CREATES, validator=_check_concurrency)
+    tensorboard: Union[str, TensorboardCapability, None] = attrs.field(default=None, validator=_check_tensorboard)
+    project: Optional[str] = attrs.field(default=None, kw_only=True)
+    location: Optional[str] = attrs.field(kw_only=True, default=None, validator=_check_location)
+    machine_type: Optional[str] = attrs.field(default=None, kw_only=True)
+    service_account: Optional[str] = attrs.field(default=None, kw_only=True)
+    network: Optional[str] = attrs.field(default=None, kw_only=True)
+    base_output_directory: Optional[str] = attrs.field(kw_only=True, default=None, validator=_check_output)
+    timeout_seconds: Optional[int] = attrs.field(kw_only=True, default=None, validator=_check_positive)
+    boot_disk_size_gb: Optional[int] = attrs.field(kw_only=True, default=None, validator=_check_positive)
+    labels: Mapping[str, str] = attrs.field(kw_only=True, factory=dict, converter=dict, validator=_check_labels, hash=False)
+    api_endpoint: Optional[str] = attrs.field(default=None, kw_only=True)
+    max_concurrent_creates: int = attrs.field(kw_only=True, default=DEFAULT_CONCURRENT_CREATES, validator=_check_concurrency)
+
+    @property
+    def tensorboard_name(self) -> Optional[str]:
+        """The TensorBoard resource, whichever form ``tensorboard`` was given in."""
+        if isinstance(self.tensorboard, TensorboardCapability):
+            return self.tensorboard.name
+        return self.tensorboard
+
+    @property
+    def output_directory(self) -> Optional[str]:
+        """``base_output_directory``, else the TensorboardCapability's, else the default bucket's root."""
+        if self.base_output_directory:
+            return self.base_output_directory
+        if not isinstance(self.tensorboard, TensorboardCapability):
+            return None
+        folder = self.tensorboard.base_output_directory or os.environ.get(BUCKET_ENV)
+        if not folder:
+            return None
+        return folder if folder.startswith("gs://") else f"gs://{folder}"
 
     def __attrs_post_init__(self) -> None:
-        if self.tensorboard and not self.base_output_directory:
-            raise ValueError("Vertex(tensorboard=...) needs base_output_directory='gs://...' for the event files")
+        if self.tensorboard_name and not self.output_directory:
+            raise ValueError(
+                "Vertex(tensorboard=...) needs base_output_directory='gs://...' for the event files (or "
+                f"TensorboardCapability(base_output_directory=...), or ${BUCKET_ENV})"
+            )
         from xmanager.executors.vertex.job_spec import machine_spec
 
         machine_spec(self.requirements, self.machine_type)  # Impossible machines fail here, in the script.
@@ -140,8 +183,16 @@ class VertexPlugin(ExecutorPlugin):
             raise TypeError(f"Vertex AI runs container images: {type(spec).__name__} is not one of {names}")
         from xmanager.executors.images import build  # Imports docker only when it builds or pushes.
 
+        repository = executor_spec.push_image_tag
+        if not repository and not build.is_prebuilt_reference(spec):
+            from xmanager.executors import gcloud
+
+            repository = gcloud.default_repository(
+                spec.name, f"xm.{type(spec).__name__} {spec.name!r} for Vertex AI without "
+                "VertexSpec(push_image_tag=...) (its image goes to gcr.io/PROJECT/NAME)",
+            )
         image = build.registry_image(
-            spec, executor_spec.push_image_tag,
+            spec, repository,
             f"xm.{type(spec).__name__} {spec.name!r} must be built and pushed to a registry Vertex AI can pull "
             "from; pass VertexSpec(push_image_tag='REGION-docker.pkg.dev/PROJECT/REPOSITORY/NAME') "
             "(or use xm.Container with a registry image reference)",
@@ -156,4 +207,4 @@ class VertexPlugin(ExecutorPlugin):
 
 plugin = VertexPlugin()
 
-__all__ = ["Vertex", "VertexExecutable", "VertexPlugin", "VertexSpec", "plugin"]
+__all__ = ["TensorboardCapability", "Vertex", "VertexExecutable", "VertexPlugin", "VertexSpec", "plugin"]

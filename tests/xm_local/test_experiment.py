@@ -116,10 +116,10 @@ def test_missing_binary_fails_at_package_time(tmp_path):
 
 def test_unsupported_pair_lists_supported_ones():
     with xm_local.create_experiment("pairs") as experiment:
-        spec = xm.BazelBinary(label="//train:main")
+        spec = xm.VeKernel(entry="f", args=["n: int"], sources={"k": "int f(int n) { return n; }"})
         with pytest.raises(TypeError) as error:
             experiment.package([xm.Packageable(spec, xm_local.Local.Spec())])
-    assert "BazelBinary" in str(error.value)
+    assert "VeKernel" in str(error.value)
     assert "Binary on LocalSpec" in str(error.value)
 
 

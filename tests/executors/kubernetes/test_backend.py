@@ -11,6 +11,7 @@ import sys
 import kubernetes_validate
 import pytest
 from xmanager import xm, xm_local
+from xmanager.executors.api import ServiceUnavailableError
 from xmanager.executors.kubernetes import manifests
 from xmanager.executors.kubernetes.config import KubernetesError
 
@@ -235,13 +236,28 @@ def test_accelerators_are_checked_against_the_nodes_first(kubeconfig, api_server
     assert len(api_server.job_names()) == 3
 
 
-def test_images_that_are_not_in_a_registry_need_a_push_target(tmp_path):
+def test_images_that_are_not_in_a_registry_need_a_push_target(tmp_path, monkeypatch):
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-key.json"))
     with xm_local.create_experiment("k8s package") as experiment:
-        with pytest.raises(ValueError, match=r"push_image_tag='registry/repository'"):
+        with pytest.raises(ServiceUnavailableError, match=r"push_image_tag='registry/repository'.*Google Cloud project"):
             experiment.package([xm.python_container(executor_spec=xm_local.Kubernetes.Spec(),
                                                     entrypoint=xm.ModuleName("train"), path=str(tmp_path))])
         with pytest.raises(TypeError, match="cannot package Binary for KubernetesSpec"):
             experiment.package([xm.binary(executor_spec=xm_local.Kubernetes.Spec(), path=sys.executable)])
+
+
+def test_without_a_push_target_images_go_to_the_projects_gcr_repository(tmp_path, monkeypatch):
+    from xmanager.executors.images import build
+
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "my-project")
+    pushed = []
+    monkeypatch.setattr(build, "registry_image", lambda spec, repository, missing: pushed.append(repository) or "img")
+    with xm_local.create_experiment("k8s default repo") as experiment:
+        experiment.package([xm.python_container(executor_spec=xm_local.Kubernetes.Spec(),
+                                                entrypoint=xm.ModuleName("train"), path=str(tmp_path))])
+    assert pushed == [f"gcr.io/my-project/{os.path.basename(tmp_path).lower()}"]
 
 
 def test_a_server_that_goes_away_fails_refresh_with_a_clear_error(kubeconfig, api_server):

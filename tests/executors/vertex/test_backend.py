@@ -8,6 +8,7 @@ import sys
 import pytest
 from conftest import PROJECT, write_key_file
 from xmanager import xm, xm_local
+from xmanager.executors.api import ServiceUnavailableError
 from xmanager.executors.vertex.backend import GET_LIMIT, VertexError
 from xmanager.executors.vertex.client import VertexConfigError
 
@@ -232,14 +233,25 @@ def test_a_job_deleted_on_vertex_fails_with_a_reason(vertex):
     assert unit.status == "failed" and "no longer has CustomJob" in unit.message
 
 
-def test_packaging_needs_a_registry_for_images_built_here(vertex):
+def test_packaging_needs_a_registry_for_images_built_here(vertex, monkeypatch):
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")  # No project: no default gcr.io/PROJECT repository.
     with xm_local.create_experiment("vertex-pack") as experiment:
-        with pytest.raises(ValueError, match=r"VertexSpec\(push_image_tag="):
+        with pytest.raises(ServiceUnavailableError, match=r"VertexSpec\(push_image_tag=.*Google Cloud project"):
             experiment.package([xm.python_container(xm_local.Vertex.Spec(), xm.ModuleName("train"))])
-        with pytest.raises(ValueError, match=r"push_image_tag"):
+        with pytest.raises(ServiceUnavailableError, match=r"push_image_tag"):
             experiment.package([xm.container(xm_local.Vertex.Spec(), "./image.tar")])
         with pytest.raises(Exception, match="cannot package Binary for VertexSpec"):
             experiment.package([xm.binary(xm_local.Vertex.Spec(), sys.executable)])
+
+
+def test_without_a_push_target_images_go_to_the_projects_gcr_repository(vertex, monkeypatch):
+    from xmanager.executors.images import build
+
+    pushed = []
+    monkeypatch.setattr(build, "registry_image", lambda spec, repository, missing: pushed.append(repository) or "img")
+    with xm_local.create_experiment("vertex-default-repo") as experiment:
+        experiment.package([xm.python_container(xm_local.Vertex.Spec(), xm.ModuleName("train"), path=".")])
+    assert pushed == [f"gcr.io/{PROJECT}/python_container"]
 
 
 def test_built_images_are_pushed_to_the_spec_registry_and_run_by_digest(vertex, monkeypatch, tmp_path):
