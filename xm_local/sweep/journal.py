@@ -5,7 +5,9 @@ While ``run()`` works, every completed row is pickled and appended to
 returns, the bytes are in the kernel's page cache, so even ``kill -9`` cannot lose them
 (a memory map was tried and measured slower here: the first touch of a page costs
 milliseconds). Each record is a 4-byte length then the pickle; a record cut short ends
-the journal. A row with the same keys as the one before is stored as a tuple of values.
+the journal. A row with the same keys, in the same order, as the one before is stored as
+a tuple of values. ``_time_utc`` (a ``pandas.Timestamp``) is stored as its nanoseconds,
+which pickle five times faster, and read back as the Timestamp.
 The journal is deleted once the database and the metadata store hold the run; the next
 ``run()`` on that calc dir merges leftover journals in first. A live run holds an
 exclusive lock on its journal, so another process never takes it for a leftover.
@@ -13,6 +15,7 @@ exclusive lock on its journal, so another process never takes it for a leftover.
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import os
 import pickle
@@ -27,13 +30,22 @@ _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+_TIME = "_time_utc"
+
+
+def _nanoseconds(value: Any) -> Any:
+    """A ``pandas.Timestamp`` as its int nanoseconds (other values as they are)."""
+    return value.value if isinstance(value, datetime.datetime) and hasattr(value, "value") else value
+
+
 class Journal:
     """The journal file of one run."""
 
     def __init__(self, calc_dir: str, run_id: str) -> None:
         self.path = os.path.join(calc_dir, FOLDER, f"{run_id}.pk")
         self._fd = -1  # Opened with the first row: a run that completes nothing leaves no folder.
-        self._keys: Any = None
+        self._keys: tuple[Any, ...] = ()
+        self._time_at = -1  # Where _time_utc is in those keys.
 
     def _open(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -43,11 +55,18 @@ class Journal:
     def append(self, row: dict[str, Any]) -> None:
         if self._fd < 0:
             self._open()
-        keys = row.keys()
+        keys = tuple(row)
         if keys == self._keys:
-            data = _dumps(tuple(row.values()), _PROTOCOL)
+            values = list(row.values())
+            if self._time_at >= 0:
+                values[self._time_at] = _nanoseconds(values[self._time_at])
+            data = _dumps(tuple(values), _PROTOCOL)
         else:
-            data, self._keys = _dumps(row, _PROTOCOL), keys
+            self._keys = keys
+            self._time_at = keys.index(_TIME) if _TIME in row else -1
+            if self._time_at >= 0:
+                row = {**row, _TIME: _nanoseconds(row[_TIME])}
+            data = _dumps(row, _PROTOCOL)
         os.write(self._fd, _pack_length(len(data)) + data)
 
     def close(self) -> None:
@@ -89,6 +108,12 @@ def read(path: str) -> list[dict[str, Any]]:
         else:
             rows.append(dict(zip(keys, record)))
         position = start + size
+    if rows and any(type(row.get(_TIME)) is int for row in rows):
+        import pandas as pd
+
+        for row in rows:
+            if type(row.get(_TIME)) is int:
+                row[_TIME] = pd.Timestamp(row[_TIME])
     return rows
 
 

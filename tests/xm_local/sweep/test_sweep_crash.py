@@ -156,3 +156,25 @@ def test_a_journal_with_epoch_seconds_is_recovered_as_timestamps(study):
     assert df["a"].tolist() == [1, 2]
     assert df.loc[0, "_time_utc"] == pd.Timestamp(1700000000.5, unit="s")
     assert all(isinstance(value, pd.Timestamp) for value in df["_time_utc"])
+
+
+def test_journal_round_trips_timestamps_and_rows_whose_keys_change_order(tmp_path):
+    import pandas as pd
+    from xmanager.xm_local.sweep import journal
+
+    when = pd.Timestamp("2024-05-06 07:08:09.123456789")
+    rows = [
+        {"a": 1, "_time_utc": when, "x_": 1, "y_": 2},
+        {"a": 2, "_time_utc": when, "x_": 3, "y_": 4},
+        {"a": 3, "_time_utc": when, "y_": 5, "x_": 6},  # func returned its results in another order
+        {"a": 4, "_time_utc": when, "y_": 7, "x_": 8},
+    ]
+    log = journal.Journal(str(tmp_path), "run")
+    for row in rows:
+        log.append(row)
+    log.close()
+    back = journal.read(log.path)
+    assert back == rows
+    assert [list(row) for row in back] == [list(row) for row in rows]
+    assert all(type(row["_time_utc"]) is pd.Timestamp and row["_time_utc"] == when for row in back)
+    assert rows[0]["_time_utc"] is when  # the caller's row is not changed
