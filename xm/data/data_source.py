@@ -9,6 +9,11 @@ Typical use::
 In-order batches of an :class:`ArrayDataSource` without ``indices`` are taken with slices, so for numpy arrays they
 are views of the data (do not modify them in place unless you mean to modify the data). Shuffled batches are gathered
 with the permutation and are copies.
+
+A source composed only of random-access sources (``CompositeDataSource``, ``ChoiceDataSource``, ``map``) is random
+access too: ``batch_indices_iterator`` yields its index batches (tuples of the members' for a composite,
+:class:`ChoiceBatch` for a choice) in the order ``batch_iterator`` uses, and ``samples_by_indices_nomapping`` turns one
+into the batch, which is what the worker pools rely on.
 """
 
 from __future__ import annotations
