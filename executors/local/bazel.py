@@ -48,11 +48,11 @@ def bazel_command() -> list[str]:
 
 
 def _error_line(output: str) -> str:
-    """The first ``ERROR:`` line of Bazel's output (its cause), else its last line."""
+    """The last ``ERROR:`` line of Bazel's output (the one with the cause), else its last line; long ones elided."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    text = errors[0] if errors else (lines[-1] if lines else "no output")
-    return text[:400] + ("..." if len(text) > 400 else "")
+    text = errors[-1] if errors else (lines[-1] if lines else "no output")
+    return text if len(text) <= 400 else f"{text[:200]} ... {text[-190:]}"
 
 
 def _outputs(events_path: str) -> list[str]:
