@@ -2,7 +2,7 @@
 # Installs everything the tests need into ./.venv, then runs the linter and the test suite.
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
 source setup_scripts/_system.sh
-# rsync: `xmanager sweep push/pull`; slurm-wlm: a real single-node Slurm cluster, started and stopped by
+# rsync: `xmanager sweep push/pull`; tree: psweep's own tests (tests/compat); slurm-wlm: a real single-node Slurm cluster, started and stopped by
 # the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting;
 # openssh-server: a private sshd as the "login node" of Slurm(cluster=...); chromium: the study
 # server's web UI in a real browser (Playwright); wrk: bench/study_server.py; docker.io + docker-registry:
@@ -10,7 +10,7 @@ source setup_scripts/_system.sh
 # for the test base image;
 # gcc/g++/gfortran: VE kernels compiled for the host backend; postgresql: a private server for the
 # store tests (tests/support/postgres_support.py); openssl: test certificates for the Kubernetes TLS tests.
-apt_install rsync slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
+apt_install rsync tree slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
   docker.io docker-registry busybox-static gcc g++ gfortran postgresql openssl
 .venv/bin/ruff check .
 set +e
