@@ -9,9 +9,10 @@ source setup_scripts/_system.sh
 # a private Docker engine and image registry on loopback (tests/support/docker_support.py), busybox-static
 # for the test base image;
 # gcc/g++/gfortran: VE kernels compiled for the host backend; postgresql: a private server for the
-# store tests (tests/support/postgres_support.py); openssl: test certificates for the Kubernetes TLS tests.
+# store tests (tests/support/postgres_support.py); openssl: test certificates for the Kubernetes TLS tests;
+# bazel-bootstrap + bazel-rules-java: xm.BazelBinary on Local, built offline (tests/executors/local/test_bazel.py).
 apt_install rsync tree slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
-  docker.io docker-registry busybox-static gcc g++ gfortran postgresql openssl
+  docker.io docker-registry busybox-static gcc g++ gfortran postgresql openssl bazel-bootstrap bazel-rules-java
 .venv/bin/ruff check .
 set +e
 .venv/bin/python -m pytest "$@"

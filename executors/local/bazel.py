@@ -47,11 +47,15 @@ def bazel_command() -> list[str]:
     return [text] if os.path.isfile(text) else shlex.split(text)
 
 
+_SUMMARIES = ("build aborted", "Build did NOT complete", "Target pattern parsing failed")
+
+
 def _error_line(output: str) -> str:
-    """The last ``ERROR:`` line of Bazel's output (the one with the cause), else its last line; long ones elided."""
+    """The last ``ERROR:`` line of Bazel's output that carries a cause (not a summary); long ones elided."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    text = errors[-1] if errors else (lines[-1] if lines else "no output")
+    causes = [line for line in errors if not any(summary in line for summary in _SUMMARIES)]
+    text = (causes or errors or lines or ["no output"])[-1]
     return text if len(text) <= 400 else f"{text[:200]} ... {text[-190:]}"
 
 
