@@ -187,3 +187,24 @@ def test_the_executor_classes_load_without_the_kubernetes_client():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_xmanagers_tpu_capability_and_service_account_flag_reach_the_pod():
+    from absl.testing import flagsaver
+    from xmanager import xm_flags  # noqa: F401 - defines --xm_k8s_service_account_name.
+    from xmanager.executors.kubernetes.executor import TpuCapability
+
+    tpu = Kubernetes(requirements=xm.JobRequirements(tpu_v5e=4), tpu_topology="2x2", tpu_capability=TpuCapability("2.15.0"))
+    template = _valid(_manifest(tpu))["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"tf-version.cloud-tpus.google.com": "2.15.0"}
+    assert "serviceAccountName" not in template["spec"]  # Flag not given: Kubernetes' default account.
+    with flagsaver.flagsaver(xm_k8s_service_account_name="trainer"):
+        from absl import flags
+
+        flags.FLAGS["xm_k8s_service_account_name"].present = 1
+        try:
+            pod = _manifest(Kubernetes(cloud_provider="GENERIC"))["spec"]["template"]["spec"]
+            own = _manifest(Kubernetes(cloud_provider="GENERIC", service_account="mine"))["spec"]["template"]["spec"]
+        finally:
+            flags.FLAGS["xm_k8s_service_account_name"].present = 0
+    assert pod["serviceAccountName"] == "trainer" and own["serviceAccountName"] == "mine"

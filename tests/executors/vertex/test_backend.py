@@ -327,3 +327,19 @@ def test_a_job_group_must_stay_in_one_region(vertex):
             ))
     assert vertex.calls == []
     assert set(_statuses(experiment).values()) == {"failed"}
+
+
+def test_the_xm_gcp_service_account_flag_names_the_jobs_account(vertex):
+    from absl import flags
+    from absl.testing import flagsaver
+    from xmanager import xm_flags  # noqa: F401 - defines --xm_gcp_service_account_name.
+
+    with flagsaver.flagsaver(xm_gcp_service_account_name="trainer"):
+        flags.FLAGS["xm_gcp_service_account_name"].present = 1
+        try:
+            _launch_one()
+            _launch_one(service_account="own@p.iam.gserviceaccount.com")
+        finally:
+            flags.FLAGS["xm_gcp_service_account_name"].present = 0
+    accounts = sorted(job.job_spec.service_account for job in vertex.jobs.values())
+    assert accounts == ["own@p.iam.gserviceaccount.com", f"trainer@{PROJECT}.iam.gserviceaccount.com"]
