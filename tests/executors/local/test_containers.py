@@ -305,3 +305,19 @@ def test_stream_output_echoes_prefixed_lines(engine, app, capsys):
     assert "[1/app] stdout of 4 in /workdir/app\n" in capsys.readouterr().out
     with open(experiment.work_units[1].launched_jobs[0].logs.replace("stderr.log", "stdout.log")) as log:
         assert log.read() == "stdout of 4 in /workdir/app\n"  # The log itself has no prefix.
+
+
+def test_xmanagers_gcs_mount_and_interactive_options(tmp_path, monkeypatch):
+    executable = container_jobs.ContainerExecutable(name="x", image="xm-local/x:1", image_id="sha256:abc")
+
+    def kwargs(options):
+        executor = xm_local.Local(docker_options=options)
+        return container_jobs.create_kwargs(executable, executor, (), {}, str(tmp_path / "job"), {})
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "tty" not in kwargs(DockerOptions()) and str(tmp_path / "gcs") not in kwargs(DockerOptions())["volumes"]
+    (tmp_path / "gcs").mkdir()
+    assert kwargs(DockerOptions())["volumes"][str(tmp_path / "gcs")] == {"bind": "/gcs", "mode": "rw"}
+    assert str(tmp_path / "gcs") not in kwargs(DockerOptions(mount_gcs_path=False))["volumes"]
+    interactive = kwargs(DockerOptions(ports=None, volumes=None, interactive=True))
+    assert interactive["tty"] is True and interactive["stdin_open"] is True
