@@ -39,14 +39,15 @@ class Local(Executor):
     docker_options:
         :class:`DockerOptions` for container jobs (ports, volumes, GPUs, network).
     experimental_stream_output:
-        Also print the job's stdout, each line prefixed with ``[unit/job]``.
+        Also print the job's stdout, each line prefixed with ``[unit/job]`` (on by default, as
+        in XManager; ``False`` keeps it in the log file only).
     """
 
     Spec: ClassVar[type[LocalSpec]] = LocalSpec
 
     requirements: JobRequirements = attrs.field(factory=JobRequirements)
     docker_options: Optional[DockerOptions] = attrs.field(default=None, validator=_docker_options)
-    experimental_stream_output: bool = False
+    experimental_stream_output: bool = True
 
 
 class LocalPlugin(ExecutorPlugin):
