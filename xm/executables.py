@@ -6,6 +6,7 @@ that lists the supported ones.
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, Union
@@ -24,6 +25,13 @@ def _tuple_of_str(value: Sequence[str] | str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(str(v) for v in value)
+
+
+class BinaryDependency(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
+    """A resource packaged with a ``Binary`` / ``BazelBinary``; backends define concrete ones.
+
+    Subclasses must be immutable, comparable and hashable (specs compare by value).
+    """
 
 
 @attrs.frozen

@@ -3,37 +3,33 @@
 ``ExecutableSpec`` (what) + ``ExecutorSpec`` (where to package for) form a
 ``Packageable``; packaging it gives an ``Executable``. An ``Executable`` and an
 ``Executor`` (where and how to run, with requirements) form a ``Job``. Jobs are grouped
-into a ``JobGroup`` (started together; one failure fails the unit) or produced by an
-async job generator.
+into a ``JobGroup`` (started together; one failure fails the unit), produced by an async
+job generator, or described by a backend's own ``JobConfig``.
 """
 
 from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar, Optional, Union
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Optional, TypeVar, Union
 
 import attrs
-from xmanager.xm.args import SequentialArgs, UserArgs
+from xmanager.xm.args import SequentialArgs, UserArgs, merge_args
 
-_ENV_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-
-
-def _to_args(value: UserArgs | None) -> SequentialArgs:
-    return SequentialArgs.from_collection(value)
+_ENV_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _to_env(value: Mapping[str, Any] | None) -> dict[str, str]:
+def _check_env_names(_instance: Any, _attribute: Any, env: Mapping[str, Any]) -> None:
+    for key in env:
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+            raise ValueError(f"environment variable name {key!r} is invalid: it must match [a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _env_strings(value: Optional[Mapping[str, Any]]) -> dict[str, str]:
     env = dict(value or {})
-    for key, item in env.items():
-        if not isinstance(key, str) or not _ENV_NAME.match(key):
-            raise ValueError(
-                f"environment variable name {key!r} is invalid: it must match "
-                "[a-zA-Z_][a-zA-Z0-9_]*"
-            )
-        env[key] = str(item)
-    return env
+    _check_env_names(None, None, env)
+    return {key: str(item) for key, item in env.items()}
 
 
 class ExecutableSpec(abc.ABC):
@@ -44,67 +40,72 @@ class ExecutableSpec(abc.ABC):
     def name(self) -> str: ...
 
 
-@attrs.define(kw_only=True)
+@attrs.define
 class Executable:
     """The result of packaging. Executor plugins subclass it with what they need to run.
 
-    ``args`` and ``env_vars`` come from the ``Packageable``; a job's own args are merged
-    over them.
+    ``name`` names the jobs made from it by default. ``args`` and ``env_vars`` (ours) come from
+    the ``Packageable``; a job's own args are merged over them.
     """
 
     name: str
-    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=_to_args)
-    env_vars: dict[str, str] = attrs.field(factory=dict, converter=_to_env)
+    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=SequentialArgs.from_collection, kw_only=True)
+    env_vars: dict[str, str] = attrs.field(factory=dict, converter=_env_strings, kw_only=True)
 
 
-class ExecutorSpec(abc.ABC):  # noqa: B024 - a marker base, like XManager's.
+class ExecutorSpec(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
     """Where an executable is packaged for (e.g. a registry to push an image to)."""
 
 
 class Executor(abc.ABC):
     """Where and how a job runs (with its requirements).
 
-    Subclasses name their spec class in ``Spec`` so that ``Local.Spec()`` works.
+    Subclasses name their spec class in ``Spec`` (``Spec = LocalSpec``), so that ``Local.Spec()``
+    builds one.
     """
 
-    Spec: ClassVar[Callable[..., ExecutorSpec]]
+    @classmethod
+    @abc.abstractmethod
+    def Spec(cls) -> ExecutorSpec:  # noqa: N802 - XManager's name.
+        raise NotImplementedError
+
+    @classmethod
+    async def launch(cls, local_experiment_unit: Any, job_group: JobGroup) -> Sequence[Any]:
+        """XManager's hook for executors that launch themselves; ours are launched by their plugin."""
+        raise NotImplementedError
 
 
 @attrs.define
 class Packageable:
-    """A request to package ``executable_spec`` for ``executor_spec``."""
+    """A request to package ``executable_spec`` for ``executor_spec``, with static args and env vars."""
 
     executable_spec: ExecutableSpec
     executor_spec: ExecutorSpec
-    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=_to_args)
-    env_vars: dict[str, str] = attrs.field(factory=dict, converter=_to_env)
+    args: SequentialArgs = attrs.field(factory=list, converter=SequentialArgs.from_collection)
+    env_vars: dict[str, Any] = attrs.field(factory=dict, converter=dict, validator=_check_env_names)
+
+
+class Constraint(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
+    """A scheduling constraint on a JobGroup, such as 'same machine'."""
+
+
+def _name(value: Optional[str]) -> str:
+    return "" if value is None else value
 
 
 @attrs.define
 class Job:
     """One process: an executable run by an executor with args and env vars.
 
-    ``name`` defaults to the executable's name, or to the key path inside a JobGroup.
+    ``name`` must be unique within its work unit; empty, it becomes the key path inside a
+    JobGroup (``outer_inner``), or the executable's name for a lone job.
     """
 
     executable: Executable
     executor: Executor
-    name: Optional[str] = None
-    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=_to_args)
-    env_vars: dict[str, str] = attrs.field(factory=dict, converter=_to_env)
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.executable, Executable):
-            raise TypeError(
-                "Job.executable must be a packaged Executable (from experiment.package), "
-                f"got {type(self.executable).__name__}"
-            )
-        if not isinstance(self.executor, Executor):
-            raise TypeError(f"Job.executor must be an Executor, got {type(self.executor).__name__}")
-
-
-class Constraint(abc.ABC):  # noqa: B024
-    """A scheduling constraint on a JobGroup, such as 'same machine'."""
+    name: str = attrs.field(default="", converter=_name)
+    args: SequentialArgs = attrs.field(factory=list, converter=SequentialArgs.from_collection)
+    env_vars: dict[str, Any] = attrs.field(factory=dict, converter=dict, validator=_check_env_names)
 
 
 class JobGroup:
@@ -114,27 +115,45 @@ class JobGroup:
 
         xm.JobGroup(server=xm.Job(server_exe, executor),
                     client=xm.Job(client_exe, executor, args={'port': 8080}))
+
+    Groups nest; ``constraints`` (keyword only) apply to the group's jobs.
     """
 
-    def __init__(self, *, constraints: list[Constraint] | None = None, **jobs: JobType) -> None:
-        if not jobs:
-            raise ValueError("a JobGroup needs at least one job")
-        for key, job in jobs.items():
-            if not isinstance(job, (Job, JobGroup)):
-                raise TypeError(f"JobGroup member {key!r} must be a Job or JobGroup, got {type(job).__name__}")
-        self.jobs: dict[str, Job | JobGroup] = jobs
-        self.constraints = list(constraints or [])
+    jobs: dict[str, JobType]
+    constraints: list[Constraint]
+
+    def __init__(self, *, constraints: Optional[Sequence[Constraint]] = None, **jobs: JobType) -> None:
+        self.jobs = jobs
+        self.constraints = list(constraints) if constraints else []
 
     def __repr__(self) -> str:
         return f"JobGroup({', '.join(self.jobs)})"
 
 
-JobGeneratorType = Callable[..., Awaitable[Any]]
-JobType = Union[Job, JobGroup, JobGeneratorType]
+class JobConfig(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
+    """A job described in a backend's own configuration language rather than as Job/JobGroup."""
 
 
-def get_args_for_all_jobs(job: Job | JobGroup, args: UserArgs) -> dict[str, Any]:
-    """Builds the nested ``add`` args mapping that gives the same ``args`` to every job."""
-    if isinstance(job, Job):
-        return {"args": args}
-    return {key: get_args_for_all_jobs(member, args) for key, member in job.jobs.items()}
+#: ``async def generator(work_unit, **args)``: adds jobs to the unit it is given.
+JobGeneratorType = Callable[..., Optional[Awaitable[Any]]]
+JobType = Union[Job, JobGroup, JobGeneratorType, JobConfig]
+JobTypeVar = TypeVar("JobTypeVar", Job, JobGroup, JobGeneratorType, JobConfig)
+
+
+def is_job_generator(job: Any) -> bool:
+    """Whether ``job`` is a job generator (anything callable that is not a Job or JobGroup)."""
+    return callable(job)
+
+
+def get_args_for_all_jobs(job: JobType, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested ``add`` args mapping that gives the same ``args`` to every job of ``job``."""
+    if isinstance(job, JobGroup):
+        return {key: get_args_for_all_jobs(member, args) for key, member in job.jobs.items()}
+    return {"args": dict(args)}
+
+
+__all__ = [
+    "Constraint", "Executable", "ExecutableSpec", "Executor", "ExecutorSpec", "Job", "JobConfig",
+    "JobGeneratorType", "JobGroup", "JobType", "JobTypeVar", "Packageable", "SequentialArgs", "UserArgs",
+    "get_args_for_all_jobs", "is_job_generator", "merge_args",
+]

@@ -1,81 +1,236 @@
-"""Turning what ``add()`` receives into a flat list of named jobs with their final args.
+"""Operations on job structures: copying, naming, applying ``add`` args, flattening, constraint cliques.
 
-XManager's ``add(job, args)`` semantics: for a ``Job``, ``args`` is
-``{'args': ..., 'env_vars': ...}``; for a ``JobGroup``, a mapping from member name to
-that member's args. As a shorthand, a ``Job`` also accepts its arguments directly
+``add(job, args)`` semantics (XManager's): for a ``Job``, ``args`` is ``{'args': ...,
+'env_vars': ...}``; for a ``JobGroup``, a mapping from member name to that member's args.
+As a shorthand (ours), a ``Job`` also takes its arguments directly
 (``add(job, args={'lr': 0.1})``), which is how sweeps are usually written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import copy
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
 import attrs
 from xmanager.xm.args import merge_args
-from xmanager.xm.job_blocks import Job, JobGroup
+from xmanager.xm.job_blocks import Constraint, Executable, Executor, Job, JobGroup, JobType, JobTypeVar
 
 _JOB_ARG_KEYS = frozenset({"args", "env_vars"})
 
 
-def _is_xmanager_job_args(args: Any) -> bool:
-    return isinstance(args, Mapping) and bool(args) and set(args) <= _JOB_ARG_KEYS
+def shallow_copy_job_type(job_type: JobTypeVar) -> JobTypeVar:
+    """A copy of the job structure (groups and jobs), sharing executables, executors and generators."""
+    if isinstance(job_type, JobGroup):
+        group = copy.copy(job_type)
+        group.jobs = {key: shallow_copy_job_type(member) for key, member in job_type.jobs.items()}
+        return group
+    if isinstance(job_type, Job):
+        return copy.copy(job_type)
+    return job_type
 
 
-def _apply(job: Job, args: Any, name: str) -> Job:
-    if args is None:
-        extra_args, extra_env = None, {}
-    elif _is_xmanager_job_args(args):
-        extra_args, extra_env = args.get("args"), dict(args.get("env_vars") or {})
-    else:
-        extra_args, extra_env = args, {}
-    return attrs.evolve(
-        job,
-        name=name,
-        args=merge_args(job.args, extra_args),
-        env_vars={**job.env_vars, **extra_env},
-    )
+def populate_job_names(job_type: JobType) -> None:
+    """Names every unnamed job in place: its key path in groups (``outer_inner``), else its executable's name."""
+
+    def visit(item: Any, path: tuple[str, ...]) -> None:
+        if isinstance(item, Job):
+            if not item.name:
+                item.name = "_".join(path) if path else item.executable.name
+        elif isinstance(item, JobGroup):
+            for key, member in item.jobs.items():
+                visit(member, (*path, key))
+
+    visit(job_type, ())
 
 
-def flatten_jobs(job: Job | JobGroup, args: Any = None, prefix: str = "") -> list[Job]:
-    """Copies of every job in ``job`` with names set and ``add`` args applied.
+def apply_args(job_type: JobType, args: Mapping[str, Any]) -> None:
+    """Applies ``add``-style ``args`` in place (on a copy made by :func:`shallow_copy_job_type`).
 
-    Names are the key path inside groups joined by ``_``; a lone job keeps its own name
-    or takes the executable's. Duplicate names are an error naming them.
+    A Job takes ``{'args': ..., 'env_vars': ...}`` (merged over its own); a JobGroup takes a
+    mapping from member name to the member's args. Raises ValueError for any other key.
+    Generators and job configs take their args as call arguments, not here.
     """
-    if isinstance(job, Job):
-        name = job.name or prefix or job.executable.name
-        return [_apply(job, args, name)]
-    if args is not None and not isinstance(args, Mapping):
-        raise TypeError(f"args for a JobGroup must map member names to their args, got {type(args).__name__}")
-    unknown = sorted(set(args or {}) - set(job.jobs))
-    if unknown:
-        raise ValueError(
-            f"args name {', '.join(map(repr, unknown))}, which are not members of the JobGroup "
-            f"(members: {', '.join(job.jobs)})"
-        )
-    jobs: list[Job] = []
-    for key, member in job.jobs.items():
-        path = f"{prefix}_{key}" if prefix else key
-        if isinstance(member, Job) and member.name is None:
-            member = attrs.evolve(member, name=path)
-        jobs.extend(flatten_jobs(member, (args or {}).get(key), path))
-    seen: set[str] = set()
-    for item in jobs:
-        if item.name in seen:
-            raise ValueError(f"two jobs in one work unit are named {item.name!r}; give them distinct names")
-        seen.add(item.name)  # type: ignore[arg-type]
+    if isinstance(job_type, Job):
+        unknown = set(args) - _JOB_ARG_KEYS
+        if unknown:
+            raise ValueError(f"xm.Job takes args {sorted(_JOB_ARG_KEYS)}, not {sorted(map(str, unknown))}")
+        if "args" in args:
+            job_type.args = merge_args(job_type.args, args["args"])
+        if "env_vars" in args:
+            job_type.env_vars = {**job_type.env_vars, **args["env_vars"]}
+    elif isinstance(job_type, JobGroup) and args:
+        unknown = set(args) - set(job_type.jobs)
+        if unknown:
+            raise ValueError(
+                f"args name {', '.join(map(repr, sorted(map(str, unknown))))}, which are not members of the "
+                f"xm.JobGroup (members: {', '.join(job_type.jobs)})"
+            )
+        for key, member in job_type.jobs.items():
+            apply_args(member, args.get(key, {}))
+
+
+def normalize_args(job_type: JobType, args: Any) -> Any:
+    """``add`` args in XManager's shape, with our shorthand for a Job's own arguments expanded.
+
+    For a Job, a mapping with keys other than ``args``/``env_vars``, a list or an
+    ``xm.SequentialArgs`` are its arguments: ``{'lr': 0.1}`` -> ``{'args': {'lr': 0.1}}``.
+    """
+    if args is None:
+        return None
+    if isinstance(job_type, Job):
+        if isinstance(args, Mapping) and set(args) <= _JOB_ARG_KEYS:
+            return args
+        return {"args": args}
+    if isinstance(job_type, JobGroup):
+        if not isinstance(args, Mapping):
+            raise TypeError(f"args for an xm.JobGroup map member names to their args, got {type(args).__name__}")
+        return {key: normalize_args(job_type.jobs[key], value) if key in job_type.jobs else value for key, value in args.items()}
+    return args
+
+
+def collect_jobs_by_filter(job_group: JobGroup, predicate: Callable[[Job], bool]) -> list[Job]:
+    """The jobs of ``job_group`` (nested groups flattened, in order) for which ``predicate`` holds."""
+    found: list[Job] = []
+
+    def visit(item: Any) -> None:
+        if isinstance(item, Job):
+            if predicate(item):
+                found.append(item)
+        elif isinstance(item, JobGroup):
+            for member in item.jobs.values():
+                visit(member)
+        else:
+            raise TypeError(f"a JobGroup member must be an xm.Job or xm.JobGroup here, got {item!r}")
+
+    visit(job_group)
+    return found
+
+
+def flatten_jobs(job_group: JobGroup) -> list[Job]:
+    """Every job of ``job_group``, nested groups flattened, in order (the jobs themselves, not copies)."""
+    return collect_jobs_by_filter(job_group, lambda _: True)
+
+
+@attrs.define
+class ConstraintClique:
+    """A constraint of a JobGroup with every job it covers.
+
+    ``jobs`` are the group's jobs, nested ones included; ``size`` counts the group's direct
+    members; ``group_name`` names the group and ``parent_group_name`` the nearest enclosing
+    group that has constraints of its own.
+    """
+
+    constraint: Constraint
+    jobs: list[Job]
+    group_name: Optional[str] = None
+    size: Optional[int] = None
+    parent_group_name: Optional[str] = None
+
+
+def aggregate_constraint_cliques(job_group: JobGroup) -> list[ConstraintClique]:
+    """One clique per constraint in ``job_group`` and its nested groups, outer groups first.
+
+    Every group gets a unique name ``jobgroup_<n>_<uuid hex>``, numbered in visiting order.
+    """
+    counter = 0
+
+    def visit(group: JobGroup, parent: Optional[str]) -> tuple[list[ConstraintClique], list[Job]]:
+        nonlocal counter
+        name = f"jobgroup_{counter}_{uuid.uuid4().hex}"
+        counter += 1
+        inner: list[ConstraintClique] = []
+        jobs: list[Job] = []
+        for member in group.jobs.values():
+            if isinstance(member, Job):
+                jobs.append(member)
+            elif isinstance(member, JobGroup):
+                cliques, member_jobs = visit(member, name if group.constraints else None)
+                inner += cliques
+                jobs += member_jobs
+            else:
+                raise TypeError(f"a JobGroup member must be an xm.Job or xm.JobGroup here, got {member!r}")
+        own = [ConstraintClique(constraint, jobs, name, len(group.jobs), parent) for constraint in group.constraints]
+        return own + inner, jobs
+
+    cliques, _ = visit(job_group, None)
+    return cliques
+
+
+def get_jobs(job_group: JobGroup) -> dict[str, JobType]:
+    """The group's jobs by job name (nested groups flattened; other members by their key).
+
+    Raises ValueError when two jobs share a name.
+    """
+    jobs: dict[str, JobType] = {}
+
+    def put(name: str, job: JobType) -> None:
+        if name in jobs:
+            raise ValueError(f"{name} is duplicated in the experiment.")
+        jobs[name] = job
+
+    for key, member in job_group.jobs.items():
+        if isinstance(member, Job):
+            put(member.name, member)
+        elif isinstance(member, JobGroup):
+            for name, job in get_jobs(member).items():
+                put(name, job)
+        else:
+            put(key, member)
     return jobs
 
 
-def unit_parameters(jobs: list[Job], grouped: bool) -> dict[str, Any]:
+def named_jobs(job: Job | JobGroup, args: Any = None) -> list[Job]:
+    """What a unit launches for ``add(job, args)``: named copies of every job, args applied, checked.
+
+    Names are the key path inside groups joined by ``_``; a lone job keeps its own name or
+    takes the executable's. Env var values become strings. Raises TypeError for members that
+    are not jobs (or jobs without a packaged executable) and ValueError for duplicate names.
+    """
+    copied = shallow_copy_job_type(job)
+    normalized = normalize_args(job, args)
+    if normalized is not None:
+        apply_args(copied, normalized)
+    populate_job_names(copied)
+    jobs = [copied] if isinstance(copied, Job) else flatten_jobs(copied)
+    seen: set[str] = set()
+    for item in jobs:
+        _check_launchable(item)
+        if item.name in seen:
+            raise ValueError(f"two jobs in one work unit are named {item.name!r}; give them distinct names")
+        seen.add(item.name)
+        item.env_vars = {key: str(value) for key, value in item.env_vars.items()}
+    return jobs
+
+
+def _check_launchable(job: Job) -> None:
+    if not isinstance(job.executable, Executable):
+        raise TypeError(
+            f"job {job.name!r}: Job.executable must be a packaged Executable (from experiment.package), "
+            f"got {type(job.executable).__name__}"
+        )
+    if not isinstance(job.executor, Executor):
+        raise TypeError(f"job {job.name!r}: Job.executor must be an Executor, got {type(job.executor).__name__}")
+
+
+def unit_parameters(jobs: Sequence[Job], grouped: bool) -> dict[str, Any]:
     """The parameters that describe a work unit: its jobs' keyword args.
 
-    A lone job's keywords are used as they are; in a group they are prefixed with the
-    job name (``server.port``).
+    A lone job's keywords are used as they are; in a group they are prefixed with the job
+    name (``server.port``). A ShellSafeArg value is shown as written.
     """
+    from xmanager.xm.utils import ShellSafeArg
+
     params: dict[str, Any] = {}
     for job in jobs:
         for key, value in job.args.to_dict(kwargs_only=True).items():
-            params[f"{job.name}.{key}" if grouped else key] = value
+            shown = value.arg if isinstance(value, ShellSafeArg) else value
+            params[f"{job.name}.{key}" if grouped else key] = shown
     return params
+
+
+__all__ = [
+    "ConstraintClique", "aggregate_constraint_cliques", "apply_args", "collect_jobs_by_filter", "flatten_jobs",
+    "get_jobs", "named_jobs", "normalize_args", "populate_job_names", "shallow_copy_job_type", "unit_parameters",
+]

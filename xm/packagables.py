@@ -6,7 +6,7 @@ XManager.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Optional, Union
 
 from xmanager.xm import executables
@@ -14,20 +14,46 @@ from xmanager.xm.args import UserArgs
 from xmanager.xm.job_blocks import ExecutorSpec, Packageable
 
 
-def _packageable(spec: Any, executor_spec: ExecutorSpec, args: Optional[UserArgs], env_vars: Optional[Mapping[str, str]]) -> Packageable:
-    return Packageable(executable_spec=spec, executor_spec=executor_spec, args=args, env_vars=env_vars)
+def _packageable(spec: Any, executor_spec: ExecutorSpec, args: Optional[UserArgs], env_vars: Optional[Mapping[str, Any]]) -> Packageable:
+    return Packageable(executable_spec=spec, executor_spec=executor_spec, args=args, env_vars=dict(env_vars or {}))
 
 
 def binary(
     executor_spec: ExecutorSpec,
     path: str,
-    dependencies: tuple[Any, ...] = (),
+    dependencies: Collection[executables.BinaryDependency] = (),
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, str]] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """A prebuilt binary at ``path`` (relative paths resolve against the launch script)."""
     return _packageable(executables.Binary(path=path, dependencies=dependencies), executor_spec, args, env_vars)
+
+
+def bazel_binary(
+    executor_spec: ExecutorSpec,
+    label: str,
+    dependencies: Collection[executables.BinaryDependency] = (),
+    bazel_args: Collection[str] = (),
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
+) -> Packageable:
+    """A Bazel target built into a self-contained binary (``bazel build`` at packaging)."""
+    spec = executables.BazelBinary(label=label, dependencies=dependencies, bazel_args=bazel_args)
+    return _packageable(spec, executor_spec, args, env_vars)
+
+
+def bazel_container(
+    executor_spec: ExecutorSpec,
+    label: str,
+    bazel_args: Collection[str] = (),
+    *,
+    args: Optional[UserArgs] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
+) -> Packageable:
+    """A Bazel target built into a ``.tar`` image."""
+    return _packageable(executables.BazelContainer(label=label, bazel_args=bazel_args), executor_spec, args, env_vars)
 
 
 def command_list(
@@ -35,7 +61,7 @@ def command_list(
     commands: Union[list[str], tuple[str, ...]],
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, str]] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """Shell command lines, with the job's args passed to the last one as ``"$@"``."""
     return _packageable(executables.CommandList(commands), executor_spec, args, env_vars)
@@ -47,7 +73,7 @@ def python_callable(
     *,
     name: Optional[str] = None,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, str]] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """A Python function called with the job's args as keyword arguments."""
     return _packageable(executables.PythonCallable(function, name=name), executor_spec, args, env_vars)
@@ -62,7 +88,7 @@ def python_container(
     use_deep_module: bool = False,
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, str]] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """A directory of Python code built into an image."""
     spec = executables.PythonContainer(
@@ -77,7 +103,7 @@ def container(
     image_path: str,
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, str]] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """A prebuilt image (a ``.tar`` file or a registry reference)."""
     return _packageable(executables.Container(image_path), executor_spec, args, env_vars)
@@ -89,7 +115,7 @@ def dockerfile_container(
     dockerfile: Optional[str] = None,
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, str]] = None,
+    env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """``docker build`` of ``path`` with an optional Dockerfile name."""
     return _packageable(executables.Dockerfile(path, dockerfile), executor_spec, args, env_vars)

@@ -36,6 +36,7 @@ from xmanager.xm import core
 from xmanager.xm.args import merge_args
 from xmanager.xm.job_blocks import Executable, Job, Packageable
 from xmanager.xm.status import TERMINAL_VALUES, ExperimentUnitStatus, Status, combine
+from xmanager.xm.utils import env_expanding_escaper
 from xmanager.xm_local import config, registry
 from xmanager.xm_local.store import ExperimentRow, Store, UnitRow, wait_pending_writes
 from xmanager.xm_local.store import writer as sql
@@ -71,7 +72,8 @@ class LocalWorkUnit(core.WorkUnit):
     experiment: LocalExperiment
 
     def __init__(self, experiment: LocalExperiment, work_unit_id: int, role: core.ExperimentUnitRole, identity: str) -> None:
-        super().__init__(experiment, work_unit_id, role, identity)
+        super().__init__(experiment, role=role, identity=identity)
+        self.work_unit_id = work_unit_id
         self._params: dict[str, Any] = {}
         self._jobs: dict[str, _JobState] = {}
         self._results: dict[str, Any] = {}
@@ -370,8 +372,8 @@ class LocalExperiment(core.Experiment):
             work_dir = os.path.join(self._jobs_root, str(unit.work_unit_id), job.name)
             launch = JobLaunch(
                 job_name=job.name, executable=job.executable, executor=job.executor,
-                args=tuple(merged.to_list(ChainMap(env, os.environ))), kwargs=merged.to_dict(), env=env,
-                work_dir=work_dir,
+                args=tuple(merged.to_list(env_expanding_escaper(ChainMap(env, os.environ)))),
+                kwargs=merged.to_indexed_dict(), env=env, work_dir=work_dir,
             )
             by_plugin.setdefault(plugin.name, (plugin, []))[1].append(launch)
             state = _JobState(job.name, plugin.name, None)

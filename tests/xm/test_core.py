@@ -5,11 +5,13 @@ import asyncio
 import pytest
 from xm_fakes import FakeSpec, make_job
 from xmanager import xm
+from xmanager.xm import core
 
 
 class FakeWorkUnit(xm.WorkUnit):
     def __init__(self, experiment, work_unit_id, role, identity, params):
-        super().__init__(experiment, work_unit_id, role, identity)
+        super().__init__(experiment, role=role, identity=identity)
+        self.work_unit_id = work_unit_id
         self.params = params
         self.launches = []
         self.finished = []
@@ -111,8 +113,18 @@ def test_add_validates_before_creating_a_unit(experiment):
 def test_add_rejects_non_jobs(experiment):
     with pytest.raises(TypeError):
         experiment.add(xm.Executable(name="x"))
+
+    async def generator(unit, **kwargs):
+        pass
+
     with pytest.raises(TypeError, match="mapping"):
-        experiment.add(lambda unit, **kw: None, args=["x"])
+        experiment.add(generator, args=["x"])
+    assert experiment.work_unit_count == 0
+
+
+def test_non_async_generator_rejected_before_a_unit_exists(experiment):
+    with pytest.raises(ValueError, match="generator must be an async function"):
+        experiment.add(lambda unit: None)
     assert experiment.work_unit_count == 0
 
 
@@ -143,20 +155,34 @@ def test_sync_job_generator_error_is_recorded_on_the_unit(experiment):
     assert isinstance(error, RuntimeError) and str(error) == "boom"
 
 
-def test_plain_function_generator(experiment):
-    def generator(work_unit):
-        work_unit.add(xm.JobGroup(a=make_job()))
+def test_generator_sees_its_unit_and_experiment_as_current(experiment):
+    seen = []
+
+    async def generator(work_unit):
+        seen.append((core._current_experiment_unit.get(), core._current_experiment.get(), core.get_xid_from_context()))
 
     unit = experiment.add(generator).result()
-    [(jobs, gang)] = unit.launches
-    assert gang is True
+    assert seen == [(unit, experiment, 7)]
+    assert core._current_experiment_unit.get() is None and core.get_xid_from_context() == -1
+
+
+def test_work_unit_add_runs_a_generator_before_the_unit_is_finished(experiment):
+    async def inner(work_unit, n):
+        work_unit.add(make_job(), args={"n": n})
+
+    async def outer(work_unit):
+        work_unit.add(inner, args={"n": 4})
+
+    unit = experiment.add(outer).result()
+    assert [job.args.to_list() for jobs, _ in unit.launches for job in jobs] == [["--n=4"]]
     assert unit.finished == [None]
 
 
-def test_work_unit_add_rejects_generator(experiment):
-    unit = experiment.add(make_job()).result()
-    with pytest.raises(TypeError):
-        unit.add(lambda wu: None)
+def test_auxiliary_unit_job_takes_its_role(experiment):
+    unit = experiment.add(xm.AuxiliaryUnitJob(make_job("tb"), termination_delay_secs=5)).result()
+    assert unit.role == xm.AuxiliaryUnitRole(termination_delay_secs=5)
+    [(jobs, _)] = unit.launches
+    assert [job.name for job in jobs] == ["tb"]
 
 
 def test_async_job_generator_runs_as_task(experiment):

@@ -18,7 +18,7 @@ def test_binary():
     assert packageable.executable_spec.name == "my_tool"
     assert isinstance(packageable.args, xm.SequentialArgs)
     assert packageable.args.to_list() == ["--lr=0.1", "--on"]
-    assert packageable.env_vars == {"SEED": "1"}
+    assert packageable.env_vars == {"SEED": 1}
 
 
 def test_binary_keyword_arguments_and_defaults():
@@ -76,3 +76,13 @@ def test_containers():
     docker = xm.dockerfile_container(spec, "ctx", "Dockerfile.x", args={"k": "v"})
     assert docker.executable_spec == xm.Dockerfile("ctx", "Dockerfile.x")
     assert docker.args.to_list() == ["--k=v"]
+
+
+def test_bazel_factories():
+    spec = FakeSpec()
+    binary = xm.bazel_binary(spec, "//pkg:tool", bazel_args=["-c", "opt"], args=["-f"], env_vars={"K": "v"})
+    assert binary.executable_spec == xm.BazelBinary(label="//pkg:tool", bazel_args=("-c", "opt"))
+    assert binary.args.to_list() == ["-f"] and binary.env_vars == {"K": "v"}
+    container = xm.bazel_container(spec, "//pkg:image.tar")
+    assert container.executable_spec == xm.BazelContainer(label="//pkg:image.tar")
+    assert container.args == xm.SequentialArgs() and container.env_vars == {}
