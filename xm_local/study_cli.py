@@ -1,4 +1,4 @@
-"""``xmanager study ...``: create, check and expand study files (the experiment-server format).
+"""``xmanager study ...``: create, check, expand and serve study files (the experiment-server format).
 
 ``register(subparsers)`` adds the ``study`` command to the ``xmanager`` parser. The subcommands
 and their options are named as in experiment-server 0.3.9, with the same short aliases:
@@ -6,98 +6,33 @@ and their options are named as in experiment-server 0.3.9, with the same short a
     xmanager study new-config-file study.toml         # (n, new) a commented sample study
     xmanager study verify-config-file study.toml      # (v, verify) block orders of participants 1..5
     xmanager study generate-config-json study.toml -r 8 [-d out/]   # (g, generate)
+    xmanager study run study.toml [-i N] [-h HOST] [-p PORT] [-a]   # (r) the study server
 
-The expansion itself lives in :mod:`xmanager.xm.study.config`; it is imported only when a
-subcommand runs, so ``xmanager --help`` does not pay for it. A configuration error is reported
-as one line, ``xmanager: error: <file>[:line], block '...', key '...': ...``, with exit status 2.
-See docs/studies.md.
+This module is also experiment-server's ``cli``: :data:`cli` is its command group (the same
+subcommands, without ``xmanager study`` in front), usable as ``cli()`` or with click's ``CliRunner``.
+The subcommands call experiment-server's functions by their module and name
+(``_process_config.verify_config``, ``_api._generate_config_json``, ``_server._server``), so code
+that patches those sees the calls.
+
+The study code itself is imported only when a subcommand runs, so ``xmanager --help`` does not pay
+for it. An error is reported as one line, ``xmanager: error: <file>[:line], block '...', key '...':
+...``, with exit status 2. See docs/studies.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from xmanager.xm.study.sample import SAMPLE_CONFIG
 
 VERIFY_PARTICIPANTS = 5
 DEFAULT_FILE_NAME = "new_config.toml"
-
-SAMPLE_CONFIG = """\
-# A study design: which blocks (conditions) each participant goes through, in which order,
-# and with which settings. The format is experiment-server's; see docs/studies.md.
-#
-#   xmanager study verify-config-file THIS_FILE              # block orders of participants 1..5
-#   xmanager study generate-config-json THIS_FILE -r 8       # one JSON line per participant
-#   xmanager study generate-config-json THIS_FILE -r 8 -d configs/
-
-[configuration]
-# Block names, as a list of groups. Here: a single group of four conditions. A flat list is
-# read as one group whose order follows `groups_strategy` alone. A table such as
-# order = { "1" = ["a", "b"], "2" = ["b", "a"] } gives participant p the list under key
-# ((p - 1) % N) + 1.
-order = [["slow", "medium", "fast", "adaptive"]]
-
-# How the groups are ordered, and the blocks within each group:
-# "as_is", "randomize" or "latin_square" (balanced; every group must have the same size).
-groups_strategy = "as_is"
-within_groups_strategy = "latin_square"
-
-# Blocks before and after the ordered ones ("as_is" or "randomize").
-init_blocks = ["training"]
-init_blocks_strategy = "as_is"
-final_blocks = ["questionnaire"]
-final_blocks_strategy = "as_is"
-
-# Participant p draws from a generator seeded with random_seed + p, so the output is reproducible.
-random_seed = 0
-
-# A string "$name" in a block is replaced by the variable's value (xmanager also does this
-# inside lists; experiment-server 0.3.9 does not).
-[configuration.variables]
-trials = 20
-
-[[blocks]]
-name = "training"
-config = { speed = 1.0, trials = 5, feedback = true }
-
-[[blocks]]
-name = "slow"
-[blocks.config]
-speed = 0.5
-trials = "$trials"
-feedback = false
-# A call to random.choices, drawn anew for every block that holds it (also through `extends`).
-# Calls that share an `id` form one group; with unique = true no value repeats within the group.
-target_size = { function_name = "choices", args = [[4, 6, 8, 10, 12, 14, 16, 18]], params = { unique = true }, id = "size" }
-# args as a table are passed by keyword: three draws, "easy" three times as likely.
-difficulty = { function_name = "choices", args = { population = ["easy", "hard"], weights = [3, 1], k = 3 } }
-
-# `extends` copies another block's config; the keys given here win.
-[[blocks]]
-name = "medium"
-extends = "slow"
-config = { speed = 1.0 }
-
-[[blocks]]
-name = "fast"
-extends = "slow"
-config = { speed = 2.0 }
-
-[[blocks]]
-name = "adaptive"
-extends = "slow"
-config = { speed = 1.0, adaptive = true }
-
-[[blocks]]
-name = "questionnaire"
-config = { form = "nasa-tlx" }
-"""
 
 
 def _usage_error(message: str) -> Exception:
@@ -107,63 +42,37 @@ def _usage_error(message: str) -> Exception:
 
 
 def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turns study-file errors into the one-line ``xmanager: error: ...`` report (exit status 2)."""
+    """Turns study errors into the one-line ``xmanager: error: ...`` report (exit status 2)."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
-        from xmanager.xm.study.config import StudyConfigError
+        from xmanager.xm.study.errors import ExperimentServerException
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 return command(args)
-            except StudyConfigError as error:
+            except ExperimentServerException as error:
                 raise _usage_error(str(error)) from None
             finally:
+                shown: set[str] = set()
                 for warning in caught:
-                    if not issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
-                        print(f"xmanager: warning: {warning.message}", file=sys.stderr)
+                    text = str(warning.message)
+                    if text not in shown and not issubclass(
+                        warning.category, (DeprecationWarning, PendingDeprecationWarning)
+                    ):
+                        shown.add(text)
+                        print(f"xmanager: warning: {text}", file=sys.stderr)
 
     return run
-
-
-def _load(path: str) -> Any:
-    from xmanager.xm.study.config import load_study
-
-    return load_study(path)
-
-
-def _json_default(value: Any) -> Any:
-    # TOML dates and times have no JSON type; write them as ISO 8601 strings.
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _configs(study: Any, participant: int) -> list[dict[str, Any]]:
-    """The configs of one participant's blocks: what experiment-server writes per participant."""
-    return [block["config"] for block in study.blocks_for(participant)]
 
 
 # ---- new-config-file ----------------------------------------------------------------------------
 @_reported
 def cmd_new(args: argparse.Namespace) -> int:
-    target = args.path
-    if not target.endswith(".toml"):  # As experiment-server: anything else names a folder.
-        target = os.path.join(target, DEFAULT_FILE_NAME)
-    if os.path.exists(target):
-        raise _usage_error(f"{target} already exists; not overwriting it")
-    folder = os.path.dirname(target)
-    try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        with open(target, "x", encoding="utf-8") as out:
-            out.write(SAMPLE_CONFIG)
-    except FileExistsError:
-        raise _usage_error(f"{target} already exists; not overwriting it") from None
-    except OSError as error:
-        raise _usage_error(f"cannot write {target}: {error.strerror or error}") from None
-    print(f"wrote {target}")
+    from xmanager.xm.study import utils
+
+    print(f"wrote {utils.new_config_file(args.path)}")
     return 0
 
 
@@ -179,10 +88,13 @@ def _order_table(orders: list[list[str]]) -> str:
 
 @_reported
 def cmd_verify(args: argparse.Namespace) -> int:
-    study = _load(args.config)
-    participants = range(1, VERIFY_PARTICIPANTS + 1)
-    # Expand fully (draws included): some errors only show up for a given participant.
-    orders = [[block["name"] for block in study.blocks_for(p)] for p in participants]
+    from xmanager.xm.study import config
+
+    valid, reason = config.verify_config(f=args.config)
+    if not valid:
+        raise _usage_error(str(reason))
+    study = config.load_study(args.config)
+    orders = [[block["name"] for block in study.blocks_for(p)] for p in range(1, VERIFY_PARTICIPANTS + 1)]
     print(_order_table(orders))
     print(f"{args.config}: valid (participants 1..{VERIFY_PARTICIPANTS} expanded)")
     return 0
@@ -201,38 +113,57 @@ def _participant(text: str) -> int:
 
 @_reported
 def cmd_generate(args: argparse.Namespace) -> int:
-    study = _load(args.config)
+    from xmanager.xm_local.studyserver import state
+
+    if args.participant_range is None and args.participant_index is None:
+        raise _usage_error("give -i/--participant-index N or -r/--participant-range N")
     if args.participant_range is not None:
-        participants = list(range(1, args.participant_range + 1))
+        if args.participant_index is not None:
+            print("xmanager: warning: both -i and -r given; -i is ignored", file=sys.stderr)
+        participants: Sequence[int] = range(1, args.participant_range + 1)
     else:
         participants = [args.participant_index]
-    # Expand everyone before writing anything, so an error leaves no partial output.
-    documents = {p: _configs(study, p) for p in participants}
-    if args.out_dir is None:
-        for configs in documents.values():
-            sys.stdout.write(json.dumps(configs, default=_json_default) + "\n")
-        return 0
-    stem = os.path.splitext(os.path.basename(args.config))[0]
+    written = state._generate_config_json(config_file=args.config, participant_indices=participants,
+                                          out_dir=args.out_dir)
+    for path in written or ():
+        print(path)
+    return 0
+
+
+# ---- run ----------------------------------------------------------------------------------------
+def _ask_default_participant(default: int) -> int:
+    while True:
+        answer = input(f"Default participant index [{default}]: ").strip()
+        if not answer:
+            return default
+        try:
+            return _participant(answer)
+        except argparse.ArgumentTypeError as error:
+            print(error, file=sys.stderr)
+
+
+@_reported
+def cmd_run(args: argparse.Namespace) -> int:
+    from xmanager.xm_local.studyserver import http
+
+    index = args.default_participant_index
+    if args.ask_default_participant_index:
+        index = _ask_default_participant(index)
+    # experiment-server's four arguments; ours only when given, so that its calls look the same.
+    extra: dict[str, Any] = {}
+    if args.token is not None:
+        extra["token"] = args.token
+    if args.insecure:
+        extra["insecure"] = True
     try:
-        os.makedirs(args.out_dir, exist_ok=True)
-        for p, configs in documents.items():
-            path = os.path.join(args.out_dir, f"{stem}-participant_{p}.json")
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(json.dumps(configs, indent=2, default=_json_default))
-            print(path)
-    except OSError as error:
-        raise _usage_error(f"cannot write to {args.out_dir}: {error.strerror or error}") from None
+        http._server(default_participant_index=index, host=args.host, port=args.port, config_file=args.config, **extra)
+    except http.StudyServerError as error:
+        raise _usage_error(str(error)) from None
     return 0
 
 
 # ---- registration -------------------------------------------------------------------------------
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``study`` command (and its subcommands) to an ``add_subparsers()`` object; returns its parser."""
-    study = subparsers.add_parser(
-        "study", help="study designs: new-config-file, verify-config-file, generate-config-json"
-    )
-    commands = study.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND")
-
+def _add_commands(commands: Any) -> None:
     new = commands.add_parser(
         "new-config-file",
         aliases=["n", "new"],
@@ -255,14 +186,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "generate-config-json",
         aliases=["g", "generate"],
         help="expand a study file into the block configs of participants, as JSON",
-        description="Expand a study file for one participant (-i) or participants 1..N (-r). Without -d, "
-        "print one JSON list of block configs per participant, one per line; with -d, write "
+        description="Expand a study file for one participant (-i) or participants 1..N (-r; it wins over -i). "
+        "Without -d, print one JSON list of block configs per participant, one per line; with -d, write "
         "DIR/<config stem>-participant_<N>.json for each.",
     )
     generate.add_argument("config", metavar="CONFIG")
-    which = generate.add_mutually_exclusive_group(required=True)
-    which.add_argument("-i", "--participant-index", type=_participant, metavar="N", help="only participant N")
-    which.add_argument("-r", "--participant-range", type=_participant, metavar="N", help="participants 1..N")
+    generate.add_argument("-i", "--participant-index", type=_participant, metavar="N", help="only participant N")
+    generate.add_argument("-r", "--participant-range", type=_participant, metavar="N", help="participants 1..N")
     generate.add_argument("-d", "--out-dir", metavar="DIR", help="write one file per participant here (created)")
     generate.set_defaults(run=cmd_generate)
 
@@ -275,27 +205,63 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("config", metavar="CONFIG")
     run.add_argument("-i", "--default-participant-index", type=_participant, default=1, metavar="N")
     run.add_argument("-h", "--host", default="127.0.0.1")
-    run.add_argument("-p", "--port", type=int, default=5000)
+    run.add_argument("-p", "--port", default="5000")
+    run.add_argument("-a", "--ask-default-participant-index", action="store_true",
+                     help="ask for the default participant index on the terminal")
     run.add_argument("--token", default=os.environ.get("XM_STUDY_TOKEN"),
                      help="required for POST/PUT as 'Authorization: Bearer TOKEN' (default: $XM_STUDY_TOKEN); "
                      "needed to bind anything but 127.0.0.1")
     run.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a token")
     run.set_defaults(run=cmd_run)
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``study`` command (and its subcommands) to an ``add_subparsers()`` object; returns its parser."""
+    study = subparsers.add_parser(
+        "study", help="study designs: new-config-file, verify-config-file, generate-config-json, run"
+    )
+    _add_commands(study.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND"))
     return study
 
 
-@_reported
-def cmd_run(args: argparse.Namespace) -> int:
-    from xmanager.xm_local.studyserver import StudyServerError, serve
+class ExperimentServerCli:
+    """experiment-server's ``cli`` command group: ``cli()`` runs it on ``sys.argv[1:]``.
 
-    if not os.path.isfile(args.config):
-        raise _usage_error(f"no study file at {args.config!r}")
-    try:
-        serve(args.config, host=args.host, port=args.port, default_participant=args.default_participant_index,
-              token=args.token, insecure=args.insecure)
-    except StudyServerError as error:
-        raise _usage_error(str(error)) from None
-    return 0
+    ``main(args, prog_name, standalone_mode)`` is the call click's ``CliRunner`` makes: in standalone mode
+    it ends with ``SystemExit`` (0, or 2 after a one-line error), else it returns the exit status.
+    """
+
+    name = "experiment-server"
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        del extra
+        from xmanager.xm_local.cli import UsageError
+
+        prog = prog_name or self.name
+        parser = argparse.ArgumentParser(prog=prog, description="Study files and the study server "
+                                         "(experiment-server's command line).")
+        _add_commands(parser.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND"))
+        parsed = parser.parse_args(list(sys.argv[1:] if args is None else args))
+        try:
+            code = parsed.run(parsed)
+        except UsageError as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            code = 2
+        if standalone_mode:
+            raise SystemExit(code)
+        return code
+
+    def __call__(self, args: Sequence[str] | None = None, **kwargs: Any) -> int:
+        return self.main(args, **kwargs)
 
 
-__all__ = ["SAMPLE_CONFIG", "cmd_generate", "cmd_new", "cmd_verify", "register"]
+#: experiment-server's command group (its console script is ``experiment-server = experiment_server.cli:cli``).
+cli = ExperimentServerCli()
+
+__all__ = ["SAMPLE_CONFIG", "ExperimentServerCli", "cli", "cmd_generate", "cmd_new", "cmd_verify", "register"]

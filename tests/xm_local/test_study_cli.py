@@ -101,10 +101,14 @@ def test_generate_range_and_index_options(sample: pathlib.Path, capsys: pytest.C
     code, out, _ = _run(capsys, "generate", str(sample), "--participant-range", "2")
     assert code == 0
     assert [json.loads(line)[0]["participant_index"] for line in out.splitlines()] == [1, 2]
-    for argv in ([], ["-i", "1", "-r", "2"], ["-i", "0"], ["-r", "x"]):
+    for argv in ([], ["-i", "0"], ["-r", "x"]):
         code, out, err = _run(capsys, "generate-config-json", str(sample), *argv)
         assert code == 2 and out == "", argv
         assert "error:" in err, argv
+    # Both: -r wins, as in experiment-server, with a warning.
+    code, out, err = _run(capsys, "generate-config-json", str(sample), "-i", "1", "-r", "2")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert err == "xmanager: warning: both -i and -r given; -i is ignored\n"
 
 
 def test_generate_out_dir_files(
@@ -139,7 +143,10 @@ def test_bad_config_one_line_error(tmp_path: pathlib.Path, capsys: pytest.Captur
     for argv in (["verify-config-file", str(bad)], ["generate-config-json", str(bad), "-r", "2"]):
         code, out, err = _run(capsys, *argv)
         assert code == 2 and out == ""
-        assert err == f"xmanager: error: {bad}, block 'fast', key 'extends': extends unknown block 'nope'\n"
+        assert err == (
+            f"xmanager: error: {bad}, block 'fast', key 'extends': "
+            "`nope` is not a valid name. It must be a `name` of one of the blocks\n"
+        )
 
     bad.write_text("[configuration]\norder = [['a']]\n[[blocks]]\nname = 'a'\nconfig = { x = 1\n")
     code, _, err = _run(capsys, "verify", str(bad))
@@ -236,3 +243,32 @@ def test_run_refuses_a_public_bind_without_a_token(tmp_path: pathlib.Path) -> No
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and result.stderr.startswith("xmanager: error: ")
     assert "token" in result.stderr
+
+
+def test_experiment_server_cli_group(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """study_cli.cli is experiment-server's command group: click's CliRunner drives it, its calls go by module."""
+    from click.testing import CliRunner
+    from xmanager.xm_local import study_cli
+    from xmanager.xm_local.studyserver import http
+
+    calls: list[dict] = []
+    monkeypatch.setattr(http, "_server", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.delenv("XM_STUDY_TOKEN", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(study_cli.cli, ["run", "study.toml", "-p", "5001", "-i", "3"])
+    assert result.exit_code == 0, result.output
+    assert calls == [{"default_participant_index": 3, "host": "127.0.0.1", "port": "5001", "config_file": "study.toml"}]
+    assert runner.invoke(study_cli.cli, ["r", "study.toml", "-a"], input="7\n").exit_code == 0
+    assert calls[-1]["default_participant_index"] == 7
+    assert runner.invoke(study_cli.cli, ["run", "study.toml", "--token", "t"]).exit_code == 0
+    assert calls[-1]["token"] == "t"
+
+    sample = tmp_path / "s.toml"
+    assert study_cli.cli.main(["new", str(sample)], standalone_mode=False) == 0
+    result = runner.invoke(study_cli.cli, ["verify-config-file", str(sample)])
+    assert result.exit_code == 0 and f"{sample}: valid" in result.output
+    result = runner.invoke(study_cli.cli, ["g", str(sample), "-i", "2"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == _configs(sample, 2)
+    result = runner.invoke(study_cli.cli, ["v", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2 and result.stderr.startswith("experiment-server: error: ")
+    assert runner.invoke(study_cli.cli, ["ui"]).exit_code == 2  # Not offered (experiment-server's textual UI).

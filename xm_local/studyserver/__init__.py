@@ -3,10 +3,33 @@
 * :class:`StudyState`: participants, their blocks and block ids, persisted in SQLite.
 * :func:`serve` / :func:`server_process`: run the HTTP server (in this process / a child process).
 * :class:`Client`: a Python client with experiment-server's method names.
+
+This package also stands for ``experiment_server`` itself: ``Client``, ``server_process``, ``Experiment``
+and ``__version__`` (the experiment-server release whose API it has), with experiment-server's modules as
+attributes under its names (``_api``, ``_server``, ``_client``, ``_process_config``,
+``_participant_ordering``, ``utils``, ``cli``). docs/studies.md has the mapping.
 """
 
+# experiment-server's modules, as attributes under its names: `experiment_server._server._server` and so on.
+from xmanager.xm.study import config as _process_config  # noqa: F401 - experiment-server's module name
+from xmanager.xm.study import ordering as _participant_ordering  # noqa: F401 - experiment-server's module name
+from xmanager.xm.study import utils  # noqa: F401 - experiment-server's module name
+from xmanager.xm_local import study_cli as cli  # noqa: F401 - experiment-server's module name
+from xmanager.xm_local.studyserver import client as _client  # noqa: F401 - experiment-server's module name
+from xmanager.xm_local.studyserver import http as _server  # noqa: F401 - experiment-server's module name
+from xmanager.xm_local.studyserver import state as _api  # noqa: F401 - experiment-server's module name
 from xmanager.xm_local.studyserver.client import Client
 from xmanager.xm_local.studyserver.http import StudyServerError, serve, server_process
-from xmanager.xm_local.studyserver.state import StudyState, UnknownParticipantError
+from xmanager.xm_local.studyserver.state import Experiment, StudyState, UnknownParticipantError
 
-__all__ = ["Client", "StudyServerError", "StudyState", "UnknownParticipantError", "serve", "server_process"]
+__version__ = "0.3.9"
+
+__all__ = [
+    "Client",
+    "Experiment",
+    "StudyServerError",
+    "StudyState",
+    "UnknownParticipantError",
+    "serve",
+    "server_process",
+]

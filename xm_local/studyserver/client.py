@@ -1,10 +1,13 @@
-"""A Python client for the study server with experiment-server 0.3.9's method names.
+"""A Python client for the study server with experiment-server 0.3.9's method names (its ``Client``).
 
 Every method returns ``(ok, data)``: on a 200 answer ``(True, parsed JSON)`` (``""`` for an empty
-body); on any other status ``(False, {"message": "status <code> with text: <body>"})``. Unlike
-0.3.9, all calls share one keep-alive :class:`http.client.HTTPConnection` (re-opened when the
-server closed it), a connection failure gives ``(False, {"message": ...})`` instead of raising,
-and a ``token`` is sent as ``Authorization: Bearer <token>`` on POST and PUT.
+body); on any other status ``(False, {"message": "status <code> with text: <body>"})``. As in 0.3.9,
+a server that cannot be reached raises ``requests.ConnectionError`` (``requests.Timeout`` after
+``timeout`` seconds) when ``requests`` is installed, else the built-in ``ConnectionError``
+(``TimeoutError``); all of them are ``OSError``. Ids that are not ints fail an assertion
+(:class:`ArgumentError`, also a ``TypeError``). Unlike 0.3.9, all calls share one keep-alive
+:class:`http.client.HTTPConnection` (re-opened when the server closed it), and a ``token`` is sent as
+``Authorization: Bearer <token>`` on POST and PUT.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import http.client
 import json
 import threading
 from typing import Any
+
+from xmanager.xm.study.errors import ArgumentError
 
 __all__ = ["Client"]
 
@@ -95,7 +100,7 @@ class Client:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
-                return False, {"message": f"request failed: {exc!r}"}
+                raise _unreachable(exc, f"{method} http://{self.server_host}:{self.server_port}{path}") from exc
         if status != 200:
             return False, {"message": f"status {status} with text: {body}"}
         if not body:
@@ -109,34 +114,41 @@ class Client:
     def _path(action: str, *params: int | None) -> str:
         return "/api/" + "/".join([action, *(str(p) for p in params if p is not None)])
 
+    @staticmethod
+    def _index(participant_index: int | None) -> int | None:
+        if participant_index is not None and not isinstance(participant_index, int):
+            raise ArgumentError(f"`participant_index` should be an int, got {participant_index!r}")
+        return participant_index
+
     # -- experiment-server's methods ---------------------------------------------------------------
 
     def move_to_next(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("POST", self._path("move-to-next", participant_index))
+        return self._call("POST", self._path("move-to-next", self._index(participant_index)))
 
     def get_config(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("GET", self._path("config", participant_index))
+        return self._call("GET", self._path("config", self._index(participant_index)))
 
     def server_is_active(self, participant_index: int | None = None) -> tuple[bool, Any]:
         """The participant's ``active`` flag (as in 0.3.9; not whether the server is up)."""
-        return self._call("GET", self._path("active", participant_index))
+        return self._call("GET", self._path("active", self._index(participant_index)))
 
     def get_blocks_count(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("GET", self._path("blocks-count", participant_index))
+        return self._call("GET", self._path("blocks-count", self._index(participant_index)))
 
     def get_all_configs(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("GET", self._path("all-configs", participant_index))
+        return self._call("GET", self._path("all-configs", self._index(participant_index)))
 
     def move_to_block(self, block_id: int, participant_index: int | None = None) -> tuple[bool, Any]:
-        if not isinstance(block_id, int) or isinstance(block_id, bool):
-            raise TypeError(f"block_id must be an int, got {block_id!r}")
-        return self._call("POST", self._path("move-to-block", participant_index, block_id))
+        _block(block_id)
+        return self._call("POST", self._path("move-to-block", self._index(participant_index), block_id))
 
     def new_participant(self) -> tuple[bool, Any]:
         return self._call("PUT", "/api/new-participant")
 
     def add_participant(self, participant_index: int) -> tuple[bool, Any]:
-        return self._call("PUT", self._path("add-participant", participant_index))
+        if participant_index is None:
+            raise ArgumentError("`participant_index` is needed")
+        return self._call("PUT", self._path("add-participant", self._index(participant_index)))
 
     def shutdown(self) -> tuple[bool, Any]:
         result = self._call("POST", "/api/shutdown")
@@ -146,17 +158,16 @@ class Client:
     # -- endpoints 0.3.9's client has no method for ------------------------------------------------
 
     def get_block_id(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("GET", self._path("block-id", participant_index))
+        return self._call("GET", self._path("block-id", self._index(participant_index)))
 
     def get_summary_data(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("GET", self._path("summary-data", participant_index))
+        return self._call("GET", self._path("summary-data", self._index(participant_index)))
 
     def get_status_string(self, participant_index: int | None = None) -> tuple[bool, Any]:
-        return self._call("GET", self._path("status-string", participant_index))
+        return self._call("GET", self._path("status-string", self._index(participant_index)))
 
     def move_all_to_block(self, block_id: int) -> tuple[bool, Any]:
-        if not isinstance(block_id, int) or isinstance(block_id, bool):
-            raise TypeError(f"block_id must be an int, got {block_id!r}")
+        _block(block_id)
         return self._call("POST", self._path("move-all-to-block", block_id))
 
     def get_participants(self) -> tuple[bool, Any]:
@@ -165,4 +176,21 @@ class Client:
 
     def reset_participant(self, participant_index: int | None = None) -> tuple[bool, Any]:
         """Rebuild the participant's blocks from the current config and move it before the first block."""
-        return self._call("POST", self._path("reset-participant", participant_index))
+        return self._call("POST", self._path("reset-participant", self._index(participant_index)))
+
+
+def _block(block_id: Any) -> None:
+    if not isinstance(block_id, int):
+        raise ArgumentError(f"`block_id` should be an int, got {block_id!r}")
+
+
+def _unreachable(exc: BaseException, request: str) -> OSError:
+    """The error for a server that did not answer: requests' classes when it is installed, as in 0.3.9."""
+    timed_out = isinstance(exc, TimeoutError)
+    try:
+        import requests.exceptions as requests_errors
+    except ImportError:
+        builtin = TimeoutError if timed_out else ConnectionError
+        return builtin(f"{request}: {exc!r}")
+    error_class = requests_errors.Timeout if timed_out else requests_errors.ConnectionError
+    return error_class(f"{request}: {exc!r}")

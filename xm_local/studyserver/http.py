@@ -3,7 +3,13 @@
 Only the standard library is used: asyncio streams and a minimal request parser (request line,
 headers, ``Content-Length`` bodies; persistent connections and pipelining; no chunked request
 bodies). The ``/api/...`` endpoints give the same status codes, bodies and content types as
-experiment-server 0.3.9 (Tornado), so existing Unity, JS and Python clients work unchanged.
+experiment-server 0.3.9 (Tornado), so existing Unity, JS and Python clients work unchanged. Its routes
+are kept too: ``/api/<action>`` with zero, one or two ids of ASCII digits goes to the API (GET, POST and
+PUT; other methods 405); any other path is a static file there, so GET and HEAD answer 404 (or our
+pages) and every other method 405 (``POST /api/move-to-next/abc`` is 405, ``POST
+/api/move-to-next/1/2`` is 404). A PUT to an action that takes none does nothing and answers 200 with
+an empty body, as in 0.3.9. This module is also experiment-server's ``_server``: :func:`_server` and
+:func:`server_process` have its names and arguments.
 
 Differences from 0.3.9:
 
@@ -11,8 +17,12 @@ Differences from 0.3.9:
 * The config file is reloaded when its modification time or size changes (checked at most once
   per second, when a request arrives). A broken file is logged and the previous config is kept.
 * The server binds 127.0.0.1 by default. Binding any other address needs an access token unless
-  ``insecure=True``; when a token is set, every POST and PUT must carry
+  ``insecure=True``; when a token is set, every POST and PUT to the API must carry
   ``Authorization: Bearer <token>`` (401 otherwise).
+* Where 0.3.9 fails with a 500 (a GET or PUT with two ids, ``PUT /api/add-participant`` and
+  ``POST /api/move-all-to-block`` without an id) we answer 404 (406 for ``add-participant``), and
+  ``POST /api/move-to-next/<pid>/<n>`` answers its 404 without moving the participant (0.3.9 moves it).
+* Error bodies name the config file by its name only, never by its folders.
 * Participant ids and block ids with more than 15 digits are treated as unknown / out of range
   instead of failing with a server error.
 * Two endpoints 0.3.9 lacks, for the web UI: ``GET /api/participants`` (JSON list of every participant's
@@ -20,7 +30,7 @@ Differences from 0.3.9:
   ``POST /api/reset-participant[/<pid>]`` (rebuild the blocks from the current config and go back before
   the first block; answers that participant's row as JSON).
 * Outside ``/api/``: the web UI at ``/`` and the OpenAPI description at ``/openapi.json``
-  (:mod:`.pages`); anything else is 404.
+  (:mod:`.pages`); 0.3.9's ``/web/...`` fragments and static assets are not served (404).
 """
 
 from __future__ import annotations
@@ -32,13 +42,14 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import time
 from typing import Any
 
 import attrs
-from xmanager.xm.study.config import StudyConfigError
-from xmanager.xm_local.studyserver.state import Participant, StudyState, UnknownParticipantError
+from xmanager.xm.study.errors import ExperimentServerException, StudyConfigError
+from xmanager.xm_local.studyserver.state import ParticipantState, StudyState, UnknownParticipantError
 
 __all__ = ["StudyServer", "StudyServerError", "is_loopback", "serve", "server_process"]
 
@@ -65,6 +76,8 @@ _MAX_BODY = 1024 * 1024
 _HUGE = 10**16  # Stands for any number with more than 15 digits.
 _MAX_PARTICIPANT = 2**53
 _RELOAD_INTERVAL = 1.0
+# experiment-server's API routes: an action and up to two ids of ASCII digits. Anything else is a static path.
+_API_ROUTE = re.compile(r"/api/([^/]+)(?:/([0-9]+))?(?:/([0-9]+))?")
 _GET_ACTIONS = frozenset(
     {"blocks-count", "block-id", "active", "config", "summary-data", "all-configs", "status-string", "participants"}
 )
@@ -91,9 +104,14 @@ def _number(text: str) -> int:
     return int(text) if len(text) <= 15 else _HUGE
 
 
-def _participant_row(participant: Participant) -> dict[str, Any]:
+def _error_text(error: ExperimentServerException) -> str:
+    """An error for an answer body: a config error names the file without its folders."""
+    return error.public_message if isinstance(error, StudyConfigError) else str(error)
+
+
+def _participant_row(participant: ParticipantState) -> dict[str, Any]:
     return {
-        "participant_index": participant.participant_id,
+        "participant_index": participant.participant_index,
         "block_id": participant.block_id,
         "block_name": participant.block_name,
         "active": participant.active,
@@ -119,16 +137,8 @@ class StudyServer:
         self.token = token
         self.shutdown_requested = False
         self._last_check = time.monotonic()
-        self._signature = self._config_signature()
 
     # -- config reload -----------------------------------------------------------------------------
-
-    def _config_signature(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.state.config_path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
 
     def maybe_reload(self, now: float | None = None) -> None:
         """Reload the config if the file changed; checks the file at most once per second."""
@@ -136,16 +146,7 @@ class StudyServer:
         if now - self._last_check < _RELOAD_INTERVAL:
             return
         self._last_check = now
-        signature = self._config_signature()
-        if signature is None or signature == self._signature:
-            return
-        self._signature = signature
-        try:
-            self.state.reload()
-        except StudyConfigError as exc:
-            log.error("config not reloaded, keeping the previous one: %s", exc)
-        else:
-            log.info("config reloaded from %s", self.state.config_path)
+        self.state.reload_if_changed()
 
     # -- dispatch ----------------------------------------------------------------------------------
 
@@ -160,23 +161,23 @@ class StudyServer:
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Response:
         path = target.split("?", 1)[0].split("#", 1)[0]
-        if not path.startswith("/api/"):
+        route = _API_ROUTE.fullmatch(path)
+        if route is None:
+            # experiment-server serves every other path from its static folder: GET and HEAD, else 405.
+            if method not in ("GET", "HEAD"):
+                return _tornado_page(405)
             from xmanager.xm_local.studyserver.pages import page_for
 
             page = page_for(path)
-            if page is None or method not in ("GET", "HEAD"):
-                return _tornado_page(404)
-            return page(self)
-        parts = path[5:].split("/")
-        if not parts[0] or len(parts) > 3 or not all(p.isascii() and p.isdigit() for p in parts[1:]):
-            return _tornado_page(404)
+            return _tornado_page(404) if page is None else page(self)
         if method in ("POST", "PUT"):
             if not self._authorized(headers):
                 return Response(401, "unauthorized", headers=(("WWW-Authenticate", "Bearer"),))
         elif method != "GET":
             return _tornado_page(405)
         self.maybe_reload()
-        action, params = parts[0], [_number(p) for p in parts[1:]]
+        action = route.group(1)
+        params = [_number(p) for p in route.groups()[1:] if p is not None]
         try:
             if method == "GET":
                 return self._get(action, params)
@@ -189,7 +190,7 @@ class StudyServer:
             )
 
     def _get(self, action: str, params: list[int]) -> Response:
-        if action not in _GET_ACTIONS:
+        if action not in _GET_ACTIONS or len(params) > 1:  # Two ids: 0.3.9 fails with a 500.
             return Response(404, "N/A")
         state = self.state
         if action == "participants":
@@ -218,10 +219,14 @@ class StudyServer:
             return Response(200, json.dumps(data), JSON)
         if action == "all-configs":
             return Response(200, json.dumps(state.get_all_configs(pid), indent=4))
-        return Response(200, participant.status_string())
+        return Response(200, participant.status_string().replace("\n", "&nbsp;&nbsp;&nbsp;"))
 
     def _post(self, action: str, params: list[int]) -> Response:
         state = self.state
+        if len(params) == 2 and action in ("move-to-next", "move-all-to-block"):
+            return Response(404, f"unknown second parameter {params[1]}")
+        if len(params) == 2 and action == "reset-participant":
+            return Response(404, "n/a")
         if action == "move-to-next":
             name = state.move_to_next(params[0] if params else None)
             return Response(200, json.dumps({"name": name}), JSON)
@@ -248,7 +253,8 @@ class StudyServer:
             try:
                 state.reset_participant(pid)
             except StudyConfigError as exc:
-                return Response(406, str(exc))
+                return Response(406, _error_text(exc))
+            state.move_to_block(-1, pid)
             return Response(200, json.dumps(_participant_row(state.participant(pid))), JSON)
         if action == "shutdown":
             self.shutdown_requested = True
@@ -257,13 +263,15 @@ class StudyServer:
 
     def _put(self, action: str, params: list[int]) -> Response:
         state = self.state
+        if len(params) == 2:  # 0.3.9 fails with a 500.
+            return Response(404, "n/a")
         if action == "new-participant":
             if params:
                 return Response(406, "`new-participant` doesn't take params")
             try:
                 return Response(200, str(state.new_participant()))
-            except StudyConfigError as exc:
-                return Response(406, str(exc))
+            except ExperimentServerException as exc:
+                return Response(406, _error_text(exc))
         if action == "add-participant":
             if not params:
                 return Response(406, "`add-participant` needs a participant id")
@@ -272,10 +280,10 @@ class StudyServer:
                 return Response(406, f"participant id must be < {_MAX_PARTICIPANT}")
             try:
                 added = state.add_participant(pid)
-            except StudyConfigError as exc:
-                return Response(406, str(exc))
+            except ExperimentServerException as exc:
+                return Response(406, _error_text(exc))
             return Response(200, "true") if added else Response(406, "false")
-        return Response(404, "n/a")
+        return Response(200, "")  # 0.3.9 ignores a PUT to any other action.
 
 
 # -- HTTP/1.1 over asyncio streams -------------------------------------------------------------------
@@ -303,6 +311,7 @@ class _Connections:
         self.idle_timeout = idle_timeout
         self.last_seen: dict[asyncio.StreamWriter, float] = {}
         self.stop = asyncio.Event()
+        self.server: asyncio.Server | None = None  # Closed (no new connections) as soon as a shutdown is asked.
 
     @property
     def writers(self) -> list[asyncio.StreamWriter]:
@@ -382,6 +391,8 @@ class _Connections:
                 keep_alive = "keep-alive" in connection
             else:
                 keep_alive = "close" not in connection
+            if app.shutdown_requested:  # Asked on another connection: this one gets no more answers.
+                return
             try:
                 response = app.handle(method, target, headers, body)
             except Exception:
@@ -389,6 +400,8 @@ class _Connections:
                 response = _tornado_page(500)
             if app.shutdown_requested:
                 keep_alive = False
+                if self.server is not None:
+                    self.server.close()  # Before answering: once the client has the answer, connecting fails.
             writer.write(_encode(response, keep_alive, head_only=method == "HEAD"))
             last_seen[writer] = loop.time()
             if app.shutdown_requested:
@@ -413,6 +426,7 @@ async def _run(app: StudyServer, host: str, port: int, idle_timeout: float) -> N
         except (ValueError, RuntimeError, NotImplementedError):
             pass
     server = await asyncio.start_server(connections.handle, host, port, limit=_MAX_HEAD, reuse_address=True)
+    connections.server = server
     bound = ", ".join(str(sock.getsockname()[:2]) for sock in server.sockets)
     log.info("study server for %s listening on %s", app.state.config_path, bound)
     async with server:
@@ -458,29 +472,61 @@ def serve(
         state.close()
 
 
-def _serve_logged(*args: Any, **kwargs: Any) -> None:
+def _port(port: int | str) -> int:
+    text = str(port)
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise StudyServerError(f"the port must be a number from 0 to 65535, got {port!r}")
+    return int(text)
+
+
+def _server(
+    config_file: str | os.PathLike[str],
+    default_participant_index: int | None,
+    host: str = "127.0.0.1",
+    port: int | str = 5000,
+    token: str | None = None,
+    insecure: bool = False,
+) -> None:
+    """experiment-server's entry point of ``run``: :func:`serve` with its argument names (``port`` may be text).
+
+    A ``default_participant_index`` of None is participant 1.
+    """
+    serve(
+        config_file,
+        host=host,
+        port=_port(port),
+        default_participant=1 if default_participant_index is None else default_participant_index,
+        token=token,
+        insecure=insecure,
+    )
+
+
+def _server_logged(**kwargs: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(*args, **kwargs)
+    _server(**kwargs)
 
 
 def server_process(
-    config_path: str | os.PathLike[str],
-    default_participant_index: int = 1,
+    config_file: str | os.PathLike[str],
+    default_participant_index: int | None = None,
     host: str = "127.0.0.1",
-    port: int = 5000,
+    port: int | str = "5000",
     token: str | None = None,
     insecure: bool = False,
 ) -> multiprocessing.Process:
-    """An unstarted process running :func:`serve` (call ``.start()``; ``POST /api/shutdown`` ends it)."""
-    if default_participant_index is None:  # 0.3.9 crashed in the child here; use its documented default.
-        default_participant_index = 1
+    """An unstarted process serving ``config_file`` (call ``.start()``; ``POST /api/shutdown`` ends it).
+
+    experiment-server's function and arguments (a ``default_participant_index`` of None is participant 1),
+    plus ``token`` and ``insecure`` (see :func:`serve`).
+    """
+    _port(port)
     return multiprocessing.Process(
-        target=_serve_logged,
-        args=(os.fspath(config_path),),
+        target=_server_logged,
         kwargs={
+            "config_file": os.fspath(config_file),
+            "default_participant_index": default_participant_index,
             "host": host,
             "port": port,
-            "default_participant": default_participant_index,
             "token": token,
             "insecure": insecure,
         },

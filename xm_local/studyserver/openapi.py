@@ -2,14 +2,19 @@
 
 The document is built in code (:func:`openapi_document`) from the same facts the server implements in
 :mod:`.http`: experiment-server 0.3.9's routes ``/api/<action>``, ``/api/<action>/<n>`` and
-``/api/<action>/<n>/<m>`` where ``<n>`` and ``<m>`` are ASCII digits (no sign). Every route the server
-answers is listed, including the forms whose last id the server ignores (as 0.3.9 does); those carry
-the tag ``ignored-param``. Bodies are described exactly as sent: most are plain text with the content
+``/api/<action>/<n>/<m>`` where ``<n>`` and ``<m>`` are ASCII digits (no sign). Every operation the
+server answers is listed; ``shutdown``'s ids are accepted and ignored (as 0.3.9 does), which the tag
+``ignored-param`` marks. Bodies are described exactly as sent: most are plain text with the content
 type ``text/html; charset=UTF-8`` (Tornado's default in 0.3.9), ``summary-data``, ``move-to-next``,
 ``shutdown``, ``participants`` and ``reset-participant`` answer ``application/json; charset=UTF-8``.
 
-Any other method on an ``/api/`` path answers 405 (Tornado's HTML error page); a method/action pair
-not listed here answers 404 with the body ``N/A`` (GET) or ``n/a`` (POST, PUT).
+Not listed, as in 0.3.9: a GET or POST with an action/id count not listed here answers 404 with the body
+``N/A`` (GET) or ``n/a`` (POST), or ``unknown second parameter <m>`` for ``move-to-next`` and
+``move-all-to-block``; a PUT to any action other than ``new-participant`` and
+``add-participant`` does nothing and answers 200 with an empty body (404 ``n/a`` with two ids). Other
+methods on these routes answer 405 (Tornado's HTML error page). A path that is not one of these routes
+(``/api/config/abc``, ``/api/config/1/2/3``, ``/api/config/``) answers GET and HEAD with 404 and any
+other method with 405.
 
 ``POST /api/shutdown`` (and its forms with ids) stops the server: the operations carry
 ``x-destructive: true`` so that fuzzers can leave them out.
@@ -158,7 +163,7 @@ def _participant_gets() -> list[_Op]:
             "status-string",
             "A one-line status of the participant.",
             _text(
-                "The status line.",
+                "The status line (`Name: N/A` before the first block and after the last).",
                 example="Participant index: 1    &nbsp;&nbsp;&nbsp;Block: 0 / 7    &nbsp;&nbsp;&nbsp; Name: intro",
             ),
         ),
@@ -176,7 +181,7 @@ def _participant_gets() -> list[_Op]:
                     "pattern": "^(Participant with ID [0-9]+ not known|participant [0-9A-Za-z]+ not active)",
                 },
             )
-        for params in ((), ("pid",), ("pid", "ignored")):
+        for params in ((), ("pid",)):
             ops.append(("get", action, params, summary, responses, ()))
     return ops
 
@@ -201,7 +206,7 @@ def _operations() -> list[_Op]:
         )
     )
     move_next = {"200": _json("The block moved to.", "BlockName", {"name": "intro"}), "406": _UNKNOWN}
-    for params in ((), ("pid",), ("pid", "ignored")):
+    for params in ((), ("pid",)):
         ops.append(("post", "move-to-next", params, "Move the participant to its next block.", move_next, ()))
     moved = _text("The block id moved to.", _INT_TEXT, "3")
     ops.append(("post", "move-to-block", (), "Needs a block id (always 404).", {"404": _NO_PARAM}, ()))
@@ -226,23 +231,22 @@ def _operations() -> list[_Op]:
         )
     )
     ops.append(("post", "move-all-to-block", (), "Needs a block id (always 404).", {"404": _NO_PARAM}, ()))
-    for params in (("bid",), ("bid", "ignored")):
-        ops.append(
-            (
-                "post",
-                "move-all-to-block",
-                params,
-                "Move every known participant to a block (range checked against the default participant's "
-                "block count, clamped per participant).",
-                {"200": moved, "404": _OUT_OF_RANGE},
-                (),
-            )
+    ops.append(
+        (
+            "post",
+            "move-all-to-block",
+            ("bid",),
+            "Move every known participant to a block (range checked against the default participant's "
+            "block count, clamped per participant).",
+            {"200": moved, "404": _OUT_OF_RANGE},
+            (),
         )
+    )
     reset = {
         "200": _json("The participant's row after the reset.", "ParticipantRow"),
         "406": _text("Unknown participant (as above), or its blocks cannot be built from the current config."),
     }
-    for params in ((), ("pid",), ("pid", "ignored")):
+    for params in ((), ("pid",)):
         ops.append(
             (
                 "post",
@@ -277,17 +281,16 @@ def _operations() -> list[_Op]:
             (),
         )
     )
-    for params in (("ignored",), ("ignored", "ignored2")):
-        ops.append(
-            (
-                "put",
-                "new-participant",
-                params,
-                "Takes no id (always 406).",
-                {"406": _text("Rejected.", {"type": "string", "enum": ["`new-participant` doesn't take params"]})},
-                (),
-            )
+    ops.append(
+        (
+            "put",
+            "new-participant",
+            ("ignored",),
+            "Takes no id (always 406).",
+            {"406": _text("Rejected.", {"type": "string", "enum": ["`new-participant` doesn't take params"]})},
+            (),
         )
+    )
     ops.append(
         (
             "put",
@@ -298,23 +301,22 @@ def _operations() -> list[_Op]:
             (),
         )
     )
-    for params in (("pid",), ("pid", "ignored")):
-        ops.append(
-            (
-                "put",
-                "add-participant",
-                params,
-                "Create a participant with the given id.",
-                {
-                    "200": _text("Created.", {"type": "string", "enum": ["true"]}),
-                    "406": _text(
-                        f"`false` if it exists; `participant id must be < {_MAX_PARTICIPANT}`; or the config error "
-                        "(e.g. for id 0: participant ids start at 1)."
-                    ),
-                },
-                (),
-            )
+    ops.append(
+        (
+            "put",
+            "add-participant",
+            ("pid",),
+            "Create a participant with the given id.",
+            {
+                "200": _text("Created.", {"type": "string", "enum": ["true"]}),
+                "406": _text(
+                    f"`false` if it exists; `participant id must be < {_MAX_PARTICIPANT}`; or the config error, "
+                    "naming the file without its folders (e.g. for id 0: participant ids start at 1)."
+                ),
+            },
+            (),
         )
+    )
     return ops
 
 

@@ -1,45 +1,60 @@
-"""Participant state of a study server, persisted in a small SQLite file.
+"""Participant state of a study: who is in which block. Also experiment-server's ``_api`` module.
 
-Each participant has an id (>= 1), the blocks :meth:`Study.blocks_for` gives for that id, and a
+Each participant has an index (>= 1), the blocks :meth:`Study.blocks_for` gives for that index, and a
 block id: ``-1`` before the first block, ``0..n-1`` while a block runs, ``n`` after the last one.
 A participant is *active* while its block id is in ``0..n-1``.
 
-Every change of the participant table (ids and block ids) is written in its own transaction to
-``<config file>.participants.sqlite3`` (WAL mode), so a restart or a crash of the server loses
-nothing; :class:`StudyState` re-loads the table when it starts. Blocks are not stored: they are
+:class:`StudyState` (the server's) writes every change of the participant table (indices and block ids)
+in its own transaction to ``<config file>.participants.sqlite3`` (WAL mode), so a restart or a crash of
+the server loses nothing; it re-loads the table when it starts. Blocks are not stored: they are
 recomputed from the config file, which is deterministic for a given participant.
+
+:class:`Experiment` and :class:`ParticipantState` are experiment-server's classes, with its method
+names and results: an :class:`Experiment` keeps its participants in memory and picks up edits of the
+config file (checked on every call). ``_generate_config_json`` is its name for
+:func:`xmanager.xm.study.config.generate_config_json`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
-import attrs
-from xmanager.xm.study.config import Study, StudyConfigError, load_study
+from xmanager.xm.study.config import Study, StudyConfigError, generate_config_json, load_study
+from xmanager.xm.study.errors import ArgumentError, ExperimentServerException
 
 __all__ = [
     "END",
     "START",
-    "Participant",
+    "Experiment",
+    "ParticipantState",
     "StudyConfigError",
     "StudyState",
     "UnknownParticipantError",
     "participants_db_path",
 ]
 
+log = logging.getLogger(__name__)
 START = "START"
 END = "END"
+# experiment-server's name for writing participants' configs as JSON (the CLI calls it by this name).
+_generate_config_json = generate_config_json
 
 
-class UnknownParticipantError(KeyError):
-    """The participant id is not known to the server."""
+class UnknownParticipantError(KeyError, ExperimentServerException):
+    """The participant index is not known (a KeyError, as experiment-server's lookups raise)."""
 
     def __init__(self, participant_id: int) -> None:
-        super().__init__(participant_id)
+        self.message = f"participant with index {participant_id} is not known (add it first)"
+        super().__init__(self.message)
         self.participant_id = participant_id
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def participants_db_path(config_path: str | os.PathLike[str]) -> str:
@@ -47,57 +62,86 @@ def participants_db_path(config_path: str | os.PathLike[str]) -> str:
     return os.fspath(config_path) + ".participants.sqlite3"
 
 
-@attrs.define
-class Participant:
-    """One participant: its blocks and where it is in them."""
+def _check_int(value: Any, what: str) -> int:
+    if not isinstance(value, int):
+        raise ArgumentError(f"`{what}` should be an int, got {value!r}")
+    return value
 
-    participant_id: int
-    blocks: list[dict[str, Any]]
-    block_id: int = -1
-    _config_json: dict[int, str] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+
+class ParticipantState:
+    """One participant: its blocks (``config``, a list of blocks) and where it is in them.
+
+    Setting ``block_id`` clamps it to ``-1..len(config)`` and sets ``active``.
+    """
+
+    def __init__(self, config: list[dict[str, Any]], participant_index: int, active: bool = False) -> None:
+        self.participant_index = participant_index
+        self.config = config
+        self._block_id = -1
+        self.active = active
+
+    @property
+    def config(self) -> list[dict[str, Any]]:
+        return self._config
+
+    @config.setter
+    def config(self, blocks: list[dict[str, Any]]) -> None:
+        self._config = blocks
+        self._json: dict[int, str] = {}
+
+    @property
+    def participant_id(self) -> int:
+        return self.participant_index
+
+    @property
+    def block_id(self) -> int:
+        return self._block_id
+
+    @block_id.setter
+    def block_id(self, block_id: int) -> None:
+        self._block_id = self.clamp(block_id)
+        self.active = 0 <= self._block_id < len(self._config)
 
     @property
     def blocks_count(self) -> int:
-        return len(self.blocks)
+        return len(self._config)
 
     @property
-    def active(self) -> bool:
-        return 0 <= self.block_id < len(self.blocks)
+    def block(self) -> dict[str, Any] | None:
+        """The current block, or None before the first and after the last."""
+        return self._config[self._block_id] if 0 <= self._block_id < len(self._config) else None
 
     @property
     def block_name(self) -> str:
-        if self.block_id < 0:
+        """The current block's name, ``START`` before the first block or ``END`` after the last."""
+        if self._block_id < 0:
             return START
-        if self.block_id >= len(self.blocks):
+        if self._block_id >= len(self._config):
             return END
-        return str(self.blocks[self.block_id]["name"])
+        return str(self._config[self._block_id]["name"])
 
-    @property
-    def config(self) -> dict[str, Any] | None:
-        """The config of the current block, or None when not active."""
-        if not self.active:
-            return None
-        config: dict[str, Any] = self.blocks[self.block_id]["config"]
-        return config
-
-    def config_json(self) -> str | None:
-        """``json.dumps(config, indent=4)`` of the current block (cached), or None when not active."""
-        if not self.active:
-            return None
-        text = self._config_json.get(self.block_id)
-        if text is None:
-            text = json.dumps(self.blocks[self.block_id]["config"], indent=4)
-            self._config_json[self.block_id] = text
-        return text
+    def move_to_next_block(self) -> str:
+        self.block_id = self._block_id + 1
+        return self.block_name
 
     def clamp(self, block_id: int) -> int:
-        return max(-1, min(block_id, len(self.blocks)))
+        return max(-1, min(block_id, len(self._config)))
+
+    def config_json(self) -> str | None:
+        """``json.dumps(config, indent=4)`` of the current block's config (cached), or None when not in a block."""
+        block = self.block
+        if block is None:
+            return None
+        text = self._json.get(self._block_id)
+        if text is None:
+            text = self._json[self._block_id] = json.dumps(block["config"], indent=4)
+        return text
 
     def status_string(self) -> str:
-        return (
-            f"Participant index: {self.participant_id}    &nbsp;&nbsp;&nbsp;"
-            f"Block: {self.block_id} / {len(self.blocks)}    &nbsp;&nbsp;&nbsp; Name: {self.block_name}"
-        )
+        """Three lines: index, block id / count, and the block's name (``N/A`` outside the blocks)."""
+        block = self.block
+        name = block["name"] if block is not None else "N/A"
+        return f"Participant index: {self.participant_index}    \nBlock: {self._block_id} / {len(self._config)}    \n Name: {name}"
 
 
 class StudyState:
@@ -105,8 +149,8 @@ class StudyState:
 
     Args:
       config_path: the TOML study file (read with :func:`load_study`).
-      default_participant: the participant used when a call gives no id; it is created if needed.
-      db_path: the SQLite file; ``<config_path>.participants.sqlite3`` by default.
+      default_participant: the participant used when a call gives no index; it is created if needed.
+      db_path: the SQLite file; ``<config_path>.participants.sqlite3`` by default, ``":memory:"`` for none.
 
     Raises:
       StudyConfigError: the study file is invalid (at start; :meth:`reload` keeps the old state).
@@ -119,12 +163,13 @@ class StudyState:
         db_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(default_participant, int) or isinstance(default_participant, bool) or default_participant < 1:
-            raise ValueError(f"default participant must be an int >= 1, got {default_participant!r}")
+            raise ArgumentError(f"the default participant index must be an int >= 1, got {default_participant!r}")
         self.config_path = os.fspath(config_path)
         self.default_participant = default_participant
         self.db_path = os.fspath(db_path) if db_path is not None else participants_db_path(self.config_path)
         self.study: Study = load_study(self.config_path)
-        self.participants: dict[int, Participant] = {}
+        self._signature = self._config_signature()
+        self.participants: dict[int, ParticipantState] = {}
         self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         try:
             self._load()
@@ -142,22 +187,22 @@ class StudyState:
             "SELECT participant_id, block_id FROM participants ORDER BY participant_id"
         ).fetchall()
         for pid, block_id in stored:
-            participant = Participant(pid, self.study.blocks_for(pid))
-            participant.block_id = participant.clamp(block_id)
+            participant = ParticipantState(self.study.blocks_for(pid), pid)
+            participant.block_id = block_id
             self.participants[pid] = participant
         if self.default_participant not in self.participants:
             self.add_participant(self.default_participant)
 
     # -- persistence -------------------------------------------------------------------------------
 
-    def _save(self, *participants: Participant) -> None:
+    def _save(self, *participants: ParticipantState) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
                 "INSERT INTO participants (participant_id, block_id) VALUES (?, ?) "
                 "ON CONFLICT(participant_id) DO UPDATE SET block_id = excluded.block_id",
-                [(p.participant_id, p.block_id) for p in participants],
+                [(p.participant_index, p.block_id) for p in participants],
             )
         except BaseException:
             db.execute("ROLLBACK")
@@ -169,18 +214,20 @@ class StudyState:
 
     # -- lookups -----------------------------------------------------------------------------------
 
-    def participant(self, participant_id: int | None = None) -> Participant:
+    def participant(self, participant_id: int | None = None) -> ParticipantState:
         pid = self.default_participant if participant_id is None else participant_id
         try:
             return self.participants[pid]
-        except KeyError:
+        except (KeyError, TypeError):
             raise UnknownParticipantError(pid) from None
 
     def get_config(self, participant_id: int | None = None) -> dict[str, Any] | None:
-        return self.participant(participant_id).config
+        """The current block's config (the stored dict itself), or None when not in a block."""
+        block = self.participant(participant_id).block
+        return None if block is None else block["config"]
 
     def get_all_configs(self, participant_id: int | None = None) -> list[dict[str, Any]]:
-        return [block["config"] for block in self.participant(participant_id).blocks]
+        return [block["config"] for block in self.participant(participant_id).config]
 
     def get_blocks_count(self, participant_id: int | None = None) -> int:
         return self.participant(participant_id).blocks_count
@@ -199,26 +246,33 @@ class StudyState:
     def move_to_next(self, participant_id: int | None = None) -> str:
         """Move to the next block; returns its name, or ``END`` after the last block."""
         participant = self.participant(participant_id)
-        participant.block_id = participant.clamp(participant.block_id + 1)
+        name = participant.move_to_next_block()
         self._save(participant)
-        return participant.block_name
+        return name
 
     def move_to_block(self, block_id: int, participant_id: int | None = None) -> str:
         """Move to ``block_id`` clamped to ``[-1, n]``; returns the block name, ``START`` or ``END``."""
+        _check_int(block_id, "block_id")
         participant = self.participant(participant_id)
-        participant.block_id = participant.clamp(block_id)
+        participant.block_id = block_id
         self._save(participant)
         return participant.block_name
 
-    def move_all_to_block(self, block_id: int) -> None:
-        """Move every known participant (active or not) to ``block_id``, clamped per participant."""
+    def move_all_to_block(self, block_id: int) -> str | None:
+        """Move every participant (active or not) to ``block_id``, clamped per participant.
+
+        Returns the block name of the first participant (None if there is none).
+        """
+        _check_int(block_id, "block_id")
         for participant in self.participants.values():
-            participant.block_id = participant.clamp(block_id)
-        if self.participants:
-            self._save(*self.participants.values())
+            participant.block_id = block_id
+        if not self.participants:
+            return None
+        self._save(*self.participants.values())
+        return next(iter(self.participants.values())).block_name
 
     def new_participant(self) -> int:
-        """Create the participant ``max(existing ids) + 1`` and return its id."""
+        """Create the participant ``max(existing indices) + 1`` and return its index."""
         pid = max(self.participants, default=0) + 1
         self.add_participant(pid)
         return pid
@@ -227,36 +281,129 @@ class StudyState:
         """Create a participant; False if it exists. Raises StudyConfigError if its blocks cannot be built."""
         if participant_id in self.participants:
             return False
-        participant = Participant(participant_id, self.study.blocks_for(participant_id))
+        participant = ParticipantState(self.study.blocks_for(participant_id), participant_id)
         self._save(participant)
         self.participants[participant_id] = participant
         return True
 
-    def reset_participant(self, participant_id: int | None = None) -> None:
-        """Rebuild a participant's blocks from the current study and move it back to the start."""
+    def reset_participant(self, participant_id: int | None = None) -> bool:
+        """Rebuild a participant's blocks from the current study; the block id stays (clamped to the new count)."""
         participant = self.participant(participant_id)
-        blocks = self.study.blocks_for(participant.participant_id)
-        participant.blocks = blocks
-        participant._config_json.clear()
-        participant.block_id = -1
-        self._save(participant)
+        old = participant.block_id
+        participant.config = self.study.blocks_for(participant.participant_index)
+        participant.block_id = old
+        if participant.block_id != old:
+            self._save(participant)
+        return True
+
+    # -- the config file ---------------------------------------------------------------------------
+
+    def _config_signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.config_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def reload(self) -> None:
         """Re-read the config file, keeping participants and their block ids (clamped to the new counts).
 
         On a config error the old study and blocks are kept and the StudyConfigError is raised.
         """
+        self._signature = self._config_signature()
         study = load_study(self.config_path)
         new_blocks = {pid: study.blocks_for(pid) for pid in self.participants}
         self.study = study
-        changed: list[Participant] = []
+        changed: list[ParticipantState] = []
         for pid, blocks in new_blocks.items():
             participant = self.participants[pid]
-            participant.blocks = blocks
-            participant._config_json.clear()
-            clamped = participant.clamp(participant.block_id)
-            if clamped != participant.block_id:
-                participant.block_id = clamped
+            old = participant.block_id
+            participant.config = blocks
+            participant.block_id = old
+            if participant.block_id != old:
                 changed.append(participant)
         if changed:
             self._save(*changed)
+
+    def reload_if_changed(self) -> bool:
+        """Reload if the file changed since it was last read; a broken file is logged and the old config kept."""
+        signature = self._config_signature()
+        if signature is None or signature == self._signature:
+            return False
+        try:
+            self.reload()
+        except StudyConfigError as exc:
+            log.error("config not reloaded, keeping the previous one: %s", exc)
+            return False
+        log.info("config reloaded from %s", self.config_path)
+        return True
+
+    # -- experiment-server's names -----------------------------------------------------------------
+
+    @property
+    def global_state(self) -> dict[int, ParticipantState]:
+        """The participants by index."""
+        return self.participants
+
+    @property
+    def default_participant_index(self) -> int:
+        return self.default_participant
+
+    @default_participant_index.setter
+    def default_participant_index(self, value: int) -> None:
+        if not isinstance(value, int) or value < 1:
+            raise ArgumentError(f"the default participant index must be an int >= 1, got {value!r}")
+        self.default_participant = value
+        self.add_participant(value)
+
+    @property
+    def config_file(self) -> Path:
+        return Path(self.config_path)
+
+    @config_file.setter
+    def config_file(self, value: str | os.PathLike[str]) -> None:
+        """Serve another config file: every participant's blocks are rebuilt and start again before block 0."""
+        study = load_study(value)
+        blocks = {pid: study.blocks_for(pid) for pid in self.participants}
+        self.config_path, self.study = os.fspath(value), study
+        self._signature = self._config_signature()
+        for pid, participant_blocks in blocks.items():
+            self.participants[pid] = ParticipantState(participant_blocks, pid)
+        if self.participants:
+            self._save(*self.participants.values())
+
+    def get_next_participant(self) -> int:
+        return self.new_participant()
+
+    def add_participant_index(self, participant_index: int) -> bool:
+        return self.add_participant(participant_index)
+
+    def get_participant_state(self, participant_index: int | None = None) -> ParticipantState:
+        return self.participant(participant_index)
+
+    def get_state(self, participant_index: int | None = None) -> bool:
+        """Whether the participant is in a block."""
+        return self.get_active(participant_index)
+
+
+class Experiment(StudyState):
+    """experiment-server's ``Experiment``: the participants of a study file, kept in memory.
+
+    Any call after the config file changed works on the new config (participants and block ids kept);
+    a broken edit is logged and the previous config stays. Nothing is written to disk.
+    """
+
+    def __init__(self, config_file: str | os.PathLike[str], default_participant_index: int = 1) -> None:
+        super().__init__(config_file, default_participant_index, db_path=":memory:")
+
+    def participant(self, participant_id: int | None = None) -> ParticipantState:
+        self.reload_if_changed()
+        return super().participant(participant_id)
+
+    def add_participant(self, participant_id: int) -> bool:
+        self.reload_if_changed()
+        return super().add_participant(participant_id)
+
+    def move_all_to_block(self, block_id: int) -> str | None:
+        self.reload_if_changed()
+        return super().move_all_to_block(block_id)

@@ -19,6 +19,7 @@ config file is the source of truth and is reloaded when edited).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from xmanager.xm_local.studyserver.http import HTML, Response
@@ -75,7 +76,7 @@ pre { background: #f4f4f4; border: 1px solid #ddd; padding: .6rem; max-width: 40
 </head>
 <body>
 <h1>Study server</h1>
-<div class="sub">Config: <span id="config-path"></span> &middot; last update: <span id="updated">never</span></div>
+<div class="sub">Config file: <span id="config-path"></span> &middot; last update: <span id="updated">never</span></div>
 <div class="%(auth_class)s" id="auth">
   <label for="token">Access token</label>
   <input type="password" id="token" autocomplete="off" size="30">
@@ -302,6 +303,7 @@ def index_page(server: Any, poll_ms: int = 3000) -> Response:
     page = _PAGE % {
         "auth_class": "row panel" if server.token is not None else "row panel hidden",
         "poll_ms": poll_ms,
-        "config_path": _js_string(str(server.state.config_path)),
+        # The file's name only: its folders are nobody's business off this machine.
+        "config_path": _js_string(os.path.basename(server.state.config_path)),
     }
     return Response(200, page, HTML, _HEADERS)
