@@ -61,6 +61,7 @@ from xmanager.xm.job_blocks import (
     Packageable,
     get_args_for_all_jobs,
 )
+from xmanager.xm.lazy import exports as _exports
 from xmanager.xm.metadata_context import ContextAnnotations, MetadataContext
 from xmanager.xm.packagables import (
     bazel_binary,
@@ -102,6 +103,9 @@ from xmanager.xm.resources import (
 )
 from xmanager.xm.status import ExperimentUnitStatus, Status
 from xmanager.xm.utils import ShellSafeArg, run_in_asyncio_loop
+
+# Submodules XManager's package has loaded by the time it is imported, loaded here on first use.
+__getattr__, __dir__ = _exports("xmanager.xm", {"async_packager": None, "id_predictor": None})
 
 __all__ = [
     "GB", "KB", "MB", "PB", "TB", "GiB", "KiB", "MiB", "PiB", "TiB", "vCPU",

@@ -116,9 +116,9 @@ class WorkUnitCompletedAwaitable(collections.abc.Coroutine):
     waited already (``wait_until_complete`` blocks there); awaiting then just returns the unit.
     """
 
-    def __init__(self, work_unit: Any, wait: Optional[Callable[[], Awaitable[Any]]]) -> None:
+    def __init__(self, work_unit: Any, awaitable: Optional[Callable[[], Awaitable[Any]]]) -> None:
         self.work_unit = work_unit
-        self._wait = wait
+        self._wait = awaitable  # Makes the awaitable of the wait; None: nothing left to wait for.
         self._coroutine: Any = None  # Made on first use: an unawaited one would warn when collected.
 
     async def _run(self) -> Any:
