@@ -132,7 +132,7 @@ def resolve_extends(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return block
         if parent not in names:
             raise StudyConfigError(
-                f"`{parent}` is not a valid name. It must be a `name` of a block (`extends` names the parent block)",
+                f"`{parent}` is not a valid name. It must be a `name` of one of the blocks",
                 block=str(block.get("name")),
                 key="extends",
             )
