@@ -20,6 +20,22 @@ _outcomes: dict[str, str] = {}
 for _name in filter(None, os.environ.get("XM_COMPAT_BLOCKED", "").split(",")):
     sys.modules[_name] = None  # type: ignore[assignment]
 
+_rewrite = json.loads(os.environ.get("XM_COMPAT_REWRITE", "{}"))
+if _rewrite:
+    # mock.patch("peer.module.name") imports "peer.module" by name (pkgutil.resolve_name): that string is an
+    # import too, so it is mapped through the same [rewrite] table as the import lines. The peer stays blocked.
+    import pkgutil
+
+    from peer_suites import _map_module
+
+    _resolve_name = pkgutil.resolve_name
+
+    def _resolve_rewritten(name: str):
+        module, colon, attribute = name.partition(":")
+        return _resolve_name((_map_module(module, _rewrite) or module) + colon + attribute)
+
+    pkgutil.resolve_name = _resolve_rewritten
+
 _root = os.environ.get("XM_COMPAT_ROOT")
 if _root:
     _spec = importlib.util.find_spec("xmanager.xm")

@@ -9,7 +9,8 @@ modules, and the short list of excluded tests, each with its reason. This module
   (some test suites and examples) are read from ``$XM_COMPAT_REPOS/<name>-<version>/`` when a
   checkout of the recorded commit is there (``python tests/support/peer_suites.py import-repo``);
 - copies the files into a fresh work folder, normalises CRLF line endings, and rewrites only
-  the import lines (``import psweep as ps`` -> ``import xmanager.xm_local.sweep as ps``);
+  the import lines (``import psweep as ps`` -> ``import xmanager.xm_local.sweep as ps``); module names
+  that tests hand to ``mock.patch`` as strings are mapped through the same table when resolved (peer_guard);
 - makes the peer itself unimportable in that run, in the pytest process (``sys.modules[name] =
   None``) and in every subprocess it starts (a stub module first on ``PYTHONPATH`` that raises),
   so a missed rewrite fails instead of silently testing the peer;
@@ -338,6 +339,7 @@ def environment(peer: Peer, workdir: Path, results: Optional[Path] = None) -> di
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["XM_COMPAT_BLOCKED"] = ",".join(peer.blocked)
+    env["XM_COMPAT_REWRITE"] = json.dumps(peer.rewrite)  # peer_guard maps mock.patch("peer.x.y") names with it.
     env["XM_COMPAT_ROOT"] = str(REPO_ROOT)
     env["XM_COMPAT_WORKDIR"] = str(workdir)
     env.pop("PYTEST_ADDOPTS", None)
