@@ -56,6 +56,8 @@ class Exclusion:
     test: str
     reason: str
     why: str
+    #: A whole test file left out of the run (it cannot even be imported), rather than a deselected test.
+    omitted_file: bool = False
 
 
 @attrs.frozen
@@ -104,10 +106,11 @@ def load_peer(name: str) -> Peer:
     data = tomllib.loads(path.read_text())
     try:
         exclusions = []
-        for test, entry in data.get("exclude", {}).items():
-            if entry["reason"] not in REASONS:
-                raise ValueError(f"{path}: exclude.{test!r}: reason must be one of {sorted(REASONS)}")
-            exclusions.append(Exclusion(test=test, reason=entry["reason"], why=entry["why"]))
+        for table, omitted in (("exclude", False), ("omit", True)):
+            for test, entry in data.get(table, {}).items():
+                if entry["reason"] not in REASONS:
+                    raise ValueError(f"{path}: {table}.{test!r}: reason must be one of {sorted(REASONS)}")
+                exclusions.append(Exclusion(test=test, reason=entry["reason"], why=entry["why"], omitted_file=omitted))
         examples = [
             Example(name=example_name, **entry) for example_name, entry in data.get("examples", {}).items()
         ]
@@ -375,7 +378,8 @@ def run_suite(peer: Peer, workdir: Path, timeout: float = 1500.0) -> SuiteResult
     deselect: list[str] = []
     excluded: list[Exclusion] = []
     for exclusion in peer.exclusions:
-        deselect += ["--deselect", exclusion.test]
+        if not exclusion.omitted_file:
+            deselect += ["--deselect", exclusion.test]
         excluded.append(exclusion)
     unavailable: list[Exclusion] = []
     if info["missing_repository"]:
