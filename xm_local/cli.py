@@ -108,7 +108,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     created: list[int] = []
     created_experiments.set(created)
     try:
-        app.run(run_main, argv=[script, *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+        app.run(run_main, argv=[script, f"--xm_launch_script={script}", *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             return exit_.code if isinstance(exit_.code, int) else 1

@@ -752,9 +752,11 @@ class LocalExperiment(core.Experiment):
             raise
 
     def __enter__(self) -> LocalExperiment:
+        self._context_token = core._current_experiment.set(self)  # get_xid_from_context() inside the block.
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._leave_context()
         if exc_type is not None and not issubclass(exc_type, Exception):
             try:
                 self._interrupted()
@@ -776,10 +778,19 @@ class LocalExperiment(core.Experiment):
             )
 
     async def __aenter__(self) -> LocalExperiment:
+        self._context_token = core._current_experiment.set(self)
         return self
+
+    def _leave_context(self) -> None:
+        token, self._context_token = getattr(self, "_context_token", None), None
+        if token is not None:
+            with contextlib.suppress(ValueError):  # Left from another context (a generator's task).
+                core._current_experiment.reset(token)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         import asyncio
+
+        self._leave_context()
 
         if exc_type is not None and not issubclass(exc_type, Exception):
             try:

@@ -70,6 +70,12 @@ SUBPROCESS_DOCKER = flags.DEFINE_bool(
     "xm_subprocess_docker_impl", False, f"Run containers through the `docker` command. {_NO_OP}"
 )
 
+LAUNCH_SCRIPT = flags.DEFINE_string(
+    "xm_launch_script", None,
+    "The launch script's path; relative paths in executable specs resolve against its folder. "
+    "`xmanager launch` sets it, as XManager's CLI does.",
+)
+
 # ---- contrib --------------------------------------------------------------------------------------
 GCS_PATH = flags.DEFINE_string(
     "xm_gcs_path", None, "The gs://bucket/directory (or /gcs/bucket/directory) xmanager.contrib.gcs hands out."
@@ -96,7 +102,7 @@ def should_use_multiplexer() -> bool:
 
 __all__ = [
     "BAZEL_COMMAND", "BUILD_IMAGE_LOCALLY", "CLOUD_BUILD_TIMEOUT_SECONDS", "DB_YAML_CONFIG_PATH", "GCP_SERVICE_ACCOUNT_NAME",
-    "GCS_PATH", "K8S_SERVICE_ACCOUNT_NAME", "KANIKO_CACHE_TTL", "OPEN_MULTIPLEXER_WINDOW", "SHOW_DOCKER_COMMAND_PROGRESS",
+    "GCS_PATH", "K8S_SERVICE_ACCOUNT_NAME", "KANIKO_CACHE_TTL", "LAUNCH_SCRIPT", "OPEN_MULTIPLEXER_WINDOW", "SHOW_DOCKER_COMMAND_PROGRESS",
     "SUBPROCESS_DOCKER", "UPGRADE_DB", "USE_CLOUD_BUILD_CACHE", "USE_DOCKER_COMMAND", "USE_KANIKO", "USE_MULTIPLEXER",
     "WRAP_LATE_BINDINGS", "is_present", "should_use_multiplexer", "value",
 ]

@@ -11,7 +11,7 @@ XMANAGER_FLAGS = {
     "xm_use_kaniko": False, "xm_kaniko_cache_ttl": "336h", "xm_gcp_service_account_name": "xmanager",
     "xm_k8s_service_account_name": "default", "xm_db_yaml_config_path": None, "xm_upgrade_db": False,
     "xm_bazel_command": "bazel", "xm_use_multiplexer": None, "xm_open_multiplexer_window": None,
-    "xm_subprocess_docker_impl": False, "xm_gcs_path": None,
+    "xm_subprocess_docker_impl": False, "xm_gcs_path": None, "xm_launch_script": None,
 }
 
 

@@ -341,3 +341,20 @@ def test_sqlalchemy_driver_gives_the_same_results(tmp_path, script):
     frame = xm_local.get_experiment(experiment.experiment_id, database_url=url).to_dataframe()
     assert frame["square"].tolist() == [1, 4]
     assert "sqlalchemy" in sys.modules
+
+
+def test_get_xid_from_context_inside_with_and_async_with():
+    import asyncio
+
+    from xmanager.xm import core
+
+    with xm_local.create_experiment(experiment_title="xid") as experiment:
+        assert core.get_xid_from_context() == experiment.experiment_id
+    assert core.get_xid_from_context() == -1
+
+    async def main():
+        async with xm_local.create_experiment(experiment_title="xid-async") as inner:
+            assert core.get_xid_from_context() == inner.experiment_id
+        assert core.get_xid_from_context() == -1
+
+    asyncio.run(main())

@@ -20,6 +20,7 @@ def main(argv):
     print('ARGV', argv[1:])
     print('STORE', experiment._store.url)
     print('K8S', flags.FLAGS.xm_k8s_service_account_name)
+    print('SCRIPT', flags.FLAGS.xm_launch_script)
 """
 
 
@@ -34,6 +35,7 @@ def test_xmanager_flags_are_accepted_and_not_passed_to_main(tmp_path):
                      "--xm_upgrade_db", "--xm_use_docker_command=false", "--xm_cloud_build_timeout_seconds=5")
     assert result.returncode == 0, result.stderr
     assert "ARGV []" in result.stdout and "K8S runner" in result.stdout
+    assert f"SCRIPT {tmp_path / 'launcher.py'}" in result.stdout  # As XManager's CLI sets it.
 
 
 def test_a_database_yaml_file_becomes_the_store(tmp_path):
