@@ -29,8 +29,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from xmanager.xm.study.sample import SAMPLE_CONFIG
-
 VERIFY_PARTICIPANTS = 5
 DEFAULT_FILE_NAME = "new_config.toml"
 
@@ -264,4 +262,20 @@ class ExperimentServerCli:
 #: experiment-server's command group (its console script is ``experiment-server = experiment_server.cli:cli``).
 cli = ExperimentServerCli()
 
-__all__ = ["SAMPLE_CONFIG", "ExperimentServerCli", "cli", "cmd_generate", "cmd_new", "cmd_verify", "register"]
+
+def __getattr__(name: str) -> Any:
+    if name == "SAMPLE_CONFIG":  # The sample study file, loaded (with xmanager.xm.study) only when asked for.
+        from xmanager.xm.study.sample import SAMPLE_CONFIG
+
+        return SAMPLE_CONFIG
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = [  # noqa: F822 - SAMPLE_CONFIG comes from __getattr__
+    "SAMPLE_CONFIG",
+    "ExperimentServerCli",
+    "cli",
+    "cmd_generate",
+    "cmd_new",
+    "cmd_verify",
+    "register",
+]
