@@ -121,7 +121,7 @@ def prep_batch(
     ``<pset dir>/pset.pk``. Templates use jinja2 (``{{a}}``) or, with
     ``template_mode="dollar"``, ``string.Template`` (``$a``, a literal ``$`` is ``$$``).
     """
-    from xmanager.xm_local.sweep.runner import run
+    from xmanager.xm_local.sweep.runner import ROW_SINK, run
 
     if template_mode not in TEMPLATE_MODES:
         raise ValueError(f"template_mode must be one of {TEMPLATE_MODES}, got {template_mode!r}")
@@ -136,7 +136,12 @@ def prep_batch(
 
     git_enter(git)
     old_ids = _old_pset_ids(run_kwds, calc_dir)
-    df = run(_nothing if simulate else renderer, params, git=False, **run_kwds)
+    ran: list[dict[str, Any]] = []
+    token = ROW_SINK.set(ran)
+    try:
+        df = run(_nothing if simulate else renderer, params, git=False, **run_kwds)
+    finally:
+        ROW_SINK.reset(token)
 
     if len(df):
         ordered = df.sort_values("_pset_seq", kind="stable") if not df["_pset_seq"].is_monotonic_increasing else df
@@ -146,9 +151,9 @@ def prep_batch(
     else:
         ordered, is_new, rows = df, [], []
     if simulate:
-        # run() does not call the function when simulating; render the new psets into the simulate folder here.
-        new_rows = ordered[is_new] if rows else ordered
-        for pset in new_rows.to_dict("records"):
+        # run() does not call the function when simulating; render the new psets into the simulate folder
+        # here, each as the function would have got it (before the database's own round trip).
+        for pset in ran:
             renderer({key: value for key, value in pset.items() if key not in _AFTER_FUNC_COLUMNS})
     out_dir = f"{calc_dir}.simulate" if simulate else calc_dir  # where run() put the simulated study
     for machine in machines:

@@ -104,18 +104,17 @@ def df_read(fn: str, fmt: str = "pickle", **kwds: Any) -> Any:
 
 # ---- types --------------------------------------------------------------------------------------
 def df_ensure_dtypes(df: Any, fill_value: Any = _DEFAULT) -> Any:
-    """Casts every column to ``object`` and writes ``fill_value`` into missing cells."""
-    import pandas as pd
+    """A copy of ``df`` with ``object`` columns, washed as psweep washes its database.
+
+    Missing cells (``pandas.isna`` scalars) become ``fill_value``, then each column goes
+    through pandas' value inference and back to ``object`` (a column of ints and floats
+    holds floats, a string column's missing cells are NaN, ...): see
+    :mod:`xmanager.xm_local.sweep.coerce`. ``df`` itself is not modified.
+    """
+    from xmanager.xm_local.sweep import coerce
 
     fill = fill_na() if fill_value is _DEFAULT else fill_value
-    out = df.astype(object)
-    for col in out.columns:
-        values = out[col].to_numpy(dtype=object, copy=True)
-        mask = pd.isna(values)
-        if mask.any():
-            values[mask] = fill
-            out[col] = pd.Series(values, index=out.index, dtype=object)
-    return out
+    return coerce.wash_frame(df, fill)[0]
 
 
 # ---- hashes -------------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ simulate, tmpsave, capture_logs, git, skip_dups), with these differences:
   extending a study costs time in the new psets only (plus one write of the file).
 * With ``save=True`` the run is also recorded in the metadata store: one experiment
   per calc dir, one work unit per pset (``xmanager list``, ``get_experiment``).
-* Pset values reach ``func`` and the database as given (psweep pushes them through a
-  DataFrame, which turns ``None`` into NA and mixed ints into floats); a key some psets
-  lack is filled with ``fill_value`` in the others.
+* Pset values reach ``func`` as psweep's DataFrame round trip leaves them (:mod:`.coerce`):
+  every pset has every key (a key some psets lack is ``fill_value`` in the others),
+  ``None``/NaN/NA become ``fill_value``, a column mixing ints and floats holds floats,
+  numpy numbers become Python ones; the database's columns (old rows and new ones
+  together) get the same treatment after every run.
 * Inside ``func``, every book-keeping field has psweep's type (``_time_utc`` is the
   ``pandas.Timestamp`` the database then holds).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import copy
 import gc
 import io
@@ -37,13 +40,16 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 from xmanager.xm import psets
 from xmanager.xm_local.sweep import database as db
 from xmanager.xm_local.sweep import dbfile, files, gitops
 from xmanager.xm_local.sweep import journal as journal_mod
+
+if TYPE_CHECKING:
+    from xmanager.xm_local.sweep import coerce  # Imports pandas: loaded on first use, in the functions.
 
 CALC_DIR = "calc"
 DATABASE_BASENAME = "database.pk"
@@ -53,6 +59,11 @@ _ON_ERROR = ("raise", "record")
 _SCALAR_TYPES = frozenset((int, float, str, bool, type(None), bytes, complex))
 _HOST: Optional[str] = None
 _YOUNG_GC_EVERY = 1023  # Mask: the young generations are collected every 1,024 psets while a run works.
+#: When set (a list), run() adds the rows of the psets it ran: each the pset ``func`` got (or, when
+#: simulating, would have got) plus what the call added. prep_batch renders a simulated run from them.
+ROW_SINK: contextvars.ContextVar[Optional[list[dict[str, Any]]]] = contextvars.ContextVar(
+    "xm_sweep_row_sink", default=None
+)
 
 
 def _host() -> str:
@@ -192,13 +203,18 @@ def _describe(pset: Mapping[str, Any]) -> str:
 
 
 # ---- preparing psets ----------------------------------------------------------------------------
-def _key_order(dicts: Sequence[Mapping[Any, Any]], first: Sequence[Any] = ()) -> tuple[list[Any], bool]:
-    """Every key of ``dicts`` (after ``first``) in first-seen order, and whether all have the same keys."""
+def _key_order(
+    dicts: Sequence[Mapping[Any, Any]], first: Sequence[Any] = (), ordered: bool = False
+) -> tuple[list[Any], bool]:
+    """Every key of ``dicts`` (after ``first``) in first-seen order, and whether all have the same keys.
+
+    ``ordered``: the same keys in the same order.
+    """
     keys: dict[Any, None] = dict.fromkeys(first)
     shape: Any = None
     uniform = True
     for item in dicts:
-        current = item.keys()
+        current = tuple(item) if ordered else item.keys()
         if shape is None:
             shape = current
             keys.update(dict.fromkeys(current))
@@ -208,7 +224,11 @@ def _key_order(dicts: Sequence[Mapping[Any, Any]], first: Sequence[Any] = ()) ->
     return list(keys), uniform
 
 def _prepare_params(params: Sequence[Any], fill_value: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Copies of the psets (never the caller's dicts), every key in every pset; and the key order."""
+    """Copies of the psets (never the caller's dicts) as psweep's ``run`` hands them to ``func``; and the key order.
+
+    Every pset gets every key, in first-seen order, and the values of each key are
+    washed as psweep's DataFrame round trip washes them (:func:`.coerce.wash_psets`).
+    """
     if isinstance(params, Mapping) or not psets.is_seq(params):
         raise TypeError(f"params must be a list of dicts (psets), got {type(params).__name__}")
     prepared: list[dict[str, Any]] = []
@@ -217,9 +237,12 @@ def _prepare_params(params: Sequence[Any], fill_value: Any) -> tuple[list[dict[s
         if type(pset) is not dict and not isinstance(pset, Mapping):
             raise TypeError(f"params[{index}] is {type(pset).__name__}, not a dict (pset): {pset!r}")
         prepared.append(dict(pset) if scalars(map(type, pset.values())) else copy.deepcopy(dict(pset)))
-    order, uniform = _key_order(prepared)
+    order, uniform = _key_order(prepared, ordered=True)
     if not uniform:
         prepared = [{key: pset.get(key, fill_value) for key in order} for pset in prepared]
+    from xmanager.xm_local.sweep import coerce
+
+    coerce.wash_psets(prepared, order, fill_value)
     return prepared, order
 
 
@@ -231,6 +254,7 @@ class _Snapshot:
     key: tuple[int, int, int]
     df: Any
     layout: dbfile.Layout
+    kinds: dict[Any, coerce.Kind]  # What each column holds (see coerce.Kind), so extending skips rescanning.
 
 
 _CACHE: dict[str, _Snapshot] = {}
@@ -244,20 +268,21 @@ def _file_key(path: str) -> Optional[tuple[int, int, int]]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _read_database(path: str) -> tuple[Any, Optional[dbfile.Layout]]:
-    """The database at ``path`` and its chunk layout (``None`` if another program wrote it).
+def _read_database(path: str) -> tuple[Any, Optional[dbfile.Layout], Optional[dict[Any, coerce.Kind]]]:
+    """The database at ``path``, its chunk layout (``None`` if another program wrote it) and column kinds.
 
     When this process wrote that very file (same inode, size and mtime), the frame in
-    memory is used instead of unpickling it.
+    memory is used instead of unpickling it, and the column kinds known when writing it
+    come along (else ``None``: the columns are scanned when needed).
     """
     cached = _CACHE.get(path)
     if cached is not None and cached.key == _file_key(path):
-        return cached.df.copy(deep=False), cached.layout
+        return cached.df.copy(deep=False), cached.layout, dict(cached.kinds)
     with open(path, "rb") as handle:
         data = handle.read()
     df = db.df_from_pickle(data, path)
     _check_database(df, path)
-    return df, dbfile.layout_of(data)
+    return df, dbfile.layout_of(data), None
 
 
 def _check_database(df: Any, source: str) -> None:
@@ -284,15 +309,21 @@ def _next_seqs(df: Any) -> tuple[int, int]:
 
 
 # ---- building the new rows ----------------------------------------------------------------------
-def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
-    """``old`` followed by ``rows`` (dicts), all columns ``object``.
+def _extend(
+    old: Any, rows: list[dict[str, Any]], fill_value: Any, kinds: Optional[dict[Any, coerce.Kind]] = None
+) -> tuple[Any, bool, dict[Any, coerce.Kind]]:
+    """``old`` followed by ``rows`` (dicts), all columns ``object``, washed as psweep washes its database.
 
     Built column by column with numpy: the old columns first, then keys only the new
-    rows have; a cell either side lacks gets ``fill_value``. Notes the hash version and
-    the next sequence numbers in ``attrs``.
+    rows have; a cell either side lacks gets ``fill_value``. Each whole column then goes
+    through psweep's round trip (:func:`.coerce.wash_appended`; ``kinds`` describes the
+    old columns, else they are scanned). Notes the hash version and the next sequence
+    numbers in ``attrs``. Returns the frame, whether any old cell changed, and the
+    columns' kinds.
     """
     import numpy as np
     import pandas as pd
+    from xmanager.xm_local.sweep import coerce
 
     names, uniform = _key_order(rows, first=old.columns)
     n_old, n_new = len(old), len(rows)
@@ -303,17 +334,23 @@ def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
         records = [tuple(row.get(key, fill_value) for key in names) for row in rows]
     columns_new = list(zip(*records)) if records else [() for _ in names]
     data: dict[Any, Any] = {}
+    kinds_out: dict[Any, coerce.Kind] = {}
+    old_changed = False
     for name, values in zip(names, columns_new):
         fresh = np.fromiter(values, dtype=object, count=n_new)
         if name == "_time_utc":  # Journals of older versions hold epoch seconds.
             for index, value in enumerate(fresh):
                 if isinstance(value, float):
                     fresh[index] = pd.Timestamp(value, unit="s")
+        known = None
         if name in old.columns:
             before = old[name].to_numpy(dtype=object)
+            known = kinds.get(name) if kinds is not None else None
         else:
-            before = np.full(n_old, fill_value, dtype=object)
-        data[name] = np.concatenate([before, fresh]) if n_old else fresh
+            before = np.empty(n_old, dtype=object)
+            before.fill(fill_value)
+        data[name], changed, kinds_out[name] = coerce.wash_appended(before, known, fresh, fill_value)
+        old_changed = old_changed or changed
     out = pd.DataFrame(data, index=pd.RangeIndex(n_old + n_new), dtype=object, copy=False)
     out.attrs.update(old.attrs)
     out.attrs[db.HASH_ATTR] = psets.HASH_VERSION
@@ -321,7 +358,7 @@ def _extend(old: Any, rows: list[dict[str, Any]], fill_value: Any) -> Any:
         run_seq, _ = _next_seqs(old)
         last = rows[-1]
         out.attrs[_COUNTERS] = (len(out), max(run_seq, int(last["_run_seq"]) + 1), int(last["_pset_seq"]) + 1)
-    return out
+    return out, old_changed, kinds_out
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -414,6 +451,8 @@ class _Study:
         self.layout: Optional[dbfile.Layout] = None
         self.rows = 0
         self.columns: list[Any] = []
+        self.kinds: Optional[dict[Any, coerce.Kind]] = None  # Of the frame being extended; None: unknown.
+        self.old_changed = False  # The last extend() changed cells of existing rows.
 
     def read(self, df: Any) -> Any:
         """The database to extend: ``df`` if given, else the file's (or an empty one)."""
@@ -426,9 +465,22 @@ class _Study:
             return df.copy(deep=False)
         if not os.path.exists(self.path):
             return pd.DataFrame(dtype=object)
-        df, self.layout = _read_database(self.path)
+        df, self.layout, self.kinds = _read_database(self.path)
         self.rows, self.columns = len(df), list(df.columns)
         return df
+
+    def extend(self, df: Any, rows: list[dict[str, Any]]) -> Any:
+        """``df`` with ``rows`` appended, every column washed as psweep washes its database."""
+        df, self.old_changed, self.kinds = _extend(df, rows, self.fill_value, self.kinds)
+        if self.old_changed:
+            self.forget_layout()  # Old rows changed (e.g. an int column became float): write it whole.
+        return df
+
+    def rehashed(self) -> None:
+        """``_pset_hash`` was recomputed: its kind is no longer known, and the file must be written whole."""
+        if self.kinds is not None:
+            self.kinds.pop("_pset_hash", None)
+        self.forget_layout()
 
     def write(self, df: Any) -> None:
         """Saves ``df``, appending one chunk when it only adds rows to what the file holds."""
@@ -446,7 +498,7 @@ class _Study:
         self.layout, self.rows, self.columns = layout, len(df), list(df.columns)
         key = _file_key(self.path)
         if key is not None:
-            _CACHE[self.path] = _Snapshot(key, df.copy(deep=False), layout)
+            _CACHE[self.path] = _Snapshot(key, df.copy(deep=False), layout, dict(self.kinds or {}))
 
     def forget_layout(self) -> None:
         """The rows in memory no longer match the file (e.g. they were re-hashed): write it whole."""
@@ -465,7 +517,7 @@ class _Study:
                 for offset, row in enumerate(rows):
                     row["_pset_seq"] = next_seq + offset
                 before = len(df)
-                df = _extend(df, rows, self.fill_value)
+                df = self.extend(df, rows)
                 self.write(df)
                 cols = pset_cols_hint or {key for key in rows[0] if not psets.is_bookkeeping_key(key)}
                 self.record(rows, cols, before, df)
@@ -495,8 +547,7 @@ class _Study:
         recorder = None
         if self.save and self.persist and rows:
             recorder = _Recorder.start(self, rows, pset_cols, before, journal)
-        if rows:
-            df = _extend(df, rows, self.fill_value)
+        df = self.extend(df, rows)
         if self.save:
             self.write(df)
         if recorder is not None:
@@ -625,7 +676,7 @@ def run(
     rehashed = bool(len(df)) and not db.has_current_hashes(df)
     if rehashed:
         df = db.df_update_pset_hash(df.copy(deep=False))
-        study.forget_layout()
+        study.rehashed()
     hashes = psets.pset_hashes(todo)
     if skip_dups and len(df):
         done_rows = df
@@ -636,7 +687,8 @@ def run(
         todo = [todo[index] for index in keep]
         hashes = [hashes[index] for index in keep]
     if not todo:
-        if save and (rehashed or not from_file):  # Else the file holds this very database already.
+        df = study.extend(df, [])  # psweep washes (and saves) the database even when nothing runs.
+        if save and (rehashed or study.old_changed or not from_file):  # Else the file holds it already.
             study.write(df)
         gitops.git_exit(git, df)
         return df
@@ -689,6 +741,9 @@ def run(
                 journal.remove()
             raise
         df = study.finish(df, rows, pset_cols, journal)
+        sink = ROW_SINK.get()
+        if sink is not None:
+            sink.extend(rows)
     finally:
         if gc_enabled:
             gc.enable()
