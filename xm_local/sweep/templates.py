@@ -23,9 +23,9 @@ _RESERVED_MACHINE_KEYS = frozenset({"name", "template", "info"})
 def _jinja_env() -> Any:
     import jinja2
 
-    # StrictUndefined: an unfilled placeholder is an error, not an empty string.
-    # keep_trailing_newline: a rendered file ends like its template (job scripts want their last newline).
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # StrictUndefined: an unfilled placeholder is an error, not an empty string. jinja's default of dropping
+    # one trailing newline is kept: psweep renders files that way, and scripts written for it compare them.
+    return jinja2.Environment(undefined=jinja2.StrictUndefined)
 
 
 class FileTemplate:

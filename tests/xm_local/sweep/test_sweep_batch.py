@@ -153,8 +153,8 @@ def test_jinja_mode_custom_calc_dir_and_pool(tmp_path, monkeypatch):
     )
     for row in df.to_dict("records"):
         folder = tmp_path / "out" / row["_pset_id"]
-        assert (folder / "in" / "params.txt").read_text() == f"a={row['a']} seq={row['_pset_seq']}\n"
-        assert (folder / "jobscript_box").read_text() == f"run {row['_pset_id']}\n"
+        assert (folder / "in" / "params.txt").read_text() == f"a={row['a']} seq={row['_pset_seq']}"  # jinja drops the last newline
+        assert (folder / "jobscript_box").read_text() == f"run {row['_pset_id']}"
         assert not (folder / "pset.pk").exists()
     assert _script_lines(tmp_path / "out" / "run_box.sh")[2].endswith("; bash jobscript_box  # run_seq=0 pset_seq=0")
 

@@ -369,8 +369,7 @@ def _rendered(folder, df):
     """Per pset (in _pset_seq order): the rendered input file and the pickled pset's cells."""
     out = []
     for pset_id in df.sort_values("_pset_seq")["_pset_id"]:
-        # (Compared without the final newline, which jinja drops in psweep and our templates keep.)
-        text = (folder / pset_id / "input.txt").read_text().rstrip("\n") if (folder / pset_id).exists() else None
+        text = (folder / pset_id / "input.txt").read_text() if (folder / pset_id).exists() else None
         pset = pickle.loads((folder / pset_id / "pset.pk").read_bytes()) if text is not None else None
         cells = None if pset is None else [(key, _cell(value)) for key, value in pset.items() if key not in _PER_RUN]
         out.append((text, cells))

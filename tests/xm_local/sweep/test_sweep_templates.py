@@ -17,10 +17,11 @@ def _write(path, text):
     return str(path)
 
 
-def test_jinja_fill_keeps_trailing_newline_and_is_strict(tmp_path):
+def test_jinja_fill_drops_one_trailing_newline_as_psweep_and_is_strict(tmp_path):
     template = FileTemplate(_write(tmp_path / "t.txt", "a={{a}} b={{ b }} id={{_pset_id}}\n"))
-    assert template.fill(PSET) == "a=1 b=x id=id-1\n"
-    assert template.fill(PSET, mode="jinja") == "a=1 b=x id=id-1\n"
+    assert template.fill(PSET) == "a=1 b=x id=id-1"
+    assert template.fill(PSET, mode="jinja") == "a=1 b=x id=id-1"
+    assert FileTemplate(_write(tmp_path / "u.txt", "x\n\n")).fill(PSET) == "x\n"
     with pytest.raises(jinja2.exceptions.UndefinedError, match="'b' is undefined"):
         template.fill({"a": 1, "_pset_id": "i"})
 
