@@ -96,6 +96,11 @@ def peer_section(stem: str, workdir: Path) -> list[str]:
     failures = result.failures
     if failures:
         lines += [f"Failing ({len(failures)}):", "", *[f"- `{node}`" for node in failures], ""]
+    deviations = spec.get("deviation", [])
+    if deviations:
+        lines += [f"Where we differ ({len(deviations)}), each named:", "", "| what | why |", "|---|---|"]
+        lines += [f"| {_escape(d['what'])} | {_escape(d['why'])} |" for d in deviations]
+        lines.append("")
     if ran_examples:
         lines += ["| example | expected | result |", "|---|---|---|"]
         for ex in ran_examples:

@@ -1,6 +1,7 @@
 """The harness itself: import rewriting and spec loading (no peer is downloaded here)."""
 
 import textwrap
+import tomllib
 
 import pytest
 from peer_suites import SPEC_DIR, load_peer, rewrite_imports
@@ -52,3 +53,5 @@ def test_every_spec_loads_with_allowed_reasons(path):
     assert peer.version and peer.tests
     for exclusion in peer.exclusions:
         assert exclusion.why.strip(), f"{path.name}: {exclusion.test} has no why"
+    for deviation in tomllib.loads(path.read_text()).get("deviation", []):
+        assert set(deviation) == {"what", "why"} and all(v.strip() for v in deviation.values()), deviation
