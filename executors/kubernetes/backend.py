@@ -44,6 +44,7 @@ from xmanager.executors.kubernetes import manifests, retry
 from xmanager.executors.kubernetes.config import ClusterConfig, Connection, KubernetesError, connect, explain
 from xmanager.executors.kubernetes.executor import DEFAULT_CONCURRENT_CREATES, Kubernetes, KubernetesImage
 from xmanager.executors.retrying import bounded_map, create_all
+from xmanager.xm.resources import resource_key
 from xmanager.xm.status import Status
 
 LOG_FILE = "pod.log"
@@ -181,7 +182,7 @@ class KubernetesBackend(ExecutorBackend):
             selector = item.manifest["spec"]["template"]["spec"].get("nodeSelector")
             kind = item.executor.requirements.accelerator
             if kind is not None and selector and item.executor.check_nodes:
-                self._check_nodes(item.connection, selector, kind.value)
+                self._check_nodes(item.connection, selector, resource_key(kind))
             with self._lock:
                 self._checked.add(key)
 

@@ -105,7 +105,8 @@ class Kubernetes(Executor):
 
     Spec: ClassVar[type[KubernetesSpec]] = KubernetesSpec
 
-    requirements: JobRequirements = attrs.field(factory=JobRequirements)
+    # JobRequirements is unhashable, as in XManager: executors hash by their other fields.
+    requirements: JobRequirements = attrs.field(factory=JobRequirements, hash=False)
     cloud_provider: str = attrs.field(
         default=manifests.GKE, validator=attrs.validators.in_(manifests.CLOUD_PROVIDERS)
     )

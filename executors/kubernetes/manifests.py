@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
-from xmanager.xm.resources import JobRequirements, ResourceType
+from xmanager.xm.resources import GpuType, JobRequirements, ResourceType, replica_count, requested, resource_key
 
 if TYPE_CHECKING:
     from xmanager.executors.kubernetes.executor import Kubernetes
@@ -52,7 +52,7 @@ GKE_GPUS = {
     ResourceType.V100: "nvidia-tesla-v100",
     ResourceType.A100: "nvidia-tesla-a100",
     ResourceType.A100_80GIB: "nvidia-a100-80gb",
-    ResourceType.L4: "nvidia-l4",
+    ResourceType.L4_24TH: "nvidia-l4",
     ResourceType.H100: "nvidia-h100-80gb",
     ResourceType.H200: "nvidia-h200-141gb",
     ResourceType.B200: "nvidia-b200",
@@ -110,7 +110,7 @@ def cpu_quantity(amount: float) -> str:
 
 def _whole(kind: ResourceType, amount: float) -> int:
     if not float(amount).is_integer() or amount < 1:
-        raise PlacementError(f"Kubernetes: {kind.value}={amount} must be a whole number of devices (>= 1)")
+        raise PlacementError(f"Kubernetes: {resource_key(kind)}={amount} must be a whole number of devices (>= 1)")
     return int(amount)
 
 
@@ -118,13 +118,13 @@ def container_resources(requirements: JobRequirements, accelerator_limits: Mappi
     """``requests``/``limits`` for CPU, memory (bytes; the limit equals the request), ephemeral storage, devices."""
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
-    cpu = requirements.get(ResourceType.CPU)
+    cpu = requested(requirements, ResourceType.CPU)
     if cpu:
         requests["cpu"] = cpu_quantity(cpu)
-    memory = requirements.get(ResourceType.MEMORY)
+    memory = requested(requirements, ResourceType.MEMORY)
     if memory:
         requests["memory"] = limits["memory"] = str(math.ceil(memory))
-    storage = requirements.get(ResourceType.EPHEMERAL_STORAGE)
+    storage = requested(requirements, ResourceType.EPHEMERAL_STORAGE)
     if storage:
         requests["ephemeral-storage"] = str(math.ceil(storage))
     for resource, count in accelerator_limits.items():
@@ -148,31 +148,32 @@ def placement(
     kind = requirements.accelerator
     if kind is None:
         return {}, dict(node_selector), []
-    count = _whole(kind, requirements.get(kind))
+    count = _whole(kind, requested(requirements, kind))
     selector = dict(node_selector)
-    if kind.is_gpu:
+    name = resource_key(kind)
+    if kind is ResourceType.LOCAL_GPU or kind in GpuType:
         if cloud_provider == GKE and kind is not ResourceType.LOCAL_GPU:
             if kind not in GKE_GPUS:
-                offered = ", ".join(k.value for k in GKE_GPUS)
-                raise PlacementError(f"Kubernetes: GKE offers no {kind.value} GPUs (GKE GPUs: {offered}, or local_gpu "
+                offered = ", ".join(resource_key(k) for k in GKE_GPUS)
+                raise PlacementError(f"Kubernetes: GKE offers no {name} GPUs (GKE GPUs: {offered}, or local_gpu "
                                      "for any GPU)")
             selector.setdefault("cloud.google.com/gke-accelerator", GKE_GPUS[kind])
         elif cloud_provider == GENERIC and kind is not ResourceType.LOCAL_GPU and not node_selector:
             raise PlacementError(
-                f"Kubernetes(cloud_provider='GENERIC') cannot pick {kind.value} GPUs by itself: request local_gpu="
-                f"{count} for any GPU, or pass node_selector={{...}} with the label your {kind.value} nodes carry"
+                f"Kubernetes(cloud_provider='GENERIC') cannot pick {name} GPUs by itself: request local_gpu="
+                f"{count} for any GPU, or pass node_selector={{...}} with the label your {name} nodes carry"
             )
         toleration = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
         return {GPU_RESOURCE: count}, selector, [toleration]
     # TPUs.
     if cloud_provider != GKE:
-        raise PlacementError(f"Kubernetes: {kind.value} needs cloud_provider='{GKE}'; a {cloud_provider} cluster "
+        raise PlacementError(f"Kubernetes: {name} needs cloud_provider='{GKE}'; a {cloud_provider} cluster "
                              "has no TPUs")
     if kind not in GKE_TPUS:
-        offered = ", ".join(k.value for k in GKE_TPUS)
-        raise PlacementError(f"Kubernetes: GKE offers no {kind.value} node pools (GKE TPUs: {offered})")
+        offered = ", ".join(resource_key(k) for k in GKE_TPUS)
+        raise PlacementError(f"Kubernetes: GKE offers no {name} node pools (GKE TPUs: {offered})")
     if not tpu_topology or not _TOPOLOGY.match(tpu_topology):
-        raise PlacementError(f"Kubernetes: {kind.value} on GKE needs tpu_topology, e.g. Kubernetes(tpu_topology='2x2x1'); "
+        raise PlacementError(f"Kubernetes: {name} on GKE needs tpu_topology, e.g. Kubernetes(tpu_topology='2x2x1'); "
                              f"got {tpu_topology!r}")
     selector.setdefault("cloud.google.com/gke-tpu-accelerator", GKE_TPUS[kind])
     selector.setdefault("cloud.google.com/gke-tpu-topology", tpu_topology)
@@ -244,8 +245,8 @@ def job_manifest(
         "backoffLimit": executor.backoff_limit,
         "template": {"metadata": template_metadata, "spec": pod},
     }
-    replicas = executor.requirements.replicas
-    if replicas and replicas > 1:
+    replicas = replica_count(executor.requirements)
+    if replicas > 1:
         spec.update(parallelism=replicas, completions=replicas, completionMode="Indexed")
     if executor.active_deadline_seconds:
         spec["activeDeadlineSeconds"] = executor.active_deadline_seconds

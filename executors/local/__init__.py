@@ -45,7 +45,8 @@ class Local(Executor):
 
     Spec: ClassVar[type[LocalSpec]] = LocalSpec
 
-    requirements: JobRequirements = attrs.field(factory=JobRequirements)
+    # JobRequirements is unhashable, as in XManager: executors hash by their other fields.
+    requirements: JobRequirements = attrs.field(factory=JobRequirements, hash=False)
     docker_options: Optional[DockerOptions] = attrs.field(default=None, validator=_docker_options)
     experimental_stream_output: bool = True
 

@@ -36,6 +36,7 @@ from xmanager.executors.local import processes
 from xmanager.executors.local.function_pool import FunctionPool, FunctionWorker
 from xmanager.executors.packaging import LocalExecutable
 from xmanager.xm.report import RESULTS_ENV
+from xmanager.xm.resources import ResourceType
 from xmanager.xm.status import Status
 
 NAME = "local"
@@ -223,8 +224,8 @@ class LocalBackend(ExecutorBackend):
         total = 0
         for job in unit.jobs:
             requirements = getattr(job.executor, "requirements", None)
-            cpus = requirements.get("cpu", 1) if requirements is not None else 1
-            total += max(1, math.ceil(cpus))
+            cpus = requirements.task_requirements.get(ResourceType.CPU, 1) if requirements is not None else 1
+            total += max(1, math.ceil(cpus)) if math.isfinite(cpus) else 1  # Nonsense counts as one slot.
         return min(total, self._slots)
 
     def _work(self) -> None:

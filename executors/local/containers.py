@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 import attrs
 from xmanager.xm.executables import Container, Dockerfile, PythonContainer
 from xmanager.xm.job_blocks import Executable, Packageable
+from xmanager.xm.resources import ResourceType, requested
 
 CONTAINER_SPECS = (PythonContainer, Container, Dockerfile)
 LABEL_EXPERIMENT = "org.xmanager.experiment"
@@ -169,8 +170,8 @@ def create_kwargs(
         kwargs["network_mode" if options.network in ("host", "none", "bridge") else "network"] = options.network
     gpus = options.gpus
     requirements = getattr(executor, "requirements", None)
-    if gpus is None and requirements is not None and requirements.get("local_gpu", 0):
-        gpus = int(requirements.get("local_gpu"))
+    if gpus is None and requirements is not None:
+        gpus = int(requested(requirements, ResourceType.LOCAL_GPU)) or None
     if gpus:
         import docker
 

@@ -43,6 +43,7 @@ from xmanager.executors.api import (
 from xmanager.executors.slurm.cluster import Cluster, SlurmError, TaskState
 from xmanager.executors.slurm.executor import Slurm
 from xmanager.executors.slurm.task import write_manifest
+from xmanager.xm.resources import ResourceType, requested, resource_key
 from xmanager.xm.status import Status
 
 #: Slurm job states -> ours. Anything else (CONFIGURING, SUSPENDED, ...) counts as running.
@@ -96,17 +97,17 @@ def directives(executor: Slurm, ntasks: int) -> list[str]:
     ):
         if value:
             options.append(f"{flag}={value}")
-    cpus = requirements.get("cpu")
+    cpus = requested(requirements, ResourceType.CPU)
     if cpus:
         options.append(f"--cpus-per-task={math.ceil(cpus)}")
-    memory = requirements.get("memory")
+    memory = requested(requirements, ResourceType.MEMORY)
     if memory:
         options.append(f"--mem-per-cpu={_mem_mb(memory / max(1, math.ceil(cpus or 1)))}M")
     gres = []
     accelerator = requirements.accelerator
     if accelerator is not None:
-        count = math.ceil(requirements.get(accelerator))
-        kind = "" if accelerator.value == "local_gpu" else f"{accelerator.value}:"
+        count = math.ceil(requested(requirements, accelerator))
+        kind = "" if accelerator is ResourceType.LOCAL_GPU else f"{resource_key(accelerator)}:"
         gres.append(f"gpu:{kind}{count}")
     if executor.gres:
         gres.append(executor.gres)
@@ -295,7 +296,7 @@ class _Plan:
 
     def submit(self) -> dict[tuple[int, str], Handle]:
         handles: dict[tuple[int, str], Handle] = {}
-        cpus = max(1, math.ceil(self.executor.requirements.get("cpu") or 1))
+        cpus = max(1, math.ceil(requested(self.executor.requirements, ResourceType.CPU) or 1))
         for chunk in self.chunks:
             batch = uuid.uuid4().hex[:12]
             folder = os.path.join(self.root, "slurm", batch)

@@ -73,7 +73,8 @@ class Slurm(Executor):
 
     Spec: ClassVar[type[SlurmSpec]] = SlurmSpec
 
-    requirements: JobRequirements = attrs.field(factory=JobRequirements)
+    # JobRequirements is unhashable, as in XManager: executors hash by their other fields.
+    requirements: JobRequirements = attrs.field(factory=JobRequirements, hash=False)
     partition: Optional[str] = None
     time: Optional[str] = attrs.field(default=None, validator=_check_time)
     account: Optional[str] = None

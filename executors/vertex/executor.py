@@ -85,7 +85,7 @@ class Vertex(Executor):
     requirements:
         ``cpu``/``memory`` pick the smallest N1 machine that fits; an accelerator picks its
         machine family (``t4=1`` -> ``n1-standard-4`` + 1 T4, ``a100=8`` -> ``a2-highgpu-8g``,
-        ``l4=1`` -> ``g2-standard-4``, ``tpu_v5e=4`` -> ``ct5lp-hightpu-4t``). ``replicas``
+        ``l4_24th=1`` -> ``g2-standard-4``, ``tpu_v5e=4`` -> ``ct5lp-hightpu-4t``). ``replicas``
         is the worker pool's replica count; ``location`` the region when ``location`` is unset.
     project:
         The Google Cloud project; default ``GOOGLE_CLOUD_PROJECT`` or the one of the
@@ -117,7 +117,8 @@ class Vertex(Executor):
 
     Spec: ClassVar[type[VertexSpec]] = VertexSpec
 
-    requirements: JobRequirements = attrs.field(factory=JobRequirements)
+    # JobRequirements is unhashable, as in XManager: executors hash by their other fields.
+    requirements: JobRequirements = attrs.field(factory=JobRequirements, hash=False)
     tensorboard: Union[str, TensorboardCapability, None] = attrs.field(default=None, validator=_check_tensorboard)
     project: Optional[str] = attrs.field(default=None, kw_only=True)
     location: Optional[str] = attrs.field(kw_only=True, default=None, validator=_check_location)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 import attrs
-from xmanager.xm.resources import JobRequirements, ResourceType
+from xmanager.xm.resources import JobRequirements, ResourceType, replica_count, resource_key
 
 GIB = 2**30
 
@@ -27,7 +27,7 @@ ACCELERATORS: dict[ResourceType, str] = {
     ResourceType.V100: "NVIDIA_TESLA_V100",
     ResourceType.A100: "NVIDIA_TESLA_A100",
     ResourceType.A100_80GIB: "NVIDIA_A100_80GB",
-    ResourceType.L4: "NVIDIA_L4",
+    ResourceType.L4_24TH: "NVIDIA_L4",
     ResourceType.H100: "NVIDIA_H100_80GB",
     ResourceType.H200: "NVIDIA_H200_141GB",
     ResourceType.B200: "NVIDIA_B200",
@@ -61,7 +61,7 @@ FIXED_MACHINES: list[Machine] = [
                                 ("a2-megagpu-16g", 96, 1360, 16)]),
     *_fixed(ResourceType.A100_80GIB, [("a2-ultragpu-1g", 12, 170, 1), ("a2-ultragpu-2g", 24, 340, 2),
                                       ("a2-ultragpu-4g", 48, 680, 4), ("a2-ultragpu-8g", 96, 1360, 8)]),
-    *_fixed(ResourceType.L4, [("g2-standard-4", 4, 16, 1), ("g2-standard-8", 8, 32, 1),
+    *_fixed(ResourceType.L4_24TH, [("g2-standard-4", 4, 16, 1), ("g2-standard-8", 8, 32, 1),
                               ("g2-standard-12", 12, 48, 1), ("g2-standard-16", 16, 64, 1),
                               ("g2-standard-32", 32, 128, 1), ("g2-standard-24", 24, 96, 2),
                               ("g2-standard-48", 48, 192, 4), ("g2-standard-96", 96, 384, 8)]),
@@ -122,14 +122,15 @@ def machine_spec(requirements: JobRequirements, machine_type: Optional[str] = No
 
     With ``machine_type`` given, it is checked against the accelerator (known families only).
     """
-    cpus = requirements.get(ResourceType.CPU)
-    memory = requirements.get(ResourceType.MEMORY)
+    # As XManager's: a negative amount fits any machine; NaN and infinity fit none.
+    cpus = requirements.task_requirements.get(ResourceType.CPU, 0)
+    memory = requirements.task_requirements.get(ResourceType.MEMORY, 0)
     kind = requirements.accelerator
-    count = math.ceil(requirements.get(kind)) if kind is not None else 0
+    count = math.ceil(requirements.task_requirements[kind]) if kind is not None else 0
     if kind is not None and kind not in ACCELERATORS:
-        offered = ", ".join(sorted(k.value for k in ACCELERATORS))
+        offered = ", ".join(sorted(resource_key(k) for k in ACCELERATORS))
         raise VertexSpecError(
-            f"Vertex AI does not offer the accelerator {kind.value!r} for custom training "
+            f"Vertex AI does not offer the accelerator {resource_key(kind)!r} for custom training "
             f"(requirements {_describe(requirements)}); use one of: {offered}"
         )
     if kind is not None and count == 0:
@@ -141,7 +142,7 @@ def machine_spec(requirements: JobRequirements, machine_type: Optional[str] = No
     if kind is None or kind in N1_GPUS:
         if kind is not None and count not in N1_GPUS[kind]:
             raise VertexSpecError(
-                f"Vertex AI attaches {kind.value} GPUs in counts {_counts(N1_GPUS[kind])}, not {count}"
+                f"Vertex AI attaches {resource_key(kind)} GPUs in counts {_counts(N1_GPUS[kind])}, not {count}"
             )
         for machine in _n1_machines():
             if _fits(machine, cpus, memory):
@@ -155,7 +156,7 @@ def machine_spec(requirements: JobRequirements, machine_type: Optional[str] = No
     if not with_count:
         counts = sorted({c for m in options for c in m.counts})
         raise VertexSpecError(
-            f"Vertex AI offers {kind.value} in counts {_counts(counts)} per machine, not {count} "
+            f"Vertex AI offers {resource_key(kind)} in counts {_counts(counts)} per machine, not {count} "
             f"(machines: {', '.join(sorted({m.name for m in options}))})"
         )
     for machine in with_count:
@@ -163,7 +164,7 @@ def machine_spec(requirements: JobRequirements, machine_type: Optional[str] = No
             return _spec(machine.name, kind, count)
     best = with_count[-1]
     raise VertexSpecError(
-        f"{best.name} ({count} x {kind.value}) has {best.cpus} vCPUs and {best.memory_gib:g} GiB; "
+        f"{best.name} ({count} x {resource_key(kind)}) has {best.cpus} vCPUs and {best.memory_gib:g} GiB; "
         f"the job asks for {cpus:g} vCPUs and {memory / GIB:g} GiB"
     )
 
@@ -179,20 +180,20 @@ def _checked(machine_type: str, kind: Optional[ResourceType], count: int, cpus: 
         machine = known[0]
         if kind is not None and kind not in N1_GPUS:
             raise VertexSpecError(
-                f"Vertex(machine_type={machine_type!r}): N1 machines take {', '.join(k.value for k in N1_GPUS)} "
-                f"GPUs, not {kind.value}; {_suggest(kind)}"
+                f"Vertex(machine_type={machine_type!r}): N1 machines take {', '.join(map(resource_key, N1_GPUS))} "
+                f"GPUs, not {resource_key(kind)}; {_suggest(kind)}"
             )
         if kind is not None and count not in N1_GPUS[kind]:
-            raise VertexSpecError(f"Vertex AI attaches {kind.value} GPUs in counts {_counts(N1_GPUS[kind])}, "
+            raise VertexSpecError(f"Vertex AI attaches {resource_key(kind)} GPUs in counts {_counts(N1_GPUS[kind])}, "
                                   f"not {count}")
     else:
         matching = [m for m in known if m.accelerator is kind and count in m.counts]
         if not matching:
             machine = known[0]
             assert machine.accelerator is not None
-            wanted = f"{count} x {kind.value}" if kind is not None else "no accelerator"
+            wanted = f"{count} x {resource_key(kind)}" if kind is not None else "no accelerator"
             raise VertexSpecError(
-                f"Vertex(machine_type={machine_type!r}) comes with {machine.counts[0]} x {machine.accelerator.value}; "
+                f"Vertex(machine_type={machine_type!r}) comes with {machine.counts[0]} x {resource_key(machine.accelerator)}; "
                 f"the job asks for {wanted}"
             )
         machine = matching[0]
@@ -206,7 +207,7 @@ def _checked(machine_type: str, kind: Optional[ResourceType], count: int, cpus: 
 
 def _suggest(kind: ResourceType) -> str:
     names = sorted({m.name for m in FIXED_MACHINES if m.accelerator is kind})
-    return f"{kind.value} runs on {', '.join(names)}" if names else "leave machine_type unset"
+    return f"{resource_key(kind)} runs on {', '.join(names)}" if names else "leave machine_type unset"
 
 
 def _counts(counts: Sequence[int]) -> str:
@@ -243,7 +244,7 @@ def worker_pools(jobs: Sequence[PoolJob]) -> list[dict[str, Any]]:
         raise VertexSpecError("a work unit needs at least one job")
     pools: list[dict[str, Any]] = []
     for index, job in enumerate(jobs):
-        replicas = job.requirements.replicas or 1
+        replicas = replica_count(job.requirements)
         pool = _pool(job)
         if index == 0 and replicas > 1:
             if len(jobs) > 1:

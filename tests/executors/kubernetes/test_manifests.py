@@ -101,8 +101,8 @@ def test_generic_clusters_take_any_gpu_or_the_users_node_selector():
     ({"requirements": xm.JobRequirements(t4=1), "cloud_provider": "GENERIC"}, r"GENERIC'\) cannot pick t4 GPUs.*local_gpu=1"),
     ({"requirements": xm.JobRequirements(tpu_v4=8), "cloud_provider": "GENERIC"}, r"tpu_v4 needs cloud_provider='GOOGLE"),
     ({"requirements": xm.JobRequirements(tpu_v3=8), "tpu_topology": "2x2"}, r"GKE offers no tpu_v3 node pools"),
-    ({"requirements": xm.JobRequirements(a10g=1)}, r"GKE offers no a10g GPUs"),
-    ({"requirements": xm.JobRequirements(t4=0.5)}, r"t4=0.5 must be a whole number"),
+    ({"requirements": xm.JobRequirements(b300=1)}, r"GKE offers no b300 GPUs"),
+    ({"requirements": xm.JobRequirements(t4=0)}, r"t4=0.0 must be a whole number"),
 ])
 def test_accelerators_the_target_cannot_provide_fail_when_the_executor_is_made(kwargs, message):
     with pytest.raises(PlacementError, match=message):

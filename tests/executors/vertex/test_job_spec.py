@@ -23,7 +23,7 @@ GiB = 2**30
                        "accelerator_count": 8}),
         ({"a100_80gib": 2}, {"machine_type": "a2-ultragpu-2g", "accelerator_type": "NVIDIA_A100_80GB",
                              "accelerator_count": 2}),
-        ({"l4": 1, "cpu": 20}, {"machine_type": "g2-standard-32", "accelerator_type": "NVIDIA_L4",
+        ({"l4_24th": 1, "cpu": 20}, {"machine_type": "g2-standard-32", "accelerator_type": "NVIDIA_L4",
                                 "accelerator_count": 1}),
         ({"h100": 8}, {"machine_type": "a3-highgpu-8g", "accelerator_type": "NVIDIA_H100_80GB",
                        "accelerator_count": 8}),
@@ -39,7 +39,7 @@ def test_machine_from_requirements(requirements, expected):
 @pytest.mark.parametrize(
     ("requirements", "machine_type", "words"),
     [
-        ({"a10g": 1}, None, ["does not offer", "a10g"]),
+        ({"b300": 1}, None, ["does not offer", "b300"]),
         ({"local_gpu": 1}, None, ["does not offer", "local_gpu"]),
         ({"tpu_v6e": 4}, None, ["does not offer", "tpu_v6e"]),
         ({"t4": 3}, None, ["t4", "1, 2, 4", "not 3"]),
@@ -69,8 +69,8 @@ def test_explicit_machine_types():
 
 
 def test_the_executor_refuses_impossible_requirements_when_built():
-    with pytest.raises(VertexSpecError, match="a10g"):
-        Vertex(requirements=xm.JobRequirements(a10g=1))
+    with pytest.raises(VertexSpecError, match="b300"):
+        Vertex(requirements=xm.JobRequirements(b300=1))
     with pytest.raises(ValueError, match="location"):
         Vertex(location="Europe West")
     with pytest.raises(ValueError, match="gs://"):
