@@ -444,13 +444,9 @@ def _hosting(kind: ResourceType) -> Optional[Architecture]:
 
 # ---- for executors ---------------------------------------------------------------------------
 
-#: Our names of resources where they are not the lowercase member name (Slurm gres, messages).
-_KEYS = {ResourceType.L4_24TH: "l4"}
-
-
 def resource_key(kind: ResourceType) -> str:
-    """The name executors use for a resource: ``'cpu'``, ``'memory'``, ``'v100'``, ``'l4'``, ``'tpu_v4'``."""
-    return _KEYS.get(kind, kind.name.lower())
+    """The name a user writes in ``JobRequirements`` for a resource: ``'cpu'``, ``'memory'``, ``'v100'``, ``'tpu_v4'``."""
+    return kind.name.lower()
 
 
 def requested(requirements: JobRequirements, kind: ResourceType, default: float = 0.0) -> float:

@@ -46,6 +46,9 @@ from xmanager.executors.slurm.task import write_manifest
 from xmanager.xm.resources import ResourceType, requested, resource_key
 from xmanager.xm.status import Status
 
+#: GPU gres type names that differ from the requirement's name (sites call an L4 "l4").
+_GRES_NAMES = {ResourceType.L4_24TH: "l4"}
+
 #: Slurm job states -> ours. Anything else (CONFIGURING, SUSPENDED, ...) counts as running.
 STATES: dict[str, Status] = {
     "PENDING": Status.PENDING,
@@ -107,7 +110,7 @@ def directives(executor: Slurm, ntasks: int) -> list[str]:
     accelerator = requirements.accelerator
     if accelerator is not None:
         count = math.ceil(requested(requirements, accelerator))
-        kind = "" if accelerator is ResourceType.LOCAL_GPU else f"{resource_key(accelerator)}:"
+        kind = "" if accelerator is ResourceType.LOCAL_GPU else f"{_GRES_NAMES.get(accelerator, resource_key(accelerator))}:"
         gres.append(f"gpu:{kind}{count}")
     if executor.gres:
         gres.append(executor.gres)

@@ -252,7 +252,7 @@ def test_resource_dict():
 
 
 def test_helpers_for_executors():
-    assert resource_key(ResourceType.L4_24TH) == "l4"
+    assert resource_key(ResourceType.L4_24TH) == "l4_24th"  # What users write; Slurm maps it to gres "l4".
     assert [resource_key(kind) for kind in (ResourceType.CPU, ResourceType.RAM, ResourceType.LOCAL_GPU,
                                             ResourceType.A100_80GIB, ResourceType.TPU_V5E)] == [
         "cpu", "memory", "local_gpu", "a100_80gib", "tpu_v5e"]
