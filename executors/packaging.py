@@ -10,7 +10,7 @@ import os
 from typing import Any, Optional
 
 import attrs
-from xmanager.xm.executables import Binary, CommandList, PythonCallable
+from xmanager.xm.executables import Binary, CommandList, PythonCallable, command_lines
 from xmanager.xm.job_blocks import Executable, Packageable
 
 LAUNCH_SCRIPT_ENV = "XM_LAUNCH_SCRIPT"
@@ -53,7 +53,7 @@ def package(packageable: Packageable) -> LocalExecutable:
             raise PermissionError(f"xm.Binary: {path!r} is not an executable file")
         return LocalExecutable(command=(path,), **common)
     if isinstance(spec, CommandList):
-        script = "\n".join(spec.commands) + ' "$@"'
+        script = "\n".join(command_lines(spec)) + ' "$@"'
         return LocalExecutable(command=("bash", "-c", script, spec.name), **common)
     if isinstance(spec, PythonCallable):
         import cloudpickle

@@ -7,24 +7,19 @@ that lists the supported ones.
 from __future__ import annotations
 
 import abc
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import attrs
 from xmanager.xm.job_blocks import ExecutableSpec
+from xmanager.xm.utils import resolve_path_relative_to_launcher
 
 
 def name_from_path(path: str) -> str:
-    """A job name from a path: its basename with non-word characters replaced by ``_``."""
-    base = path.rstrip("/").rsplit("/", 1)[-1] or path
-    return re.sub(r"\W", "_", base)
-
-
-def _tuple_of_str(value: Sequence[str] | str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)
+    """A job name from a path: its last component with non-word characters replaced by ``_``."""
+    return re.sub(r"\W", "_", os.path.basename(path.rstrip(os.sep)))
 
 
 class BinaryDependency(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
@@ -34,63 +29,88 @@ class BinaryDependency(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
     """
 
 
-@attrs.frozen
-class Binary(ExecutableSpec):
-    """A prebuilt executable file. Packaging checks that it exists and is executable."""
+class ModuleName(NamedTuple):
+    """A Python module run as ``python -m module_name`` (a PythonContainer entrypoint)."""
 
-    path: str = attrs.field(converter=str)
-    dependencies: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    module_name: str
+
+
+class CommandList(NamedTuple):
+    """Shell command lines: a PythonContainer entrypoint, or (ours) an executable of its own.
+
+    Kept as given, as in XManager. Run as an executable, the lines run in order and the job's
+    args are appended to the last as ``"$@"``: passed to the shell as positional parameters,
+    never spliced into the text, so they arrive literally. Packaging refuses an empty list.
+    """
+
+    commands: list[str]
+
+    @property
+    def name(self) -> str:
+        """Ours: the first word of the first line as a name (``commands`` when there is none)."""
+        first = [self.commands] if isinstance(self.commands, str) else list(self.commands)
+        words = str(first[0]).split() if first else []
+        return name_from_path(words[0]) if words else "commands"
+
+
+ExecutableSpec.register(CommandList)
+
+
+def command_lines(command_list: CommandList) -> list[str]:
+    """The lines to run: ``commands`` as a list, a single string being one line.
+
+    Raises ValueError when there is none (checked when packaging, as the spec keeps what it is given).
+    """
+    commands = command_list.commands
+    lines = [commands] if isinstance(commands, str) else [str(line) for line in commands]
+    if not lines:
+        raise ValueError("CommandList needs at least one command")
+    return lines
+
+
+# The specs below are, as XManager's, mutable, compared and ordered by value, unhashable and keep a
+# __dict__; fields are converted when the spec is built, not when assigned later.
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
+class Dockerfile(ExecutableSpec):
+    """``docker build`` of the context folder ``path`` with the file ``dockerfile``.
+
+    Relative paths resolve against the launch script's folder when the spec is built
+    (``utils.resolve_path_relative_to_launcher``); ``dockerfile`` defaults to ``<path>/Dockerfile``.
+    """
+
+    path: str = attrs.field(converter=resolve_path_relative_to_launcher, default=".")
+    # Always a path once built; None (the default) stands for <path>/Dockerfile.
+    dockerfile: str = attrs.field(converter=lambda value: value or "", default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.dockerfile = resolve_path_relative_to_launcher(self.dockerfile or os.path.join(self.path, "Dockerfile"))
 
     @property
     def name(self) -> str:
         return name_from_path(self.path)
 
 
-@attrs.frozen
-class ModuleName:
-    """A Python module run as ``python -m module_name`` (a PythonContainer entrypoint)."""
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
+class PythonContainer(ExecutableSpec):
+    """A folder of Python code built into a container image (executors with images).
 
-    module_name: str
-
-
-@attrs.frozen
-class CommandList(ExecutableSpec):
-    """Shell command lines run in order; the job's args are appended to the last as ``"$@"``.
-
-    The lines are the user's own shell code. The job's args are passed to the shell as
-    positional parameters, never spliced into the text, so they arrive literally.
+    ``path`` resolves against the launch script's folder when the spec is built. With
+    ``docker_instructions`` the image is built from those lines (after ``FROM base_image``), which
+    must copy the folder themselves; ``use_deep_module`` runs the module from the folder's parent.
     """
 
-    commands: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
-
-    @commands.validator
-    def _check(self, _attribute: Any, value: tuple[str, ...]) -> None:
-        if not value:
-            raise ValueError("CommandList needs at least one command")
-
-    @property
-    def name(self) -> str:
-        return name_from_path(self.commands[0].split()[0]) if self.commands[0].split() else "commands"
-
-
-@attrs.frozen
-class PythonContainer(ExecutableSpec):
-    """A directory of Python code built into a container image (executors with images)."""
-
     entrypoint: Union[ModuleName, CommandList]
-    path: str = "."
+    path: str = attrs.field(converter=resolve_path_relative_to_launcher, default=".")
     base_image: Optional[str] = None
-    docker_instructions: Optional[tuple[str, ...]] = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
-    )
+    docker_instructions: Optional[list[str]] = None
     use_deep_module: bool = False
 
     @property
     def name(self) -> str:
-        return name_from_path(self.path if self.path not in (".", "") else "python_container")
+        return name_from_path(self.path)
 
 
-@attrs.frozen
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
 class Container(ExecutableSpec):
     """A prebuilt image: a local ``.tar`` file or a registry reference."""
 
@@ -101,37 +121,37 @@ class Container(ExecutableSpec):
         return name_from_path(self.image_path)
 
 
-@attrs.frozen
-class Dockerfile(ExecutableSpec):
-    """``docker build`` of a context directory, optionally with a named Dockerfile."""
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
+class Binary(ExecutableSpec):
+    """A prebuilt executable file, with data ``dependencies`` packaged beside it."""
 
-    path: str = "."
-    dockerfile: Optional[str] = None
+    path: str
+    dependencies: list[BinaryDependency] = attrs.field(converter=list, factory=list)
 
     @property
     def name(self) -> str:
-        return name_from_path(self.path if self.path not in (".", "") else "dockerfile")
+        return name_from_path(self.path)
 
 
-@attrs.frozen
-class BazelBinary(ExecutableSpec):
-    """A Bazel target producing a self-contained binary."""
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
+class BazelContainer(ExecutableSpec):
+    """A Bazel target producing a ``.tar`` image."""
 
     label: str
-    dependencies: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
-    bazel_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    bazel_args: list[str] = attrs.field(converter=list, factory=list)
 
     @property
     def name(self) -> str:
         return name_from_path(self.label)
 
 
-@attrs.frozen
-class BazelContainer(ExecutableSpec):
-    """A Bazel target producing a ``.tar`` image."""
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
+class BazelBinary(ExecutableSpec):
+    """A Bazel target producing a self-contained binary."""
 
     label: str
-    bazel_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    dependencies: list[BinaryDependency] = attrs.field(converter=list, factory=list)
+    bazel_args: list[str] = attrs.field(converter=list, factory=list)
 
     @property
     def name(self) -> str:

@@ -15,15 +15,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Optional, TypeVar, Union
 
 import attrs
-from xmanager.xm.args import SequentialArgs, UserArgs, merge_args
+from xmanager.xm.args import SequentialArgs, UserArgs, merge_args, print_none_warning
 
 _ENV_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def _check_env_names(_instance: Any, _attribute: Any, env: Mapping[str, Any]) -> None:
     for key in env:
-        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
-            raise ValueError(f"environment variable name {key!r} is invalid: it must match [a-zA-Z_][a-zA-Z0-9_]*")
+        if not _ENV_NAME.fullmatch(key):  # A key that is not a string raises TypeError here, as in XManager.
+            raise ValueError(f"Environment variables names must conform to [a-zA-Z_][a-zA-Z0-9_]*. Got {key!r}.")
 
 
 def _env_strings(value: Optional[Mapping[str, Any]]) -> dict[str, str]:
@@ -40,17 +40,21 @@ class ExecutableSpec(abc.ABC):
     def name(self) -> str: ...
 
 
-@attrs.define
-class Executable:
+# The data classes below are, as XManager's, mutable, compared and ordered by value, unhashable and
+# keep a __dict__ (attributes assigned later are neither converted nor validated).
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
+class Executable(abc.ABC):  # noqa: B024 - instantiable, as in XManager.
     """The result of packaging. Executor plugins subclass it with what they need to run.
 
-    ``name`` names the jobs made from it by default. ``args`` and ``env_vars`` (ours) come from
-    the ``Packageable``; a job's own args are merged over them.
+    ``name`` names the jobs made from it by default. ``args`` and ``env_vars`` (ours, keyword-only
+    and left out of the repr) come from the ``Packageable``; a job's own args are merged over them.
     """
 
     name: str
-    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=SequentialArgs.from_collection, kw_only=True)
-    env_vars: dict[str, str] = attrs.field(factory=dict, converter=_env_strings, kw_only=True)
+    args: SequentialArgs = attrs.field(
+        factory=SequentialArgs, converter=SequentialArgs.from_collection, kw_only=True, repr=False
+    )
+    env_vars: dict[str, str] = attrs.field(factory=dict, converter=_env_strings, kw_only=True, repr=False)
 
 
 class ExecutorSpec(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
@@ -75,7 +79,7 @@ class Executor(abc.ABC):
         raise NotImplementedError
 
 
-@attrs.define
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
 class Packageable:
     """A request to package ``executable_spec`` for ``executor_spec``, with static args and env vars."""
 
@@ -93,7 +97,7 @@ def _name(value: Optional[str]) -> str:
     return "" if value is None else value
 
 
-@attrs.define
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
 class Job:
     """One process: an executable run by an executor with args and env vars.
 
@@ -126,9 +130,6 @@ class JobGroup:
         self.jobs = jobs
         self.constraints = list(constraints) if constraints else []
 
-    def __repr__(self) -> str:
-        return f"JobGroup({', '.join(self.jobs)})"
-
 
 class JobConfig(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
     """A job described in a backend's own configuration language rather than as Job/JobGroup."""
@@ -155,5 +156,5 @@ def get_args_for_all_jobs(job: JobType, args: Mapping[str, Any]) -> dict[str, An
 __all__ = [
     "Constraint", "Executable", "ExecutableSpec", "Executor", "ExecutorSpec", "Job", "JobConfig",
     "JobGeneratorType", "JobGroup", "JobType", "JobTypeVar", "Packageable", "SequentialArgs", "UserArgs",
-    "get_args_for_all_jobs", "is_job_generator", "merge_args",
+    "get_args_for_all_jobs", "is_job_generator", "merge_args", "print_none_warning",
 ]

@@ -15,20 +15,33 @@ from typing import Any, Optional
 
 import attrs
 from xmanager.xm.args import merge_args
-from xmanager.xm.job_blocks import Constraint, Executable, Executor, Job, JobGroup, JobType, JobTypeVar
+from xmanager.xm.job_blocks import (
+    Constraint,
+    Executable,
+    Executor,
+    Job,
+    JobGroup,
+    JobType,
+    JobTypeVar,
+    _check_env_names,
+    is_job_generator,
+)
 
 _JOB_ARG_KEYS = frozenset({"args", "env_vars"})
 
 
 def shallow_copy_job_type(job_type: JobTypeVar) -> JobTypeVar:
-    """A copy of the job structure (groups and jobs), sharing executables, executors and generators."""
+    """A copy of the job structure (groups and jobs), sharing executables, executors and generators.
+
+    Generators (anything callable) are returned as they are; anything else is copied with ``copy.copy``.
+    """
+    if is_job_generator(job_type):
+        return job_type
     if isinstance(job_type, JobGroup):
         group = copy.copy(job_type)
         group.jobs = {key: shallow_copy_job_type(member) for key, member in job_type.jobs.items()}
         return group
-    if isinstance(job_type, Job):
-        return copy.copy(job_type)
-    return job_type
+    return copy.copy(job_type)
 
 
 def populate_job_names(job_type: JobType) -> None:
@@ -90,8 +103,15 @@ def normalize_args(job_type: JobType, args: Any) -> Any:
     return args
 
 
+def _unsupported(job_type: Any) -> TypeError:
+    return TypeError(f"Unsupported job_type: {job_type!r}")
+
+
 def collect_jobs_by_filter(job_group: JobGroup, predicate: Callable[[Job], bool]) -> list[Job]:
-    """The jobs of ``job_group`` (nested groups flattened, in order) for which ``predicate`` holds."""
+    """The jobs of ``job_group`` (nested groups flattened, in order) for which ``predicate`` holds.
+
+    Raises TypeError for a member that is neither a Job nor a JobGroup.
+    """
     found: list[Job] = []
 
     def visit(item: Any) -> None:
@@ -102,7 +122,7 @@ def collect_jobs_by_filter(job_group: JobGroup, predicate: Callable[[Job], bool]
             for member in item.jobs.values():
                 visit(member)
         else:
-            raise TypeError(f"a JobGroup member must be an xm.Job or xm.JobGroup here, got {item!r}")
+            raise _unsupported(item)
 
     visit(job_group)
     return found
@@ -113,7 +133,7 @@ def flatten_jobs(job_group: JobGroup) -> list[Job]:
     return collect_jobs_by_filter(job_group, lambda _: True)
 
 
-@attrs.define
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
 class ConstraintClique:
     """A constraint of a JobGroup with every job it covers.
 
@@ -132,26 +152,26 @@ class ConstraintClique:
 def aggregate_constraint_cliques(job_group: JobGroup) -> list[ConstraintClique]:
     """One clique per constraint in ``job_group`` and its nested groups, outer groups first.
 
-    Every group gets a unique name ``jobgroup_<n>_<uuid hex>``, numbered in visiting order.
+    Every group gets a unique name ``jobgroup_<n>_<uuid hex>``, numbered in visiting order. A lone
+    Job has no cliques; a member that is neither a Job nor a JobGroup raises TypeError.
     """
     counter = 0
 
-    def visit(group: JobGroup, parent: Optional[str]) -> tuple[list[ConstraintClique], list[Job]]:
+    def visit(item: Any, parent: Optional[str]) -> tuple[list[ConstraintClique], list[Job]]:
         nonlocal counter
+        if isinstance(item, Job):
+            return [], [item]
+        if not isinstance(item, JobGroup):
+            raise _unsupported(item)
         name = f"jobgroup_{counter}_{uuid.uuid4().hex}"
         counter += 1
         inner: list[ConstraintClique] = []
         jobs: list[Job] = []
-        for member in group.jobs.values():
-            if isinstance(member, Job):
-                jobs.append(member)
-            elif isinstance(member, JobGroup):
-                cliques, member_jobs = visit(member, name if group.constraints else None)
-                inner += cliques
-                jobs += member_jobs
-            else:
-                raise TypeError(f"a JobGroup member must be an xm.Job or xm.JobGroup here, got {member!r}")
-        own = [ConstraintClique(constraint, jobs, name, len(group.jobs), parent) for constraint in group.constraints]
+        for member in item.jobs.values():
+            cliques, member_jobs = visit(member, name if item.constraints else None)
+            inner += cliques
+            jobs += member_jobs
+        own = [ConstraintClique(constraint, jobs, name, len(item.jobs), parent) for constraint in item.constraints]
         return own + inner, jobs
 
     cliques, _ = visit(job_group, None)
@@ -161,7 +181,8 @@ def aggregate_constraint_cliques(job_group: JobGroup) -> list[ConstraintClique]:
 def get_jobs(job_group: JobGroup) -> dict[str, JobType]:
     """The group's jobs by job name (nested groups flattened; other members by their key).
 
-    Raises ValueError when two jobs share a name.
+    Raises ValueError when a job's name is already taken at its own level; a nested group's jobs
+    are merged in as they are (a later one with the same name replaces the earlier).
     """
     jobs: dict[str, JobType] = {}
 
@@ -174,8 +195,7 @@ def get_jobs(job_group: JobGroup) -> dict[str, JobType]:
         if isinstance(member, Job):
             put(member.name, member)
         elif isinstance(member, JobGroup):
-            for name, job in get_jobs(member).items():
-                put(name, job)
+            jobs.update(get_jobs(member))
         else:
             put(key, member)
     return jobs
@@ -185,8 +205,9 @@ def named_jobs(job: Job | JobGroup, args: Any = None) -> list[Job]:
     """What a unit launches for ``add(job, args)``: named copies of every job, args applied, checked.
 
     Names are the key path inside groups joined by ``_``; a lone job keeps its own name or
-    takes the executable's. Env var values become strings. Raises TypeError for members that
-    are not jobs (or jobs without a packaged executable) and ValueError for duplicate names.
+    takes the executable's. Args assigned after construction become ``SequentialArgs`` and env
+    var values strings. Raises TypeError for members that are not jobs (or jobs without a packaged
+    executable) and ValueError for duplicate names or invalid env var names.
     """
     copied = shallow_copy_job_type(job)
     normalized = normalize_args(job, args)
@@ -200,6 +221,9 @@ def named_jobs(job: Job | JobGroup, args: Any = None) -> list[Job]:
         if item.name in seen:
             raise ValueError(f"two jobs in one work unit are named {item.name!r}; give them distinct names")
         seen.add(item.name)
+        item.args = merge_args(item.args)
+        item.env_vars = dict(item.env_vars)
+        _check_env_names(None, None, item.env_vars)
         item.env_vars = {key: str(value) for key, value in item.env_vars.items()}
     return jobs
 

@@ -6,6 +6,7 @@ XManager.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Optional, Union
 
@@ -13,9 +14,12 @@ from xmanager.xm import executables
 from xmanager.xm.args import UserArgs
 from xmanager.xm.job_blocks import ExecutorSpec, Packageable
 
+#: The default ``env_vars``: an empty read-only mapping (XManager's is an empty immutabledict).
+_NO_ENV_VARS: Mapping[str, Any] = types.MappingProxyType({})
 
-def _packageable(spec: Any, executor_spec: ExecutorSpec, args: Optional[UserArgs], env_vars: Optional[Mapping[str, Any]]) -> Packageable:
-    return Packageable(executable_spec=spec, executor_spec=executor_spec, args=args, env_vars=dict(env_vars or {}))
+
+def _packageable(spec: Any, executor_spec: ExecutorSpec, args: Optional[UserArgs], env_vars: Mapping[str, Any]) -> Packageable:
+    return Packageable(executable_spec=spec, executor_spec=executor_spec, args=args, env_vars=env_vars)
 
 
 def binary(
@@ -24,9 +28,9 @@ def binary(
     dependencies: Collection[executables.BinaryDependency] = (),
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, Any]] = None,
+    env_vars: Mapping[str, Any] = _NO_ENV_VARS,
 ) -> Packageable:
-    """A prebuilt binary at ``path`` (relative paths resolve against the launch script)."""
+    """A prebuilt binary at ``path``."""
     return _packageable(executables.Binary(path=path, dependencies=dependencies), executor_spec, args, env_vars)
 
 
@@ -37,7 +41,7 @@ def bazel_binary(
     bazel_args: Collection[str] = (),
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, Any]] = None,
+    env_vars: Mapping[str, Any] = _NO_ENV_VARS,
 ) -> Packageable:
     """A Bazel target built into a self-contained binary (``bazel build`` at packaging)."""
     spec = executables.BazelBinary(label=label, dependencies=dependencies, bazel_args=bazel_args)
@@ -50,7 +54,7 @@ def bazel_container(
     bazel_args: Collection[str] = (),
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, Any]] = None,
+    env_vars: Mapping[str, Any] = _NO_ENV_VARS,
 ) -> Packageable:
     """A Bazel target built into a ``.tar`` image."""
     return _packageable(executables.BazelContainer(label=label, bazel_args=bazel_args), executor_spec, args, env_vars)
@@ -64,7 +68,7 @@ def command_list(
     env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """Shell command lines, with the job's args passed to the last one as ``"$@"``."""
-    return _packageable(executables.CommandList(commands), executor_spec, args, env_vars)
+    return _packageable(executables.CommandList(commands), executor_spec, args, env_vars or {})
 
 
 def python_callable(
@@ -76,7 +80,7 @@ def python_callable(
     env_vars: Optional[Mapping[str, Any]] = None,
 ) -> Packageable:
     """A Python function called with the job's args as keyword arguments."""
-    return _packageable(executables.PythonCallable(function, name=name), executor_spec, args, env_vars)
+    return _packageable(executables.PythonCallable(function, name=name), executor_spec, args, env_vars or {})
 
 
 def python_container(
@@ -88,7 +92,7 @@ def python_container(
     use_deep_module: bool = False,
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, Any]] = None,
+    env_vars: Mapping[str, Any] = _NO_ENV_VARS,
 ) -> Packageable:
     """A directory of Python code built into an image."""
     spec = executables.PythonContainer(
@@ -103,7 +107,7 @@ def container(
     image_path: str,
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, Any]] = None,
+    env_vars: Mapping[str, Any] = _NO_ENV_VARS,
 ) -> Packageable:
     """A prebuilt image (a ``.tar`` file or a registry reference)."""
     return _packageable(executables.Container(image_path), executor_spec, args, env_vars)
@@ -115,7 +119,7 @@ def dockerfile_container(
     dockerfile: Optional[str] = None,
     *,
     args: Optional[UserArgs] = None,
-    env_vars: Optional[Mapping[str, Any]] = None,
+    env_vars: Mapping[str, Any] = _NO_ENV_VARS,
 ) -> Packageable:
     """``docker build`` of ``path`` with an optional Dockerfile name."""
     return _packageable(executables.Dockerfile(path, dockerfile), executor_spec, args, env_vars)
@@ -144,4 +148,4 @@ def ve_kernel(
         entry=entry, args=args, sources=sources, library=library, language=language, ret_type=ret_type,
         ve_flags=ve_flags, host_flags=host_flags, libs=libs, name=name,
     )
-    return _packageable(spec, executor_spec, None, None)
+    return _packageable(spec, executor_spec, None, _NO_ENV_VARS)

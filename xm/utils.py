@@ -6,6 +6,7 @@ first use, so ``from xmanager import xm`` stays cheap.
 
 from __future__ import annotations
 
+import abc
 import enum
 import functools
 import os
@@ -21,11 +22,11 @@ ReturnT = TypeVar("ReturnT")
 _LAUNCH_SCRIPT_ENV = "XM_LAUNCH_SCRIPT"
 
 
-class SpecialArg:
+class SpecialArg(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
     """Base of argument values that an escaper treats specially rather than as plain text."""
 
 
-@attrs.frozen
+@attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
 class ShellSafeArg(SpecialArg):
     """An argument passed through unquoted.
 
@@ -44,8 +45,8 @@ class ShellSafeArg(SpecialArg):
         return re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m.group(1) or m.group(2), ""), self.arg)
 
     def __str__(self) -> str:
-        # Formatting it into a larger string would quote it with the rest, silently.
-        raise RuntimeError(f"{self!r} cannot be converted to a string: it would lose its unquoted meaning")
+        # Formatting it into a larger string would quote it with the rest, silently (XManager's message).
+        raise RuntimeError(f"Converting {self!r} to a string would strip the ShellSafe semantics.")
 
 
 def ARGV_ESCAPER(value: Any) -> str:  # noqa: N802 - XManager's name.
@@ -133,14 +134,21 @@ def _launch_script_flag() -> str:
         return ""
 
 
-@functools.lru_cache
 def find_launch_script_path() -> str:
     """The launch script's absolute path, or '' when there is none.
 
-    From ``--xm_launch_script``, else ``$XM_LAUNCH_SCRIPT`` (set by ``xmanager launch``), else
-    ``sys.argv[0]``; a non-``.py`` argv[0] (a bundled binary) gives way to ``__main__``'s file.
+    From ``--xm_launch_script`` (once flags are parsed), else ``$XM_LAUNCH_SCRIPT`` (set by
+    ``xmanager launch``), else ``sys.argv[0]``; a non-``.py`` one (a bundled binary) gives way to
+    ``__main__``'s file. The answer is kept for the process while these sources stay the same, so a
+    relative ``sys.argv[0]`` still resolves after the script changes its working directory.
     """
-    path = _launch_script_flag() or os.environ.get(_LAUNCH_SCRIPT_ENV, "") or (sys.argv[0] if sys.argv else "")
+    given = _launch_script_flag() or os.environ.get(_LAUNCH_SCRIPT_ENV, "")
+    return _launch_script_path(given, sys.argv[0] if sys.argv else "")
+
+
+@functools.lru_cache
+def _launch_script_path(given: str, argv0: str) -> str:
+    path = given or argv0
     if not path.endswith(".py"):
         main_file = getattr(sys.modules.get("__main__"), "__file__", None)
         if main_file and os.access(main_file, os.R_OK):
@@ -148,19 +156,24 @@ def find_launch_script_path() -> str:
     return os.path.abspath(path) if path else ""
 
 
+find_launch_script_path.cache_clear = _launch_script_path.cache_clear  # type: ignore[attr-defined]
+
+
 def resolve_path_relative_to_launcher(path: str) -> str:
     """``path`` made absolute against the launch script's folder (so ``.`` is that folder).
 
-    Raises RuntimeError when the launch script cannot be found (for example after the script
-    changed the working directory and was started by a relative path).
+    An absolute ``path`` is returned unchanged; a relative one becomes a real path (symlinks
+    resolved). Raises RuntimeError when no readable launch script is found (a ``python -c`` or an
+    interactive session, or a script started by a relative path that changed its working directory).
     """
     if os.path.isabs(path):
         return path
     script = find_launch_script_path()
     if not os.access(script, os.R_OK):
         raise RuntimeError(
-            f"cannot resolve {path!r} against the launch script: no readable launch script at {script!r} "
-            "(did the script change its working directory?)"
+            "Unable to determine launch script path. "
+            f"The script is not present at {script!r}. "
+            "This may happen if launch script changes the working directory."
         )
     folder = os.path.dirname(os.path.realpath(script))
     return os.path.realpath(os.path.join(folder, path))

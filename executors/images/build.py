@@ -155,7 +155,8 @@ def registry_image(spec: ImageSpec, repository: Optional[str], missing_repositor
 def ensure_image(spec: ImageSpec, *, launch_dir: str, client: Any = None) -> ImageRef:
     """The image for ``spec`` in the engine, built, loaded or pulled only when it is not there yet.
 
-    Relative paths in the spec resolve against ``launch_dir`` (the launch script's folder).
+    A relative ``Container.image_path`` (a tarball) resolves against ``launch_dir`` (the launch
+    script's folder); PythonContainer and Dockerfile paths were resolved when the spec was built.
     """
     client = client or docker_client()
     if isinstance(spec, Container):

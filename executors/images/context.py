@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import IO, Optional
 
 import attrs
-from xmanager.xm.executables import CommandList, Dockerfile, ModuleName, PythonContainer
+from xmanager.xm.executables import CommandList, Dockerfile, ModuleName, PythonContainer, command_lines
 
 #: The Dockerfile a generated context carries (kept apart from any user file named Dockerfile).
 GENERATED_DOCKERFILE = ".xm.Dockerfile"
@@ -62,7 +62,7 @@ def _entrypoint(entrypoint: ModuleName | CommandList) -> list[str]:
         return ["python", "-m", entrypoint.module_name]
     if isinstance(entrypoint, CommandList):
         # The job's args reach the last line as "$@", like CommandList binaries.
-        return ["sh", "-c", "\n".join(entrypoint.commands) + ' "$@"', "entrypoint"]
+        return ["sh", "-c", "\n".join(command_lines(entrypoint)) + ' "$@"', "entrypoint"]
     raise ContextError(
         f"PythonContainer.entrypoint must be xm.ModuleName or xm.CommandList, got {type(entrypoint).__name__}"
     )
@@ -233,12 +233,17 @@ def _existing_folder(path: str, what: str) -> str:
 
 
 def _resolve(path: str, launch_dir: str) -> str:
+    """A spec's path: absolute already when the spec was built; one assigned later may be relative."""
     path = os.path.expanduser(path)
     return os.path.normpath(path if os.path.isabs(path) else os.path.join(launch_dir, path))
 
 
 def python_container_context(spec: PythonContainer, launch_dir: str) -> BuildContext:
-    """The context of a PythonContainer: its folder under ``<basename>/`` and a generated Dockerfile."""
+    """The context of a PythonContainer: its folder under ``<basename>/`` and a generated Dockerfile.
+
+    ``spec.path`` was resolved against the launch script when the spec was built; ``launch_dir``
+    only serves a relative path assigned to the spec afterwards.
+    """
     folder = _existing_folder(_resolve(spec.path, launch_dir), "xm.PythonContainer path")
     base = os.path.basename(folder)
     entries = [(folder, base)] + [(a, f"{base}/{r}") for a, r in _walk(folder, _ignore_patterns(folder))]
@@ -248,7 +253,11 @@ def python_container_context(spec: PythonContainer, launch_dir: str) -> BuildCon
 
 
 def dockerfile_context(spec: Dockerfile, launch_dir: str) -> BuildContext:
-    """The context of an ``xm.Dockerfile``: its folder, with the Dockerfile (default ``<path>/Dockerfile``)."""
+    """The context of an ``xm.Dockerfile``: its folder ``spec.path``, with the file ``spec.dockerfile``.
+
+    Both were resolved against the launch script when the spec was built; ``launch_dir`` only
+    serves relative paths assigned afterwards, and an emptied ``dockerfile`` means ``<path>/Dockerfile``.
+    """
     folder = _existing_folder(_resolve(spec.path, launch_dir), "xm.Dockerfile path")
     dockerfile_path = _resolve(spec.dockerfile, launch_dir) if spec.dockerfile else os.path.join(folder, "Dockerfile")
     if not os.path.isfile(dockerfile_path):

@@ -9,7 +9,7 @@ import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
 from xmanager.executors.kubernetes import manifests
 from xmanager.executors.kubernetes.config import ClusterConfig
-from xmanager.xm.executables import CommandList, Container, Dockerfile, ModuleName, PythonContainer
+from xmanager.xm.executables import CommandList, Container, Dockerfile, ModuleName, PythonContainer, command_lines
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
 
@@ -151,7 +151,7 @@ def _command(spec: Any) -> tuple[str, ...]:
         if isinstance(entrypoint, ModuleName):
             return ("python", "-m", entrypoint.module_name)
         if isinstance(entrypoint, CommandList):
-            return ("/bin/sh", "-c", "\n".join(entrypoint.commands) + ' "$@"', spec.name)
+            return ("/bin/sh", "-c", "\n".join(command_lines(entrypoint)) + ' "$@"', spec.name)
     return ()
 
 

@@ -41,7 +41,7 @@ def test_tensorboard_job_args_and_spec():
     args = tensorboard.TensorboardProvider.get_tensorboard_job_args("logs", additional_args={"port": 7000})
     assert args == {"logdir": "logs", "port": 7000, "host": "0.0.0.0", "load_fast": "false"}
     spec = tensorboard.TensorboardProvider.get_tensorboard_packageable(timeout_secs=30)
-    assert spec.base_image == "tensorflow/tensorflow" and spec.entrypoint.commands == ("timeout 30s tensorboard",)
+    assert spec.base_image == "tensorflow/tensorflow" and spec.entrypoint.commands == ["timeout 30s tensorboard"]
     with pytest.raises(RuntimeError):
         tensorboard.TensorboardProvider.get_tensorboard_packageable(timeout_secs=-1)
 

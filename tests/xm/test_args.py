@@ -2,6 +2,7 @@
 
 import os
 
+import attrs
 import pytest
 from xmanager import xm
 from xmanager.xm import args as args_lib
@@ -35,11 +36,14 @@ def test_custom_kwargs_joiner():
     assert xm.merge_args({"a": 1}).to_list(str, lambda key, value: f"{key} {value}") == ["--a 1"]
 
 
-def test_none_value_is_omitted_with_warning():
+def test_none_value_is_omitted_with_a_warning_on_stdout_once(capsys):
     merged = xm.merge_args({"a": 1, "skip_this_one": None, "b": 2})
-    with pytest.warns(UserWarning, match="skip_this_one"):
-        rendered = merged.to_list(str)
-    assert rendered == ["--a=1", "--b=2"]
+    assert merged.to_list(str) == ["--a=1", "--b=2"]
+    assert merged.to_list(str) == ["--a=1", "--b=2"]
+    assert capsys.readouterr().out == (
+        "WARNING: Setting `skip_this_one=None` will exclude the flag. To pass the actual value, "
+        'pass the string literal `skip_this_one="None"` instead\n'
+    )
 
 
 def test_bare_string_raises_value_error_naming_the_fix():
@@ -52,14 +56,16 @@ def test_mapping_keys_become_strings():
 
 
 def test_unsupported_collection_type_raises_type_error():
-    with pytest.raises(TypeError, match="5"):
+    with pytest.raises(TypeError, match="^Unsupported collection type: 5$"):
         xm.merge_args(5)
+    with pytest.raises(TypeError, match=r"^Unsupported collection type: \{1\}$"):
+        xm.SequentialArgs.from_collection({1})
 
 
 def test_keyword_override_keeps_its_position():
     merged = xm.merge_args({"a": 1, "b": 2}, ["p"], {"c": 3}, {"a": 10})
     assert merged.to_list(str) == ["--a=10", "--b=2", "p", "--c=3"]
-    assert list(merged) == [("a", 10), ("b", 2), (None, "p"), ("c", 3)]
+    assert merged.to_indexed_dict() == {"a": 10, "b": 2, "2": "p", "c": 3}
 
 
 def test_positionals_are_appended_not_deduplicated():
@@ -75,8 +81,8 @@ def test_merge_skips_none_operands_and_does_not_change_operands():
 
 def test_from_collection_none_is_empty():
     empty = xm.SequentialArgs.from_collection(None)
-    assert len(empty) == 0
-    assert empty.to_list() == []
+    assert empty == xm.SequentialArgs() and empty.to_list() == []
+    assert bool(empty)  # No __len__, as in XManager: an empty one is still true.
 
 
 def test_rewrite_and_remove_return_new_args():
@@ -91,7 +97,35 @@ def test_equality_and_repr():
     assert xm.merge_args({"a": 1}, ["x"]) == xm.merge_args({"a": 1}, ["x"])
     assert xm.merge_args({"a": 1}, ["x"]) != xm.merge_args(["x"], {"a": 1})
     assert xm.merge_args({"a": 1}) != {"a": 1}
-    assert repr(xm.merge_args({"a": "v"}, [2])) == "['--a'='v', 2]"
+    # attrs' repr of XManager's fields (XManager's own __repr__ is overridden by attrs).
+    assert repr(xm.merge_args({"a": "v"}, [2])) == (
+        "SequentialArgs(_items=[SequentialArgs._KeywordItem(name='a'), SequentialArgs._RegularItem(value=2)], "
+        "_kwvalues={'a': 'v'})"
+    )
+
+
+def test_xmanager_data_model():
+    merged = xm.merge_args(["p"], {"k": 1}, {"k": 2})
+    assert merged._items == [xm.SequentialArgs._RegularItem("p"), xm.SequentialArgs._KeywordItem("k")]
+    assert merged._kwvalues == {"k": 2}
+    assert xm.SequentialArgs([xm.SequentialArgs._RegularItem("x")], {}).to_list() == ["x"]
+    assert xm.merge_args(["a"]) < xm.merge_args(["b"])  # attrs ordering, as in XManager.
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(merged)
+    with pytest.raises(TypeError, match="not iterable"):
+        iter(merged)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'items'"):
+        attrs.evolve(merged)
+    assert isinstance(xm.SequentialArgs.__dict__["from_collection"], staticmethod)
+
+
+def test_to_dict_kwargs_only_is_the_keyword_mapping_itself():
+    merged = xm.merge_args(["p"], {"k": 1, "n": None})
+    kwargs = merged.to_dict(kwargs_only=True)
+    assert kwargs == {"k": 1, "n": None}
+    kwargs["z"] = 3
+    assert merged.to_dict(kwargs_only=True) == {"k": 1, "n": None, "z": 3}
+    assert merged.to_dict() is not merged.to_dict()
 
 
 def test_to_dict_forms():
@@ -141,10 +175,14 @@ def test_command_substitution_renders_literally(tmp_path):
 def test_shell_safe_arg_value_semantics():
     assert xm.ShellSafeArg("$A") == xm.ShellSafeArg("$A")
     assert xm.ShellSafeArg("$A") != "$A"
-    assert hash(xm.ShellSafeArg("$A")) == hash(xm.ShellSafeArg("$A"))
+    assert xm.ShellSafeArg("$A") < xm.ShellSafeArg("$B")
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(xm.ShellSafeArg("$A"))
     assert repr(xm.ShellSafeArg("$A")) == "ShellSafeArg(arg='$A')"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError) as raised:
         str(xm.ShellSafeArg("$A"))
+    assert str(raised.value) == "Converting ShellSafeArg(arg='$A') to a string would strip the ShellSafe semantics."
+    assert isinstance(xm.ShellSafeArg("$A"), utils.SpecialArg)
 
 
 def test_module_exports_same_objects():

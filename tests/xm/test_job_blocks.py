@@ -49,15 +49,41 @@ def test_job_bad_env_var_name_names_it(bad):
     assert repr(bad) in str(info.value)
 
 
-def test_job_bad_env_var_name_rejected_on_assignment():
+def test_job_bad_env_var_name_message():
+    with pytest.raises(ValueError) as info:
+        make_job(env_vars={"A-B": "1"})
+    assert str(info.value) == "Environment variables names must conform to [a-zA-Z_][a-zA-Z0-9_]*. Got 'A-B'."
+
+
+def test_job_assignment_is_neither_converted_nor_validated_until_launch():
+    """As XManager's attrs classes: assignment after construction stores what it is given."""
+    from xmanager.xm import job_operators
+
     job = make_job()
+    job.env_vars = {"A-B": "1"}
+    job.args = ["p"]
+    assert job.args == ["p"]
     with pytest.raises(ValueError, match="'A-B'"):
-        job.env_vars = {"A-B": "1"}
+        job_operators.named_jobs(job)
+    job.env_vars = {}
+    [launched] = job_operators.named_jobs(job)
+    assert launched.args == xm.merge_args(["p"])
 
 
-def test_job_non_string_env_var_name_rejected():
-    with pytest.raises(ValueError, match="5"):
+def test_job_non_string_env_var_name_is_a_type_error():
+    with pytest.raises(TypeError, match="expected string or bytes-like object, got 'int'"):
         make_job(env_vars={5: "v"})
+
+
+def test_job_and_packageable_are_xmanager_attrs_classes():
+    job = make_job()
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(job)
+    job.extra = 1  # A __dict__, as attr.s classes have.
+    assert xm.Job(job.executable, job.executor, name="a") < xm.Job(job.executable, job.executor, name="b")
+    packageable = xm.Packageable(FakeExecutableSpec(), FakeSpec())
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(packageable)
 
 
 def test_packageable_bad_env_var_name_names_it():
@@ -75,6 +101,7 @@ def test_packageable_converts_args():
 def test_executable_name_is_positional_and_env_becomes_strings():
     exe = xm.Executable("x", args=["p"], env_vars={"K": 1})
     assert exe.name == "x"
+    assert repr(exe) == "Executable(name='x')"  # Our args and env_vars stay out of XManager's repr.
     assert exe.args.to_list() == ["p"]
     assert exe.env_vars == {"K": "1"}
     with pytest.raises(TypeError):
@@ -105,7 +132,8 @@ def test_job_group_holds_jobs_and_constraints():
     assert group.jobs == {"a": a, "inner": inner}
     assert group.constraints == [constraint]
     assert xm.JobGroup(a=a).constraints == []
-    assert "a" in repr(group) and "inner" in repr(group)
+    assert xm.JobGroup(constraints=(constraint,)).constraints == [constraint]
+    assert repr(group).startswith("<xmanager.xm.job_blocks.JobGroup object at 0x")  # No repr of its own.
 
 
 def test_job_group_may_be_empty_and_holds_any_members():

@@ -146,14 +146,14 @@ def test_duplicate_names_across_nesting_rejected():
 def test_user_job_is_never_mutated():
     job = make_job("exe", args={"lr": 0.1}, env_vars={"A": "1"})
     group = xm.JobGroup(one=job, two=job)
-    before_args = copy.deepcopy(list(job.args))
+    before_args = copy.deepcopy(job.args)
     before_env = dict(job.env_vars)
 
     [lone] = job_operators.named_jobs(job, {"args": {"lr": 9, "new": 1}, "env_vars": {"A": "2", "B": "3"}})
     jobs = job_operators.named_jobs(group, {"one": {"lr": 2}, "two": {"args": ["p"], "env_vars": {"C": "c"}}})
 
     assert job.name == ""
-    assert list(job.args) == before_args
+    assert job.args == before_args
     assert job.env_vars == before_env
     assert lone is not job
     assert all(flat is not job for flat in jobs)
@@ -164,7 +164,7 @@ def test_user_job_is_never_mutated():
     # Mutating a flattened copy does not reach the user's job either.
     jobs[0].args = xm.merge_args(jobs[0].args, {"z": 1})
     jobs[0].env_vars["Z"] = "1"
-    assert list(job.args) == before_args
+    assert job.args == before_args
     assert job.env_vars == before_env
 
 
@@ -243,8 +243,11 @@ def test_apply_args_refuses_unknown_keys():
 def test_get_jobs_by_name():
     a, b = make_job(name="a"), make_job(name="b")
     assert job_operators.get_jobs(xm.JobGroup(x=a, y=xm.JobGroup(z=b))) == {"a": a, "b": b}
-    with pytest.raises(ValueError, match="a is duplicated"):
-        job_operators.get_jobs(xm.JobGroup(x=a, y=xm.JobGroup(z=make_job(name="a"))))
+    with pytest.raises(ValueError, match="^a is duplicated in the experiment.$"):
+        job_operators.get_jobs(xm.JobGroup(x=a, y=make_job(name="a")))
+    # As in XManager, a nested group's jobs are merged in unchecked: the later one wins.
+    later = make_job(name="a")
+    assert job_operators.get_jobs(xm.JobGroup(x=a, y=xm.JobGroup(z=later))) == {"a": later}
 
 
 def test_constraint_cliques_cover_nested_jobs():
@@ -259,3 +262,19 @@ def test_constraint_cliques_cover_nested_jobs():
     assert first.parent_group_name is None and first.group_name.startswith("jobgroup_0_")
     assert second.constraint is inner and second.jobs == [j2, j3]
     assert second.parent_group_name == first.group_name and second.group_name.startswith("jobgroup_1_")
+
+
+def test_xmanager_operator_edges():
+    job = make_job()
+    assert job_operators.aggregate_constraint_cliques(job) == []  # A lone job has no cliques.
+    assert job_operators.flatten_jobs(job) == [job]
+    generator = lambda: None  # noqa: E731
+    assert job_operators.shallow_copy_job_type(generator) is generator
+    members = [job]
+    copied = job_operators.shallow_copy_job_type(members)
+    assert copied == members and copied is not members  # Anything else is copy.copy'd.
+    for operator in (job_operators.flatten_jobs, job_operators.aggregate_constraint_cliques):
+        with pytest.raises(TypeError, match=r"^Unsupported job_type: 1$"):
+            operator(xm.JobGroup(a=1))
+    clique = job_operators.ConstraintClique(constraint=1, jobs=[])
+    assert repr(clique) == "ConstraintClique(constraint=1, jobs=[], group_name=None, size=None, parent_group_name=None)"

@@ -23,9 +23,11 @@ def test_binary():
 
 def test_binary_keyword_arguments_and_defaults():
     packageable = xm.binary(executor_spec=FakeSpec(), path="tool", dependencies=("a",))
-    assert packageable.executable_spec.dependencies == ("a",)
+    assert packageable.executable_spec.dependencies == ["a"]
     assert packageable.args == xm.SequentialArgs()
-    assert packageable.env_vars == {}
+    assert packageable.env_vars == {} and type(packageable.env_vars) is dict
+    with pytest.raises(TypeError, match="'NoneType' object is not iterable"):
+        xm.binary(FakeSpec(), "tool", env_vars=None)
 
 
 def test_binary_args_are_keyword_only():
@@ -50,8 +52,7 @@ def test_command_list():
     packageable = xm.command_list(FakeSpec(), ["echo a", "echo b"], args=["x"])
     assert packageable.executable_spec == xm.CommandList(["echo a", "echo b"])
     assert packageable.args.to_list() == ["x"]
-    with pytest.raises(ValueError):
-        xm.command_list(FakeSpec(), [])
+    assert xm.command_list(FakeSpec(), []).executable_spec == xm.CommandList([])  # Refused when packaged.
 
 
 def test_python_callable():
@@ -68,7 +69,7 @@ def test_containers():
     spec = FakeSpec()
     python = xm.python_container(spec, xm.ModuleName("pkg.main"), path="src", docker_instructions=["RUN a"])
     assert python.executable_spec == xm.PythonContainer(
-        entrypoint=xm.ModuleName("pkg.main"), path="src", docker_instructions=("RUN a",)
+        entrypoint=xm.ModuleName("pkg.main"), path="src", docker_instructions=["RUN a"]
     )
     image = xm.container(spec, "repo/img:1", env_vars={"A": "b"})
     assert image.executable_spec == xm.Container("repo/img:1")
@@ -81,7 +82,7 @@ def test_containers():
 def test_bazel_factories():
     spec = FakeSpec()
     binary = xm.bazel_binary(spec, "//pkg:tool", bazel_args=["-c", "opt"], args=["-f"], env_vars={"K": "v"})
-    assert binary.executable_spec == xm.BazelBinary(label="//pkg:tool", bazel_args=("-c", "opt"))
+    assert binary.executable_spec == xm.BazelBinary(label="//pkg:tool", bazel_args=["-c", "opt"])
     assert binary.args.to_list() == ["-f"] and binary.env_vars == {"K": "v"}
     container = xm.bazel_container(spec, "//pkg:image.tar")
     assert container.executable_spec == xm.BazelContainer(label="//pkg:image.tar")

@@ -62,3 +62,17 @@ def test_shell_safe_arg_refuses_formatting():
     with pytest.raises(RuntimeError, match="ShellSafeArg"):
         f"--home={arg}"  # noqa: B018 - the formatting is what is tested.
     assert utils.ARG_ESCAPER(arg) == utils.ARGV_ESCAPER(arg) == "$HOME"
+
+
+def test_launch_script_is_kept_while_its_sources_stay_the_same(monkeypatch, tmp_path):
+    (tmp_path / "launch.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["launch.py"])
+    assert utils.find_launch_script_path() == str(tmp_path / "launch.py")
+    monkeypatch.chdir("/")  # A relative argv[0] still names the script found first.
+    assert utils.resolve_path_relative_to_launcher("data") == os.path.realpath(tmp_path / "data")
+    other = tmp_path / "other" / "run.py"
+    other.parent.mkdir()
+    other.write_text("")
+    monkeypatch.setenv("XM_LAUNCH_SCRIPT", str(other))  # A new source is looked up.
+    assert utils.resolve_path_relative_to_launcher(".") == os.path.realpath(other.parent)

@@ -92,12 +92,29 @@ def test_default_base_image_is_slim_python_or_the_env_override(app, tmp_path, mo
     assert _hash(spec, tmp_path)[2].startswith("FROM localhost/py:1\n")
 
 
-def test_relative_paths_resolve_against_the_launch_dir(app, tmp_path):
+@pytest.fixture
+def launch_script(tmp_path, monkeypatch):
+    """``tmp_path/launch.py`` as the launch script (``xmanager launch`` names it in $XM_LAUNCH_SCRIPT)."""
+    script = tmp_path / "launch.py"
+    script.write_text("")
+    monkeypatch.setenv("XM_LAUNCH_SCRIPT", str(script))
+    return script
+
+
+def test_relative_paths_resolve_against_the_launch_script_when_built(app, tmp_path, launch_script):
     spec = xm.PythonContainer(entrypoint=xm.ModuleName("main"), path="app", base_image="b")
-    assert _hash(spec, tmp_path)[0] == _hash(_spec(app, base_image="b"), "/elsewhere")[0]
+    assert spec.path == os.path.realpath(app)
+    assert _hash(spec, "/elsewhere")[0] == _hash(_spec(app, base_image="b"), "/elsewhere")[0]
 
 
-def test_missing_folders_and_dockerfiles_are_named(tmp_path):
+def test_a_relative_path_assigned_later_resolves_against_the_launch_dir(app, tmp_path):
+    spec = _spec(app, base_image="b")
+    expected = _hash(spec, "/elsewhere")[0]
+    spec.path = "app"
+    assert _hash(spec, tmp_path)[0] == expected
+
+
+def test_missing_folders_and_dockerfiles_are_named(tmp_path, launch_script):
     with pytest.raises(contexts.ContextError, match=r"PythonContainer path: no folder at '.*nope'"):
         contexts.python_container_context(_spec(tmp_path / "nope"), str(tmp_path))
     (tmp_path / "file").write_text("")
@@ -108,7 +125,7 @@ def test_missing_folders_and_dockerfiles_are_named(tmp_path):
         contexts.dockerfile_context(xm.Dockerfile(path="ctx"), str(tmp_path))
 
 
-def test_dockerfile_outside_the_context_travels_inside_it(tmp_path):
+def test_dockerfile_outside_the_context_travels_inside_it(tmp_path, launch_script):
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "a.txt").write_text("a")
     (tmp_path / "build.Dockerfile").write_text("FROM base AS build\nFROM build\nFROM scratch\nFROM other:2\n")

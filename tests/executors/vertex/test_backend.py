@@ -244,14 +244,19 @@ def test_packaging_needs_a_registry_for_images_built_here(vertex, monkeypatch):
             experiment.package([xm.binary(xm_local.Vertex.Spec(), sys.executable)])
 
 
-def test_without_a_push_target_images_go_to_the_projects_gcr_repository(vertex, monkeypatch):
+def test_without_a_push_target_images_go_to_the_projects_gcr_repository(vertex, monkeypatch, tmp_path):
     from xmanager.executors.images import build
 
+    script = tmp_path / "trainer" / "launch.py"
+    script.parent.mkdir()
+    script.write_text("")
+    monkeypatch.setenv("XM_LAUNCH_SCRIPT", str(script))
     pushed = []
     monkeypatch.setattr(build, "registry_image", lambda spec, repository, missing: pushed.append(repository) or "img")
     with xm_local.create_experiment("vertex-default-repo") as experiment:
+        # path="." is the launch script's folder, which names the image.
         experiment.package([xm.python_container(xm_local.Vertex.Spec(), xm.ModuleName("train"), path=".")])
-    assert pushed == [f"gcr.io/{PROJECT}/python_container"]
+    assert pushed == [f"gcr.io/{PROJECT}/trainer"]
 
 
 def test_built_images_are_pushed_to_the_spec_registry_and_run_by_digest(vertex, monkeypatch, tmp_path):
@@ -272,6 +277,7 @@ def test_built_images_are_pushed_to_the_spec_registry_and_run_by_digest(vertex, 
 
     monkeypatch.setattr(build, "ensure_image", ensure_image)
     monkeypatch.setattr(build, "push_image", push_image)
+    (tmp_path / "launch.py").write_text("")
     monkeypatch.setenv("XM_LAUNCH_SCRIPT", str(tmp_path / "launch.py"))
     repository = "us-docker.pkg.dev/xm-test/repo/trainer"
     spec = xm_local.Vertex.Spec(push_image_tag=repository)
@@ -279,6 +285,7 @@ def test_built_images_are_pushed_to_the_spec_registry_and_run_by_digest(vertex, 
         [executable] = experiment.package([xm.python_container(spec, xm.ModuleName("train"), path="src")])
         experiment.add(xm.Job(executable, xm_local.Vertex()))
     assert [call[0] for call in calls] == ["ensure", "push"]
+    assert calls[0][1].path == os.path.realpath(tmp_path / "src")  # Resolved when the spec was built.
     assert calls[0][2] == str(tmp_path) and calls[1] == ("push", ref, repository)
     [job] = vertex.created()
     assert job.job_spec.worker_pool_specs[0].container_spec.image_uri == f"{repository}@sha256:{'0' * 64}"
