@@ -1,232 +1,274 @@
-"""``xmanager study ...``: create, check, expand and serve study files (the experiment-server format).
+"""``xmanager study ...``: experiment-server 0.3.9's command line (create, check, expand and serve study files).
 
-``register(subparsers)`` adds the ``study`` command to the ``xmanager`` parser. The subcommands
-and their options are named as in experiment-server 0.3.9, with the same short aliases:
+``register(subparsers)`` adds the ``study`` command to the ``xmanager`` parser; everything after ``study`` is
+read as experiment-server reads its own arguments, so ``xmanager study ARGS`` does what ``experiment-server
+ARGS`` does: the same subcommands and aliases, options, help pages, messages (loguru-style log lines on
+stderr), files, stdout bytes and exit statuses (see docs/studies.md):
 
-    xmanager study new-config-file study.toml         # (n, new) a commented sample study
+    xmanager study new-config-file study.toml         # (n, new) the sample study file
     xmanager study verify-config-file study.toml      # (v, verify) block orders of participants 1..5
     xmanager study generate-config-json study.toml -r 8 [-d out/]   # (g, generate)
     xmanager study run study.toml [-i N] [-h HOST] [-p PORT] [-a]   # (r) the study server
 
-This module is also experiment-server's ``cli``: :data:`cli` is its command group (the same
-subcommands, without ``xmanager study`` in front), usable as ``cli()`` or with click's ``CliRunner``.
-The subcommands call experiment-server's functions by their module and name
-(``_process_config.verify_config``, ``_api._generate_config_json``, ``_server._server``), so code
-that patches those sees the calls.
-
-The study code itself is imported only when a subcommand runs, so ``xmanager --help`` does not pay
-for it. An error is reported as one line, ``xmanager: error: <file>[:line], block '...', key '...':
-...``, with exit status 2. See docs/studies.md.
+Where experiment-server crashes with a traceback (exit status 1), one line ``xmanager: error: ...`` is
+printed instead, with the same exit status. This module is also experiment-server's ``cli``: :data:`cli` is
+its command group, usable as ``cli()`` or with click's ``CliRunner``. The subcommands call
+experiment-server's functions by their module and name (``_process_config.verify_config``,
+``_api._generate_config_json``, ``_server._server``), so code that patches those sees the calls. The study
+code itself is imported only when a subcommand runs, so ``xmanager --help`` does not pay for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import logging
+import multiprocessing
 import os
 import sys
-import warnings
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
 from typing import Any
 
-VERIFY_PARTICIPANTS = 5
-DEFAULT_FILE_NAME = "new_config.toml"
+log = logging.getLogger(__name__)
+
+GROUP_HELP = """
+Options:
+  --help  Show this message and exit.
+
+Commands:
+  generate-config-json (g,generate)
+                                  Generate json config files after
+                                  processing...
+  new-config-file (n,new)         Create a new config file.
+  run (r)                         Launch server with the `config-file` used
+                                  to...
+  verify-config-file (v,verify)   Verify if the config-file provided is valid
+"""
+
+_HELP_OPTION = "  --help  Show this message and exit.\n"
 
 
-def _usage_error(message: str) -> Exception:
-    from xmanager.xm_local.cli import UsageError
-
-    return UsageError(message)
-
-
-def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turns study errors into the one-line ``xmanager: error: ...`` report (exit status 2)."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from xmanager.xm.study.errors import ExperimentServerException
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                return command(args)
-            except ExperimentServerException as error:
-                raise _usage_error(str(error)) from None
-            finally:
-                shown: set[str] = set()
-                for warning in caught:
-                    text = str(warning.message)
-                    if text not in shown and not issubclass(
-                        warning.category, (DeprecationWarning, PendingDeprecationWarning)
-                    ):
-                        shown.add(text)
-                        print(f"xmanager: warning: {text}", file=sys.stderr)
-
-    return run
-
-
-# ---- new-config-file ----------------------------------------------------------------------------
-@_reported
-def cmd_new(args: argparse.Namespace) -> int:
-    from xmanager.xm.study import utils
-
-    print(f"wrote {utils.new_config_file(args.path)}")
-    return 0
+def _ask_default_participant_index(values: dict[str, Any], given: set[str]) -> None:
+    """``-a``: prompt for the default participant index (click's prompt, its messages and its checks)."""
+    if not values.get("ask_default_participant_index"):
+        return
+    if "default_participant_index" in given:
+        log.warning(
+            "The value passed for `default_participant_index` (-i) is being overwritten with "
+            "`ask_default_participant_index` (-a)."
+        )
+    default = values.get("default_participant_index", 1)
+    while True:
+        sys.stdout.write(f"Default participant index [{default}]:")
+        sys.stdout.flush()
+        try:
+            answer = input(" ")
+        except (EOFError, KeyboardInterrupt):
+            raise _Aborted from None
+        if not answer:
+            values["default_participant_index"] = default
+            return
+        try:
+            number = int(answer)
+        except ValueError:
+            print(f"Error: {answer!r} is not a valid integer range.")
+            continue
+        if number < 1:
+            print(f"Error: {number} is not in the range x>=1.")
+            continue
+        values["default_participant_index"] = number
+        return
 
 
-# ---- verify-config-file -------------------------------------------------------------------------
-def _order_table(orders: list[list[str]]) -> str:
-    from xmanager.xm_local.cli import _table
-
-    headers = ["block", *(f"participant_{p}" for p in range(1, len(orders) + 1))]
-    depth = max((len(order) for order in orders), default=0)
-    rows = [[f"block_{i + 1}", *(order[i] if i < len(order) else "" for order in orders)] for i in range(depth)]
-    return _table(headers, rows)
+class _Aborted(Exception):  # noqa: N818 - click's Abort
+    pass
 
 
-@_reported
-def cmd_verify(args: argparse.Namespace) -> int:
+@functools.cache
+def commands() -> tuple[Any, ...]:
+    """The subcommands, as :class:`~xmanager.xm_local.studyserver.cli_parser.Command` (built when first asked for)."""
+    from xmanager.xm_local.studyserver.cli_parser import Command, Option
+
+    return _COMMANDS(Command, Option)
+
+
+def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803 - reads as the table it is
+    return (
+        Command(
+            "generate-config-json", ("g", "generate"), "CONFIG_FILE", "path",
+            (
+                Option(("-i", "--participant-index"), "participant_index", "int"),
+                Option(("-r", "--participant-range"), "participant_range", "int"),
+                Option(("-d", "--out-dir"), "out_dir", "dir"),
+            ),
+            "\n  Generate json config files after processing config-file for\n"
+            "  participant_index or  till participant_range. If `out_location` is passed,\n"
+            "  it is expected to be a directory. If not passed will write out the config's\n"
+            "  to stdout, one line per participant.\n\n"
+            "Options:\n"
+            "  -i, --participant-index INTEGER\n"
+            "  -r, --participant-range INTEGER\n"
+            "  -d, --out-dir DIRECTORY\n"
+            "  --help                          Show this message and exit.\n",
+        ),
+        Command(
+            "new-config-file", ("n", "new"), "NEW_FILE_LOCATION", "text", (),
+            "\n  Create a new config file.\n\n"
+            "  If parameter does not end with `.toml` assums it is a directory and create a\n"
+            "  directory. If parameter is directory, creates a file named `new_config.toml`\n"
+            "  in the directory. If parents do not exists, create them all!.\n\n"
+            "Options:\n" + _HELP_OPTION,
+        ),
+        Command(
+            "run", ("r",), "CONFIG_FILE", "text",
+            (
+                Option(("-i", "--default-participant-index"), "default_participant_index", "int>=1", 1, eager=True),
+                Option(("-h", "--host"), "host", "text", "127.0.0.1"),
+                Option(("-p", "--port"), "port", "text", "5000"),
+                Option(("-a", "--ask-default-participant-index"), "ask_default_participant_index", "flag",
+                       callback=_ask_default_participant_index),
+            ),
+            "\n  Launch server with the `config-file` used to setup the configurations\n\n"
+            "Options:\n"
+            "  -i, --default-participant-index INTEGER RANGE\n"
+            "                                  [x>=1]\n"
+            "  -h, --host TEXT\n"
+            "  -p, --port TEXT\n"
+            "  -a, --ask-default-participant-index\n"
+            "  --help                          Show this message and exit.\n",
+            # Ours, off the help page so that it stays experiment-server's: an access token for POST and PUT
+            # (default $XM_STUDY_TOKEN), and keeping the participants in <config>.participants.sqlite3.
+            hidden=(
+                Option(("--token",), "token", "text", None),
+                Option(("--persist",), "persist", "flag"),
+            ),
+        ),
+        Command(
+            "verify-config-file", ("v", "verify"), "CONFIG_FILE", "path", (),
+            "\n  Verify if the config-file provided is valid\n\nOptions:\n" + _HELP_OPTION,
+        ),
+    )
+
+
+# ---- the subcommands (experiment-server's function names, which its log lines show) -------------------
+def verify_config_file(values: dict[str, Any]) -> int:
     from xmanager.xm.study import config
 
-    valid, reason = config.verify_config(f=args.config)
-    if not valid:
-        raise _usage_error(str(reason))
-    study = config.load_study(args.config)
-    orders = [[block["name"] for block in study.blocks_for(p)] for p in range(1, VERIFY_PARTICIPANTS + 1)]
-    print(_order_table(orders))
-    print(f"{args.config}: valid (participants 1..{VERIFY_PARTICIPANTS} expanded)")
+    config.verify_config(f=values["argument"])
     return 0
 
 
-# ---- generate-config-json -----------------------------------------------------------------------
-def _participant(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a participant number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"participants are numbered from 1, got {value}")
-    return value
-
-
-@_reported
-def cmd_generate(args: argparse.Namespace) -> int:
+def generate_config_json(values: dict[str, Any]) -> int:
+    from xmanager.xm.study.errors import ExperimentServerException
     from xmanager.xm_local.studyserver import state
 
-    if args.participant_range is None and args.participant_index is None:
-        raise _usage_error("give -i/--participant-index N or -r/--participant-range N")
-    if args.participant_range is not None:
-        if args.participant_index is not None:
-            print("xmanager: warning: both -i and -r given; -i is ignored", file=sys.stderr)
-        participants: Sequence[int] = range(1, args.participant_range + 1)
-    else:
-        participants = [args.participant_index]
-    written = state._generate_config_json(config_file=args.config, participant_indices=participants,
-                                          out_dir=args.out_dir)
-    for path in written or ():
-        print(path)
+    index, count = values["participant_index"], values["participant_range"]
+    if index is None and count is None:
+        log.error("Both `participant-index` and `participant-range` cannot be empty.")
+        return 0
+    if index is not None and count is not None:
+        log.error("Both `participant-index` and `participant-range` provided. Ignoring `participant-index`.")
+    try:
+        state._generate_config_json(
+            config_file=values["argument"],
+            participant_indices=range(1, count + 1) if count is not None else [index],
+            out_dir=values["out_dir"],
+        )
+    except ExperimentServerException:  # Logged and done, as loguru's logger.catch does there.
+        log.error(
+            "An error has been caught in function 'generate_config_json', process '%s' (%d), thread '%s' (%d):",
+            multiprocessing.current_process().name, os.getpid(), threading.current_thread().name,
+            threading.get_ident(), exc_info=True,
+        )
     return 0
 
 
-# ---- run ----------------------------------------------------------------------------------------
-def _ask_default_participant(default: int) -> int:
-    while True:
-        answer = input(f"Default participant index [{default}]: ").strip()
-        if not answer:
-            return default
-        try:
-            return _participant(answer)
-        except argparse.ArgumentTypeError as error:
-            print(error, file=sys.stderr)
+def new_config_file(values: dict[str, Any]) -> int:
+    from xmanager.xm.study import utils
+
+    utils.new_config_file(values["argument"])
+    return 0
 
 
-@_reported
-def cmd_run(args: argparse.Namespace) -> int:
+def run(values: dict[str, Any]) -> int:
     from xmanager.xm_local.studyserver import http
 
-    index = args.default_participant_index
-    if args.ask_default_participant_index:
-        index = _ask_default_participant(index)
+    index = values["default_participant_index"]
     # experiment-server's four arguments; ours only when given, so that its calls look the same.
     extra: dict[str, Any] = {}
-    if args.token is not None:
-        extra["token"] = args.token
-    if args.insecure:
-        extra["insecure"] = True
-    try:
-        http._server(default_participant_index=index, host=args.host, port=args.port, config_file=args.config, **extra)
-    except http.StudyServerError as error:
-        raise _usage_error(str(error)) from None
+    token = values.get("token") or os.environ.get("XM_STUDY_TOKEN")
+    if token is not None:
+        extra["token"] = token
+    if values.get("persist"):
+        extra["persist"] = True
+    http._server(default_participant_index=index if index > 0 else None, host=values["host"], port=values["port"],
+                 config_file=values["argument"], **extra)
     return 0
+
+
+_HANDLERS = {
+    "generate-config-json": generate_config_json,
+    "new-config-file": new_config_file,
+    "run": run,
+    "verify-config-file": verify_config_file,
+}
+
+
+def _crash_text(error: BaseException) -> str:
+    """One line for an error experiment-server would crash on: ``[where: ]Kind: message``."""
+    from xmanager.xm.study.errors import StudyConfigError
+
+    builtin = type(error)
+    if isinstance(error, StudyConfigError):
+        builtin = next(c for c in type(error).__mro__ if not issubclass(c, StudyConfigError))
+        where = f"{error.location}: " if error.location else ""
+        return f"{where}{builtin.__name__}: {error.detail}"
+    return f"{builtin.__name__}: {error}"
+
+
+def main(argv: Sequence[str], prog: str = "xmanager study", name: str = "xmanager") -> int:
+    """Run one command line (``argv`` after the program); the exit status. Errors are reported as ``name: error:``."""
+    from xmanager.xm_local.studyserver import cli_parser
+    from xmanager.xm_local.studyserver.loglines import to_stderr
+
+    with to_stderr():
+        try:
+            command, values = cli_parser.parse(prog, commands(), GROUP_HELP, list(argv))
+        except cli_parser.ParseExit as end:
+            (sys.stdout if end.stream == "stdout" else sys.stderr).write(end.text)
+            return end.code
+        except _Aborted:
+            print("Aborted!", file=sys.stderr)
+            return 1
+        try:
+            return _HANDLERS[command.name](values)
+        except BrokenPipeError:
+            raise
+        except Exception as error:  # experiment-server crashes here (a traceback, exit status 1).
+            print(f"{name}: error: {_crash_text(error)}", file=sys.stderr)
+            return 1
 
 
 # ---- registration -------------------------------------------------------------------------------
-def _add_commands(commands: Any) -> None:
-    new = commands.add_parser(
-        "new-config-file",
-        aliases=["n", "new"],
-        help="write a commented sample study file",
-        description="Write a commented sample study file. A PATH not ending in .toml is a folder: "
-        f"the file is PATH/{DEFAULT_FILE_NAME}. Missing folders are created; an existing file is never overwritten.",
-    )
-    new.add_argument("path", metavar="PATH")
-    new.set_defaults(run=cmd_new)
-
-    verify = commands.add_parser(
-        "verify-config-file",
-        aliases=["v", "verify"],
-        help="check a study file and print the block orders of participants 1..5",
-    )
-    verify.add_argument("config", metavar="CONFIG")
-    verify.set_defaults(run=cmd_verify)
-
-    generate = commands.add_parser(
-        "generate-config-json",
-        aliases=["g", "generate"],
-        help="expand a study file into the block configs of participants, as JSON",
-        description="Expand a study file for one participant (-i) or participants 1..N (-r; it wins over -i). "
-        "Without -d, print one JSON list of block configs per participant, one per line; with -d, write "
-        "DIR/<config stem>-participant_<N>.json for each.",
-    )
-    generate.add_argument("config", metavar="CONFIG")
-    generate.add_argument("-i", "--participant-index", type=_participant, metavar="N", help="only participant N")
-    generate.add_argument("-r", "--participant-range", type=_participant, metavar="N", help="participants 1..N")
-    generate.add_argument("-d", "--out-dir", metavar="DIR", help="write one file per participant here (created)")
-    generate.set_defaults(run=cmd_generate)
-
-    # experiment-server spells the host -h, so this subcommand's help is --help only.
-    run = commands.add_parser(
-        "run", aliases=["r"], add_help=False, help="serve the study over HTTP (experiment-server's REST API)",
-        description="Serve the study: experiment-server's REST API, participants kept across restarts.",
-    )
-    run.add_argument("--help", action="help", help="show this help message and exit")
-    run.add_argument("config", metavar="CONFIG")
-    run.add_argument("-i", "--default-participant-index", type=_participant, default=1, metavar="N")
-    run.add_argument("-h", "--host", default="127.0.0.1")
-    run.add_argument("-p", "--port", default="5000")
-    run.add_argument("-a", "--ask-default-participant-index", action="store_true",
-                     help="ask for the default participant index on the terminal")
-    run.add_argument("--token", default=os.environ.get("XM_STUDY_TOKEN"),
-                     help="required for POST/PUT as 'Authorization: Bearer TOKEN' (default: $XM_STUDY_TOKEN); "
-                     "needed to bind anything but 127.0.0.1")
-    run.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a token")
-    run.set_defaults(run=cmd_run)
-
-
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``study`` command (and its subcommands) to an ``add_subparsers()`` object; returns its parser."""
+    """Add the ``study`` command to an ``add_subparsers()`` object; what follows ``study`` is read by :func:`main`."""
     study = subparsers.add_parser(
-        "study", help="study designs: new-config-file, verify-config-file, generate-config-json, run"
+        "study",
+        help="study designs: new-config-file, verify-config-file, generate-config-json, run (experiment-server's CLI)",
+        add_help=False,
+        prefix_chars="\x1f",  # Nothing after `study` is an option of this parser: main() reads it all.
     )
-    _add_commands(study.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND"))
+    study.add_argument("argv", nargs=argparse.REMAINDER)
+    study.set_defaults(run=lambda args: main(args.argv))
     return study
 
 
 class ExperimentServerCli:
     """experiment-server's ``cli`` command group: ``cli()`` runs it on ``sys.argv[1:]``.
 
-    ``main(args, prog_name, standalone_mode)`` is the call click's ``CliRunner`` makes: in standalone mode
-    it ends with ``SystemExit`` (0, or 2 after a one-line error), else it returns the exit status.
+    ``main(args, prog_name, standalone_mode)`` is the call click's ``CliRunner`` makes: in standalone mode it
+    ends with ``SystemExit`` (the exit status), else it returns the exit status.
     """
 
     name = "experiment-server"
@@ -239,18 +281,8 @@ class ExperimentServerCli:
         **extra: Any,
     ) -> int:
         del extra
-        from xmanager.xm_local.cli import UsageError
-
         prog = prog_name or self.name
-        parser = argparse.ArgumentParser(prog=prog, description="Study files and the study server "
-                                         "(experiment-server's command line).")
-        _add_commands(parser.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND"))
-        parsed = parser.parse_args(list(sys.argv[1:] if args is None else args))
-        try:
-            code = parsed.run(parsed)
-        except UsageError as error:
-            print(f"{prog}: error: {error}", file=sys.stderr)
-            code = 2
+        code = main(list(sys.argv[1:] if args is None else args), prog=prog, name=prog)
         if standalone_mode:
             raise SystemExit(code)
         return code
@@ -270,12 +302,12 @@ def __getattr__(name: str) -> Any:
         return SAMPLE_CONFIG
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [  # noqa: F822 - SAMPLE_CONFIG comes from __getattr__
     "SAMPLE_CONFIG",
     "ExperimentServerCli",
     "cli",
-    "cmd_generate",
-    "cmd_new",
-    "cmd_verify",
+    "commands",
+    "main",
     "register",
 ]

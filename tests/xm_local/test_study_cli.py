@@ -1,10 +1,17 @@
-"""``xmanager study``: new-config-file, verify-config-file, generate-config-json."""
+"""``xmanager study``: experiment-server 0.3.9's command line, output for output.
+
+Each subcommand is checked for what 0.3.9 prints (stdout bytes, loguru-style lines on stderr), the files it
+writes and its exit status; click's option syntax and error text; and, with ``$XM_PEER_EXPERIMENT_SERVER``
+set to 0.3.9's ``experiment-server`` executable, side by side with it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -16,6 +23,7 @@ from xmanager.xm_local.study_cli import SAMPLE_CONFIG
 
 XMANAGER = os.path.join(os.path.dirname(sys.executable), "xmanager")
 GOLDEN = pathlib.Path(__file__).parents[1] / "xm" / "study" / "golden"
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| (?P<level>\w+) *\| (?P<where>[\w.]+:\w+:\d+) - (?P<message>.*)$")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -27,104 +35,133 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+def _lines(err: str) -> list[tuple[str, str]]:
+    """(level, message) of each log line on stderr (continuation lines are left out)."""
+    return [(m["level"], m["message"]) for m in map(LINE.match, err.splitlines()) if m]
+
+
 def _configs(path: pathlib.Path, participant: int) -> list[dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        study = load_study(path)
-    return [block["config"] for block in study.blocks_for(participant)]
+        return [block["config"] for block in load_study(path).blocks_for(participant)]
 
 
 @pytest.fixture
 def sample(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> pathlib.Path:
     path = tmp_path / "design.toml"
     code, out, err = _run(capsys, "new-config-file", str(path))
-    assert (code, err) == (0, "")
-    assert out == f"wrote {path}\n"
+    assert (code, out) == (0, "")
+    assert _lines(err) == [("INFO", f"New config at: {path}")]
     return path
 
 
-def test_new_config_file_writes_the_sample(sample: pathlib.Path) -> None:
-    text = sample.read_text()
-    assert text == SAMPLE_CONFIG
-    assert text.lstrip().startswith("#")
+# ---- new-config-file ----------------------------------------------------------------------------
+
+
+def test_new_config_file_writes_experiment_server_s_sample(sample: pathlib.Path) -> None:
+    assert sample.read_text() == SAMPLE_CONFIG
+    assert SAMPLE_CONFIG.startswith("# The `configuration` table contains settings of the study/experiment itself")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # The sample uses no deprecated keys.
-        study = load_study(sample)
-    study.blocks_for(1)
+        warnings.simplefilter("error")
+        load_study(sample).blocks_for(1)
 
 
-def test_new_config_file_refuses_to_overwrite(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_new_config_file_errors_are_logged_with_exit_status_0(
+    sample: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sample.write_text("# mine\n")
     code, out, err = _run(capsys, "new-config-file", str(sample))
-    assert code == 2
-    assert out == ""
-    assert err == f"xmanager: error: {sample} already exists; not overwriting it\n"
+    assert (code, out, _lines(err)) == (0, "", [("ERROR", f"{sample} already exists!")])
     assert sample.read_text() == "# mine\n"
+    code, out, err = _run(capsys, "n", str(tmp_path))  # An existing folder: 0.3.9 refuses it too.
+    assert (code, out, _lines(err)) == (0, "", [("ERROR", f"{tmp_path} exists and does not end with `.toml`")])
 
 
 def test_new_config_file_folder_argument(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "a" / "b"
-    code, _, _ = _run(capsys, "new", str(folder))
-    assert code == 0
+    code, _, err = _run(capsys, "new", str(folder))
+    assert code == 0 and _lines(err) == [("INFO", f"New config at: {folder / 'new_config.toml'}")]
     assert (folder / "new_config.toml").read_text() == SAMPLE_CONFIG
-    code, _, err = _run(capsys, "n", str(folder))
-    assert code == 2 and "already exists" in err
 
 
-def test_verify_prints_orders_of_five_participants(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+# ---- verify-config-file -------------------------------------------------------------------------
+
+
+def test_verify_logs_the_grid_of_five_participants(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xmanager.xm.study import config, grid
+
     code, out, err = _run(capsys, "verify-config-file", str(sample))
-    assert (code, err) == (0, "")
-    lines = out.splitlines()
-    assert lines[0].split() == ["block", *(f"participant_{p}" for p in range(1, 6))]
-    study = load_study(sample)
-    orders = [study.order_for(p) for p in range(1, 6)]
-    rows = [line.split() for line in lines[2:-1]]
-    assert rows == [[f"block_{i + 1}", *(order[i] for order in orders)] for i in range(len(orders[0]))]
-    assert lines[-1] == f"{sample}: valid (participants 1..5 expanded)"
+    assert (code, out) == (0, "")
+    table = grid.fancy_grid(config._get_table_for_participants(sample))
+    first = err.splitlines()[0]
+    assert LINE.match(first)["where"].startswith("xmanager.xm.study.config:verify_config:")
+    assert err.endswith(f"Ordering for 5 participants: \n\n{table}\n\n" + err.splitlines()[-1] + "\n")
+    assert _lines(err) == [
+        ("INFO", "Ordering for 5 participants: "),
+        ("INFO", f"Config file verification successful for {sample}"),
+    ]
+    assert table.splitlines()[1].split("│")[1:-1] == [f" {h:<{w}} " for h, w in zip(
+        ["block", *(f"participant_{p}" for p in range(1, 6))], [7] + [15] * 5)]
 
 
-def test_generate_stdout_one_json_line_per_participant(
-    sample: pathlib.Path, capsys: pytest.CaptureFixture[str]
+def test_verify_failure_is_logged_with_its_traceback_and_exit_status_0(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, "generate-config-json", str(sample), "-r", "4")
-    assert (code, err) == (0, "")
-    lines = out.splitlines()
-    assert len(lines) == 4 and out.endswith("\n")
-    assert [json.loads(line) for line in lines] == [_configs(sample, p) for p in range(1, 5)]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[configuration]\norder = [["a"]]\n[[blocks]]\nname = "a"\nextends = "nope"\nconfig = {}\n')
+    code, out, err = _run(capsys, "verify", str(bad))
+    assert (code, out) == (0, "")
+    assert _lines(err) == [("ERROR", "`nope` is not a valid name. It must be a `name`.")]
+    assert "Traceback (most recent call last):" in err
+    assert err.rstrip().endswith("InvalidStudyError: `nope` is not a valid name. It must be a `name`.")
+    code, out, err = _run(capsys, "v", str(tmp_path / "missing.toml"))
+    assert (code, out) == (0, "") and "No such file or directory" in _lines(err)[0][1]
 
+
+def test_deprecated_keys_warn_as_python_shows_future_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, _ = _run(capsys, "verify", str(GOLDEN / "deprecated_keys.toml"))
+    assert code == 0
+    assert {str(w.message) for w in caught if w.category is FutureWarning} == {
+        "`groups` is being deprecated, use `groups_strategy`",
+        "`within_groups` is being deprecated, use `within_groups_strategy`",
+    }
+
+
+# ---- generate-config-json -----------------------------------------------------------------------
+
+
+def test_generate_writes_the_documents_back_to_back(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "generate-config-json", str(sample), "-r", "3")
+    assert (code, err) == (0, "")
+    assert out == "".join(json.dumps(_configs(sample, p)) for p in (1, 2, 3))  # No newline, as 0.3.9.
     code, out, _ = _run(capsys, "g", str(sample), "--participant-index", "3")
-    assert code == 0
-    assert out == json.dumps(_configs(sample, 3)) + "\n"
+    assert (code, out) == (0, json.dumps(_configs(sample, 3)))
+    assert _run(capsys, "generate", str(sample), "-r", "0") == (0, "", "")
 
 
-def test_generate_range_and_index_options(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "generate", str(sample), "--participant-range", "2")
-    assert code == 0
-    assert [json.loads(line)[0]["participant_index"] for line in out.splitlines()] == [1, 2]
-    for argv in ([], ["-i", "0"], ["-r", "x"]):
-        code, out, err = _run(capsys, "generate-config-json", str(sample), *argv)
-        assert code == 2 and out == "", argv
-        assert "error:" in err, argv
-    # Both: -r wins, as in experiment-server, with a warning.
+def test_generate_option_rules_of_0_3_9(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "generate-config-json", str(sample))
+    assert (code, out) == (0, "")
+    assert _lines(err) == [("ERROR", "Both `participant-index` and `participant-range` cannot be empty.")]
     code, out, err = _run(capsys, "generate-config-json", str(sample), "-i", "1", "-r", "2")
-    assert code == 0 and len(out.splitlines()) == 2
-    assert err == "xmanager: warning: both -i and -r given; -i is ignored\n"
+    assert code == 0 and out == json.dumps(_configs(sample, 1)) + json.dumps(_configs(sample, 2))
+    assert _lines(err) == [
+        ("ERROR", "Both `participant-index` and `participant-range` provided. Ignoring `participant-index`.")
+    ]
 
 
-def test_generate_out_dir_files(
-    sample: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_generate_out_dir_files(sample: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "made" / "here"
     code, out, err = _run(capsys, "generate-config-json", str(sample), "-r", "3", "-d", str(out_dir))
-    assert (code, err) == (0, "")
+    assert (code, out) == (0, "")
     names = [f"design-participant_{p}.json" for p in (1, 2, 3)]
     assert sorted(os.listdir(out_dir)) == names
-    assert out.splitlines() == [str(out_dir / name) for name in names]
+    assert _lines(err) == [("INFO", f"Creating direcotry {out_dir}"), ("INFO", "Generated files: ")]
+    assert err.splitlines()[2:] == [str(out_dir / name) for name in names]
     for p, name in enumerate(names, start=1):
-        text = (out_dir / name).read_text()
-        # As experiment-server writes it: the list of configs (not the block wrappers), indent=2, no final newline.
-        assert text == json.dumps(_configs(sample, p), indent=2)
-        assert [config["block_id"] for config in json.loads(text)] == list(range(6))
+        assert (out_dir / name).read_text() == json.dumps(_configs(sample, p), indent=2)
 
 
 def test_generate_matches_experiment_server_goldens(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,86 +174,139 @@ def test_generate_matches_experiment_server_goldens(tmp_path: pathlib.Path, caps
             assert text == json.dumps([block["config"] for block in blocks], indent=2), (case, p)
 
 
-def test_bad_config_one_line_error(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = tmp_path / "bad.toml"
-    bad.write_text(SAMPLE_CONFIG.replace('extends = "slow"\nconfig = { speed = 2.0 }', 'extends = "nope"\nconfig = {}'))
-    for argv in (["verify-config-file", str(bad)], ["generate-config-json", str(bad), "-r", "2"]):
-        code, out, err = _run(capsys, *argv)
-        assert code == 2 and out == ""
-        assert err == (
-            f"xmanager: error: {bad}, block 'fast', key 'extends': "
-            "`nope` is not a valid name. It must be a `name` of one of the blocks\n"
-        )
-
-    bad.write_text("[configuration]\norder = [['a']]\n[[blocks]]\nname = 'a'\nconfig = { x = 1\n")
-    code, _, err = _run(capsys, "verify", str(bad))
-    assert code == 2
-    assert err.startswith(f"xmanager: error: {bad}:5: malformed TOML") and err.count("\n") == 1
-
-    code, _, err = _run(capsys, "v", str(tmp_path / "missing.toml"))
-    assert code == 2 and err.count("\n") == 1 and "missing.toml" in err
-
-
-def test_bad_config_writes_no_files(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = tmp_path / "tight.toml"
-    # Two unique draws from one value: participant-dependent error, raised while expanding.
-    bad.write_text(
-        "[configuration]\norder = [['a', 'b']]\n"
+def test_generate_errors_0_3_9_catches_are_logged_with_exit_status_0(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tight = tmp_path / "tight.toml"
+    tight.write_text(
+        "[configuration]\norder = { 1 = ['a'], 2 = ['a', 'b'] }\n"
         "[[blocks]]\nname = 'a'\nconfig = { x = { function_name = 'choices', args = [[1]], params = { unique = true } } }\n"
         "[[blocks]]\nname = 'b'\nextends = 'a'\nconfig = {}\n"
     )
-    code, out, err = _run(capsys, "g", str(bad), "-r", "2", "-d", str(tmp_path / "out"))
-    assert code == 2 and out == ""
-    assert err.startswith(f"xmanager: error: {bad}") and err.count("\n") == 1
-    assert not (tmp_path / "out").exists()
+    code, out, err = _run(capsys, "g", str(tight), "-r", "2", "-d", str(tmp_path / "out"))
+    assert (code, out) == (0, "")
+    level, message = _lines(err)[-1]
+    assert level == "ERROR" and re.fullmatch(
+        r"An error has been caught in function 'generate_config_json', process 'MainProcess' \(\d+\), "
+        r"thread '\w+' \(\d+\):", message
+    )
+    assert err.rstrip().endswith("There are more calls to `choices` than number of elements in `args`")
+    assert os.listdir(tmp_path / "out") == ["tight-participant_1.json"]  # Written before participant 2 failed.
+    code, _, err = _run(capsys, "g", str(tight), "-i", "0")
+    assert code == 0 and err.rstrip().endswith("Participant index needs to be greater than 0, got 0")
 
 
-def test_deprecated_keys_warn_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(capsys, "verify", str(GOLDEN / "deprecated_keys.toml"))
-    assert code == 0
-    assert [line.startswith("xmanager: warning: ") and "deprecated" in line for line in err.splitlines()] == [True] * 2
+def test_generate_crashes_of_0_3_9_are_one_line_with_exit_status_1(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[configuration]\norder = [["a", "ghost"]]\n[[blocks]]\nname = "a"\nconfig = {}\n')
+    assert _run(capsys, "g", str(unknown), "-r", "1") == (1, "", f"xmanager: error: {unknown}: KeyError: 'ghost'\n")
+    missing = tmp_path / "missing.toml"
+    assert _run(capsys, "g", str(missing), "-r", "1") == (
+        1, "", f"xmanager: error: FileNotFoundError: [Errno 2] No such file or directory: '{missing}'\n"
+    )
 
 
-def test_subprocess_round_trip(tmp_path: pathlib.Path) -> None:
-    def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [XMANAGER, "study", *argv], capture_output=True, text=True, cwd=tmp_path, env=os.environ, timeout=120
-        )
-
-    assert run("new-config-file", "s.toml").returncode == 0
-    verify = run("verify-config-file", "s.toml")
-    assert verify.returncode == 0 and "participant_5" in verify.stdout
-    generate = run("generate-config-json", "s.toml", "-r", "2")
-    assert generate.returncode == 0
-    assert [json.loads(line) for line in generate.stdout.splitlines()] == [
-        _configs(tmp_path / "s.toml", p) for p in (1, 2)
-    ]
-    again = run("new-config-file", "s.toml")
-    assert again.returncode == 2
-    assert again.stderr == "xmanager: error: s.toml already exists; not overwriting it\n"
+# ---- click's parsing, help and errors -----------------------------------------------------------
 
 
-def test_study_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["study", "--help"])
-    assert exit_.value.code == 0
-    out = capsys.readouterr().out
-    for name in ("new-config-file", "verify-config-file", "generate-config-json"):
-        assert name in out
+@pytest.mark.parametrize(
+    ("argv", "code", "err"),
+    [
+        (["bogus"], 2, "Usage: xmanager study [OPTIONS] COMMAND [ARGS]...\nTry 'xmanager study --help' for help.\n\n"
+                       "Error: No such command 'bogus'.\n"),
+        (["--he"], 2, "Usage: xmanager study [OPTIONS] COMMAND [ARGS]...\nTry 'xmanager study --help' for help.\n\n"
+                      "Error: No such option '--he'. Did you mean '--help'?\n"),
+        (["verify-config-file"], 2, "Usage: xmanager study verify-config-file [OPTIONS] CONFIG_FILE\n"
+                                    "Try 'xmanager study verify-config-file --help' for help.\n\n"
+                                    "Error: Missing argument 'CONFIG_FILE'.\n"),
+        (["v", "a", "b", "c"], 2, "Usage: xmanager study v [OPTIONS] CONFIG_FILE\n"
+                                  "Try 'xmanager study v --help' for help.\n\n"
+                                  "Error: Got unexpected extra arguments (b c)\n"),
+        (["g", "s.toml", "-i"], 2, "Error: Option '-i' requires an argument.\n"),
+        (["g", "s.toml", "--participant"], 2, "Usage: xmanager study g [OPTIONS] CONFIG_FILE\n"
+                                              "Try 'xmanager study g --help' for help.\n\nError: No such option "
+                                              "'--participant'. (Did you mean one of: '--participant-index', "
+                                              "'--participant-range'?)\n"),
+        (["g", "s.toml", "-i", "1.5"], 2, "Usage: xmanager study g [OPTIONS] CONFIG_FILE\n"
+                                          "Try 'xmanager study g --help' for help.\n\nError: Invalid value for "
+                                          "'-i' / '--participant-index': '1.5' is not a valid integer.\n"),
+        (["run", "s.toml", "-i", "0"], 2, "Usage: xmanager study run [OPTIONS] CONFIG_FILE\n"
+                                          "Try 'xmanager study run --help' for help.\n\nError: Invalid value for "
+                                          "'-i' / '--default-participant-index': 0 is not in the range x>=1.\n"),
+        (["run", "s.toml", "-ax"], 2, "Usage: xmanager study run [OPTIONS] CONFIG_FILE\n"
+                                      "Try 'xmanager study run --help' for help.\n\nError: No such option '-x'.\n"),
+        (["ui"], 2, "Usage: xmanager study [OPTIONS] COMMAND [ARGS]...\nTry 'xmanager study --help' for help.\n\n"
+                    "Error: No such command 'ui'.\n"),
+    ],
+)
+def test_usage_errors_are_click_s(capsys: pytest.CaptureFixture[str], argv: list[str], code: int, err: str) -> None:
+    assert _run(capsys, *argv) == (code, "", err)
 
 
-def test_run_serves_the_study_until_shutdown(tmp_path: pathlib.Path) -> None:
+def test_out_dir_that_is_a_file_is_click_s_error(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "g", str(sample), "-i", "1", "-d", str(sample))
+    assert (code, out) == (2, "")
+    assert err.endswith(f"Error: Invalid value for '-d' / '--out-dir': Directory '{sample}' is a file.\n")
+
+
+def test_option_syntax_is_click_s(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = json.dumps(_configs(sample, 1))
+    two = json.dumps(_configs(sample, 2))
+    assert _run(capsys, "g", "-i2", str(sample))[1] == two  # Attached value, options before the argument.
+    assert _run(capsys, "g", str(sample), "--participant-index=2")[1] == two
+    assert _run(capsys, "g", str(sample), "-i", "1", "-i", "2")[1] == two  # The last one wins.
+    assert _run(capsys, "g", "--", str(sample), "-i", "1")[0] == 2  # After `--`, `-i` is an extra argument.
+    assert _run(capsys, "g", str(sample), "-i", " 1")[1] == one  # int() of the text, as click.
+
+
+def test_help_pages_are_experiment_server_s(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--help")
+    assert (code, err) == (0, "")
+    assert out.startswith("Usage: xmanager study [OPTIONS] COMMAND [ARGS]...\n\nOptions:\n  --help  Show this message")
+    assert "  run (r)                         Launch server with the `config-file` used\n" in out
+    assert _run(capsys)[0] == 2 and _run(capsys)[2] == out  # No arguments: the help, on stderr, status 2.
+    code, out, _ = _run(capsys, "g", "--help")
+    assert code == 0 and out == (
+        "Usage: xmanager study g [OPTIONS] CONFIG_FILE\n\n"
+        "  Generate json config files after processing config-file for\n"
+        "  participant_index or  till participant_range. If `out_location` is passed,\n"
+        "  it is expected to be a directory. If not passed will write out the config's\n"
+        "  to stdout, one line per participant.\n\n"
+        "Options:\n"
+        "  -i, --participant-index INTEGER\n"
+        "  -r, --participant-range INTEGER\n"
+        "  -d, --out-dir DIRECTORY\n"
+        "  --help                          Show this message and exit.\n"
+    )
+    code, out, _ = _run(capsys, "run", "--help")
+    assert code == 0 and "--token" not in out and "  -a, --ask-default-participant-index\n" in out
+
+
+# ---- run ----------------------------------------------------------------------------------------
+
+
+def test_run_bad_config_is_one_line_with_exit_status_1(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("")
+    assert _run(capsys, "run", str(bad)) == (
+        1, "", "xmanager: error: ExperimentServerException: Invalid file type. Expected `.toml`\n"
+    )
+
+
+def test_run_serves_the_study_logs_as_0_3_9_and_writes_nothing(tmp_path: pathlib.Path) -> None:
     import http.client
     import socket
     import time
 
     config = tmp_path / "study.toml"
-    assert subprocess.run([XMANAGER, "study", "new-config-file", str(config)], capture_output=True).returncode == 0
+    config.write_text(SAMPLE_CONFIG)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([XMANAGER, "study", "run", str(config), "-h", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = subprocess.Popen([XMANAGER, "study", "run", str(config), "-p", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -228,21 +318,24 @@ def test_run_serves_the_study_until_shutdown(tmp_path: pathlib.Path) -> None:
             except OSError:
                 time.sleep(0.1)
         assert response.status == 200 and int(response.read()) > 0
+        connection.request("POST", "/api/move-to-next", body=b"")
+        assert connection.getresponse().read() == b'{"name": "initialBlock"}'
         connection.request("POST", "/api/shutdown", body=b"")
         assert connection.getresponse().status == 200
-        assert server.wait(timeout=20) == 0
+        out, err = server.communicate(timeout=20)
     finally:
         if server.poll() is None:
             server.kill()
-
-
-def test_run_refuses_a_public_bind_without_a_token(tmp_path: pathlib.Path) -> None:
-    config = tmp_path / "study.toml"
-    subprocess.run([XMANAGER, "study", "new-config-file", str(config)], check=True, capture_output=True)
-    result = subprocess.run([XMANAGER, "study", "run", str(config), "-h", "0.0.0.0", "-p", "0"],
-                            capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2 and result.stderr.startswith("xmanager: error: ")
-    assert "token" in result.stderr
+    assert server.returncode == 0 and out == ""
+    lines = _lines(err)
+    assert lines[0] == ("INFO", "Configuration loaded: ")
+    assert [(level, re.sub(r"[\d.]+ms$", "ms", message)) for level, message in lines[1:]] == [
+        ("INFO", "200 GET /api/blocks-count (127.0.0.1) ms"),
+        ("INFO", "Loading block: initialBlock"),
+        ("INFO", "200 POST /api/move-to-next (127.0.0.1) ms"),
+        ("INFO", "200 POST /api/shutdown (127.0.0.1) ms"),
+    ]
+    assert os.listdir(tmp_path) == ["study.toml"]  # Participants live in memory (--persist keeps them).
 
 
 def test_experiment_server_cli_group(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,17 +351,66 @@ def test_experiment_server_cli_group(tmp_path: pathlib.Path, monkeypatch: pytest
     result = runner.invoke(study_cli.cli, ["run", "study.toml", "-p", "5001", "-i", "3"])
     assert result.exit_code == 0, result.output
     assert calls == [{"default_participant_index": 3, "host": "127.0.0.1", "port": "5001", "config_file": "study.toml"}]
-    assert runner.invoke(study_cli.cli, ["r", "study.toml", "-a"], input="7\n").exit_code == 0
-    assert calls[-1]["default_participant_index"] == 7
-    assert runner.invoke(study_cli.cli, ["run", "study.toml", "--token", "t"]).exit_code == 0
-    assert calls[-1]["token"] == "t"
+    result = runner.invoke(study_cli.cli, ["r", "study.toml", "-a"], input="0\nx\n7\n")
+    assert result.exit_code == 0 and calls[-1]["default_participant_index"] == 7
+    assert result.stdout == (
+        "Default participant index [1]: Error: 0 is not in the range x>=1.\n"
+        "Default participant index [1]: Error: 'x' is not a valid integer range.\n"
+        "Default participant index [1]: "
+    )
+    result = runner.invoke(study_cli.cli, ["r", "study.toml", "-i", "4", "-a"], input="\n")
+    assert calls[-1]["default_participant_index"] == 4 and result.stdout == "Default participant index [4]: "
+    assert _lines(result.stderr) == [
+        ("WARNING", "The value passed for `default_participant_index` (-i) is being overwritten with "
+                    "`ask_default_participant_index` (-a).")
+    ]
+    result = runner.invoke(study_cli.cli, ["r", "study.toml", "-a"], input="")
+    assert result.exit_code == 1 and result.stderr == "Aborted!\n"
+    assert runner.invoke(study_cli.cli, ["run", "study.toml", "--token", "t", "--persist"]).exit_code == 0
+    assert calls[-1]["token"] == "t" and calls[-1]["persist"] is True
 
     sample = tmp_path / "s.toml"
     assert study_cli.cli.main(["new", str(sample)], standalone_mode=False) == 0
     result = runner.invoke(study_cli.cli, ["verify-config-file", str(sample)])
-    assert result.exit_code == 0 and f"{sample}: valid" in result.output
+    assert result.exit_code == 0 and f"Config file verification successful for {sample}" in result.stderr
     result = runner.invoke(study_cli.cli, ["g", str(sample), "-i", "2"])
     assert result.exit_code == 0 and json.loads(result.stdout) == _configs(sample, 2)
-    result = runner.invoke(study_cli.cli, ["v", str(tmp_path / "missing.toml")])
-    assert result.exit_code == 2 and result.stderr.startswith("experiment-server: error: ")
-    assert runner.invoke(study_cli.cli, ["ui"]).exit_code == 2  # Not offered (experiment-server's textual UI).
+    result = runner.invoke(study_cli.cli, ["v"])
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: experiment-server v [OPTIONS] CONFIG_FILE\n")
+
+
+# ---- side by side with experiment-server 0.3.9 ----------------------------------------------------
+
+PEER = os.environ.get("XM_PEER_EXPERIMENT_SERVER")
+
+
+def _normalized(text: str, prog: str) -> str:
+    text = re.sub(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| (\w+ *)\| [\w.]+:\w+:\d+ - ", r"T | \2| L - ", text, flags=re.M)
+    text = re.sub(r"process 'MainProcess' \(\d+\), thread '\w+' \(\d+\)", "P", text)
+    text = text.split("Traceback (most recent call last):")[0]  # loguru's tracebacks show values: not compared.
+    return text.replace(prog, "PROG")
+
+
+@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify-config-file", "s.toml"], ["generate-config-json", "s.toml", "-r", "4"],
+        ["g", "s.toml", "-i", "2", "-r", "3", "-d", "out"], ["generate", "s.toml"], ["g", "s.toml", "-i", "0"],
+        ["g", "bad.toml", "-r", "2"], ["v", "bad.toml"], ["new-config-file", "s.toml"], ["new", "."],
+        ["g", "s.toml", "--out"], ["run", "s.toml", "-i", "0"], ["v", "--help"], ["g", "--help"], ["run", "--help"],
+        ["new-config-file", "--help"], ["bogus"], ["v"], ["g", "s.toml", "-d", "s.toml", "-i", "1"],
+    ],
+)
+def test_side_by_side_with_experiment_server(tmp_path: pathlib.Path, argv: list[str]) -> None:
+    results = []
+    for name, command in (("peer", [PEER]), ("ours", [XMANAGER, "study"])):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(GOLDEN / "choices.toml", folder / "s.toml")
+        (folder / "bad.toml").write_text('[configuration]\norder = [["a"]]\n[[blocks]]\nname = "a"\nextends = "x"\n')
+        done = subprocess.run([*command, *argv], cwd=folder, capture_output=True, text=True, timeout=60)
+        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        prog = "experiment-server" if name == "peer" else "xmanager study"
+        results.append((done.returncode, done.stdout.replace(prog, "PROG"), _normalized(done.stderr, prog), files))
+    assert results[0] == results[1]

@@ -1,45 +1,26 @@
 """Study designs: expand a TOML study file into the ordered blocks of each participant.
 
 A study file has a ``[configuration]`` table and a ``[[blocks]]`` array, in the format read by
-experiment-server. :func:`load_study` parses and validates the file; :meth:`Study.blocks_for`
-gives one participant's blocks and :meth:`Study.psets` turns a participant range into psets
-(plain dicts) that can be added to an experiment like any sweep.
+experiment-server. :func:`load_study` parses the file and checks what can be checked for every participant;
+:meth:`Study.blocks_for` gives one participant's blocks and :meth:`Study.psets` turns a participant range into
+psets (plain dicts) that can be added to an experiment like any sweep.
 
 This module is also experiment-server's ``_process_config``: :func:`process_config_file`,
-:func:`verify_config`, :func:`resolve_extends`, :func:`resolve_function_calls`,
-:class:`ChoicesFunction` have its names, arguments and results, and its own tests pass against them.
+:func:`verify_config`, :func:`resolve_extends`, :func:`resolve_function_calls`, :class:`ChoicesFunction`
+have its names, arguments and results, and its own tests pass against them.
 
-For a file experiment-server 0.3.9 accepts, :meth:`Study.blocks_for` gives what it gives: the same
-blocks in the same order, the same ``choices`` draws (the random calls are made in the same order,
-from a generator seeded with ``random_seed + participant_index``) and the same key order. The
-orders, Latin squares and ``extends`` merges follow its rules (see :mod:`.ordering` and
-:func:`resolve_extends`).
+The expansion is experiment-server 0.3.9's, step by step: the same blocks in the same order, the same
+``choices`` draws (from a generator seeded with ``random_seed + participant_index``, drawn in the same
+order), the same key order, and for a file it rejects the same exception with the same message (see
+:mod:`.errors`), found in the same order. What remains different:
 
-Differences from experiment-server 0.3.9
-----------------------------------------
-* **Private random generator in Study.** :meth:`Study.blocks_for` draws from its own
-  ``random.Random(random_seed + participant_index)``; the process-wide ``random`` state is never
-  seeded or advanced. The draws are the same. :func:`process_config_file` (experiment-server's
-  function) seeds and draws from the global generator, as experiment-server does.
-* **``$VAR`` inside lists.** A ``"$NAME"`` string is replaced wherever it occurs, including in
-  lists held as table values and in nested lists (0.3.9 left ``x = ["$N"]`` unchanged).
-* **``extends`` cycles warn.** The configs along a cycle are merged as in 0.3.9, with a warning.
-* **Full TOML 1.0** through :mod:`tomllib` (0.3.9 used ``toml`` 0.10.2, which rejects, for
-  instance, arrays of mixed types).
-* **One error class.** Every configuration error is a :class:`StudyConfigError` (experiment-server's
-  ``ExperimentServerConfigurationException``, and a ``ValueError``) whose message names the file,
-  the block and the key, and the line where the TOML parser gives one. This covers errors 0.3.9
-  reported as ``KeyError``, ``TypeError`` or ``AssertionError``: an unknown block in ``order``,
-  ``init_blocks`` or ``final_blocks``; a call table without ``function_name`` or ``args``; calls
-  sharing an ``id`` with different ``args`` or ``params``; malformed TOML.
-* Config errors found without drawing (structure, unknown names, variables, ``extends``) are
-  raised by :func:`load_study`; only "too many unique draws" depends on the participant and is
-  raised by :meth:`Study.blocks_for`.
-
-Behaviour kept from 0.3.9 on purpose (documented there): with a flat ``order`` list,
-``within_groups_strategy`` is replaced by ``groups_strategy``; function-call tables inside lists
-are not evaluated; each occurrence of a call is drawn separately (also when inherited through
-``extends`` or when a block appears twice).
+* :meth:`Study.blocks_for` draws from its own ``random.Random``; the process-wide ``random`` state is left
+  alone (:func:`process_config_file` seeds and draws from it, as experiment-server does).
+* Files are read as TOML 1.0 (:mod:`tomllib`); 0.3.9's ``toml`` 0.10.2 rejects some valid files (arrays of
+  mixed types, ``nan``, ...) and reports malformed ones with other messages.
+* Where 0.3.9 crashes, this module does not: ``blocks`` or ``order`` of the wrong type, ``configuration``
+  that is not a table, an empty per-participant table, a Latin square over no groups (see the functions),
+  and TOML dates and times, written to JSON as ISO 8601 strings.
 """
 
 from __future__ import annotations
@@ -53,25 +34,28 @@ import random
 import re
 import sys
 import tomllib
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-from xmanager.xm.study.errors import ExperimentServerException, StudyConfigError
+from xmanager.xm.study.errors import (
+    ExperimentServerException,
+    InvalidStudyError,
+    StudyConfigError,
+)
 from xmanager.xm.study.functions import (  # noqa: F401 - _resolve_function: experiment-server's name, tests call it
     ChoicesFunction,
     _resolve_function,
     resolve_function_calls,
 )
+from xmanager.xm.study.grid import fancy_grid
 from xmanager.xm.study.ordering import (
-    INIT_FINAL_ORDERING_STRATEGY,
-    ORDERING_STRATEGY,
     Draws,
     balanced_latin_square,
-    check_strategy,
-    participant_order,
+    construct_participant_condition,
 )
 from xmanager.xm.study.utils import merge_dicts
 
@@ -92,122 +76,218 @@ __all__ = [
 log = logging.getLogger(__name__)
 VERIFY_PARTICIPANTS = range(1, 6)
 _LINE_RE = re.compile(r"at line (\d+)")
+# The built-in exceptions 0.3.9's expansion lets through for some files; they become StudyConfigErrors of their kind.
+_BUILTIN_ERRORS = (KeyError, TypeError, AssertionError, IndexError, ValueError)
 
 
-def _substitute(value: Any, variables: dict[str, Any], key: str) -> Any:
-    """Replace ``"$NAME"`` strings everywhere (tables, lists, nested lists)."""
-    if isinstance(value, str) and value.startswith("$"):
-        if value[1:] not in variables:
-            raise StudyConfigError(f"unknown variable {value!r} (not in [configuration.variables])", key=key)
-        return variables[value[1:]]
-    if isinstance(value, dict):
-        return {k: _substitute(v, variables, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, variables, f"{key}[{i}]") for i, v in enumerate(value)]
-    return value
+def _replace_variables(config: Any, variables: Any) -> Any:
+    """``config`` with each string ``"$NAME"`` that is a value of a table, or an item of the top list, replaced.
+
+    As experiment-server: tables are searched at every depth, lists are not (only the ``blocks`` list itself).
+    """
+    if isinstance(config, dict):
+        items: Iterable[tuple[Any, Any]] = config.items()
+    elif isinstance(config, list):
+        items = enumerate(config)
+    else:  # 0.3.9 fails with an UnboundLocalError; the caller reports "not a list".
+        return config
+    resolved: dict[Any, Any] = {}
+    for key, value in items:
+        if isinstance(value, str) and value.startswith("$"):
+            try:
+                resolved[key] = variables[value[1:]]
+            except KeyError:
+                raise InvalidStudyError(  # noqa: B904 - chained as in 0.3.9's tracebacks
+                    f"The variable `{value}` does not exsist in `configuration.variables`", key=str(key)
+                )
+        elif isinstance(value, dict):
+            resolved[key] = _replace_variables(value, variables)
+        else:
+            resolved[key] = value
+    return list(resolved.values()) if isinstance(config, list) else resolved
+
+
+def _resolve_extends(
+    block: dict[str, Any], configs: list[dict[str, Any]], seen: list[Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
+    if "extends" not in block or block["extends"] in seen:
+        return block, configs, seen
+    try:
+        parent = [other for other in configs if other["name"] == block["extends"]][0]
+    except IndexError:
+        raise InvalidStudyError(  # noqa: B904 - chained as in 0.3.9's tracebacks
+            "`{}` is not a valid name. It must be a `name`.".format(block["extends"]),
+            block=str(block["name"]),
+            key="extends",
+        )
+    parent, configs, seen = _resolve_extends(parent, configs, [*seen, parent["name"]])
+    configs[block["block_idx"]] = merge_dicts(block, parent)
+    return configs[block["block_idx"]], configs, seen
 
 
 def resolve_extends(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge into each block (a dict with a ``name``) the blocks it ``extends``, in place; returns ``configs``.
 
-    A block's own values win (:func:`merge_dicts`); chains are followed. The blocks are resolved in list
-    order and a block reads the current (possibly already merged) version of its parent, as experiment-server
-    does. Along a cycle the merge stops at the first block met twice, so the blocks of a cycle end up with
-    each other's keys; every cycle is reported once with a warning.
+    A block's own values win (:func:`merge_dicts`); chains are followed. The blocks are resolved in list order
+    and a block reads the current (possibly already merged) version of its parent, as experiment-server does.
+    Along a cycle the merge stops at the first block met twice, so the blocks of a cycle end up with each
+    other's keys.
 
     Raises:
-      StudyConfigError: a block extends a name no block has.
+      InvalidStudyError: a block extends a name no block has.
     """
-    names = [block.get("name") for block in configs]
-    cycles: dict[frozenset[Any], list[Any]] = {}
-
-    def resolve(index: int, seen: list[Any]) -> dict[str, Any]:
-        block = configs[index]
-        if "extends" not in block:
-            return block
-        parent = block["extends"]
-        if parent in seen:
-            cycle = [*seen[seen.index(parent):], parent]
-            cycles.setdefault(frozenset(cycle), cycle)
-            return block
-        if parent not in names:
-            raise StudyConfigError(
-                f"`{parent}` is not a valid name. It must be a `name` of one of the blocks",
-                block=str(block.get("name")),
-                key="extends",
-            )
-        parent_index = names.index(parent)
-        configs[index] = merge_dicts(block, resolve(parent_index, [*seen, names[parent_index]]))
-        return configs[index]
-
-    for index in range(len(configs)):
-        configs[index] = resolve(index, [names[index]])
-    for cycle in cycles.values():
-        warnings.warn(
-            f"`extends` cycle: {' -> '.join(map(str, cycle))}; the configs along it are merged into each other",
-            UserWarning,
-            stacklevel=2,
-        )
+    for index, block in enumerate(configs):
+        block["block_idx"] = index
+    for block in configs:
+        configs[block["block_idx"]] = _resolve_extends(block, configs, [block["name"]])[0]
+    for block in configs:
+        del block["block_idx"]
     return configs
+
+
+def _warn_deprecated(configuration: dict[str, Any], new: str, old: str, warn: bool) -> Any:
+    value = configuration.get(new, None)
+    old_value = configuration.get(old, None)
+    if old_value is not None:
+        if warn:
+            warnings.warn(f"`{old}` is being deprecated, use `{new}`", FutureWarning, stacklevel=2)
+        if value is None:
+            return old_value
+    return value
+
+
+def _referenced(value: Any) -> list[Any]:
+    """Every name in an ``order``, ``init_blocks`` or ``final_blocks`` that passed the ordering checks."""
+    if isinstance(value, dict):
+        return [name for names in value.values() for name in names]
+    if isinstance(value, list):
+        return [name for item in value for name in (item if isinstance(item, list) else [item])]
+    return []
+
+
+def _unknown_names(blocks: list[dict[str, Any]], *lists: Any) -> set[Any]:
+    names = {block["name"] for block in blocks}
+    return {name for value in lists for name in _referenced(value) if name not in names}
+
+
+def _same_unknown_name(blocks: list[dict[str, Any]], *lists: Any) -> bool:
+    """Whether every participant meets the same unknown name first: one name, in lists only (no tables)."""
+    return len(_unknown_names(blocks, *lists)) == 1 and not any(isinstance(value, dict) for value in lists)
+
+
+def _expand(
+    data: dict[str, Any], participant_index: Any, seeded: Callable[[Any], Draws], *, warn: bool = True,
+    stage: str = "blocks",
+) -> Any:
+    """experiment-server's ``_process_config`` on ``data``, which it changes (as there).
+
+    ``seeded(random_seed + participant_index)`` gives the generator of the shuffles and draws. ``stage`` is
+    ``"blocks"`` (the blocks), ``"names"`` (only the block names, in order) or ``"check"``: the steps whose
+    outcome is the same for every participant, so that an error found there is the error every participant
+    gets; returns None.
+    """
+    try:
+        configuration = data["configuration"]
+    except KeyError:
+        raise InvalidStudyError("Missing `configuration` section.", key="configuration")  # noqa: B904 - as 0.3.9
+    if not isinstance(configuration, dict):  # 0.3.9 fails with an AttributeError.
+        raise InvalidStudyError(f"`configuration` is not a table, got {configuration}", key="configuration")
+    variables = configuration.get("variables", {})
+    groups_strategy = _warn_deprecated(configuration, "groups_strategy", "groups", warn)
+    within_groups_strategy = _warn_deprecated(configuration, "within_groups_strategy", "within_groups", warn)
+    init_blocks = configuration.get("init_blocks", [])
+    final_blocks = configuration.get("final_blocks", [])
+    init_blocks_strategy = configuration.get("init_blocks_strategy", None)
+    final_blocks_strategy = configuration.get("final_blocks_strategy", None)
+    rng = seeded(configuration.get("random_seed", 0) + participant_index)
+
+    all_blocks = _replace_variables(data["blocks"], variables)
+    if not isinstance(all_blocks, list):
+        raise InvalidStudyError("`blocks` is not a list.", key="blocks")
+    try:
+        order = configuration["order"]
+    except KeyError:
+        raise InvalidStudyError("Missing `order` under `configuration`.", key="order")  # noqa: B904 - as 0.3.9
+    for block in all_blocks:
+        if "name" not in block:
+            raise InvalidStudyError("One or more block(s) missing `name`.", key="name")
+        if "config" not in block and "extends" not in block:
+            raise InvalidStudyError("One or more block(s) missing `config`.", block=str(block["name"]), key="config")
+        block["name"] = str(block["name"])
+
+    try:
+        blocks = construct_participant_condition(
+            all_blocks, participant_index, order=order, init_block_names=init_blocks,
+            final_block_names=final_blocks, groups_strategy=groups_strategy,
+            within_groups_strategy=within_groups_strategy, init_blocks_strategy=init_blocks_strategy,
+            final_blocks_strategy=final_blocks_strategy, rng=rng,
+        )
+    except KeyError:
+        if stage == "check" and not _same_unknown_name(all_blocks, order, init_blocks, final_blocks):
+            return None  # Which name is reported depends on the participant.
+        raise
+    if stage == "check" and _unknown_names(all_blocks, order, init_blocks, final_blocks):
+        return None  # Another participant gets an unknown name (a per-participant table) before `extends`.
+    block_names = [block["name"] for block in blocks]
+    if stage == "names":
+        return block_names
+    resolved = {block["name"]: block for block in resolve_extends([merge_dicts(b, {}) for b in all_blocks])}
+    if stage == "check":
+        return None
+    blocks = resolve_function_calls([resolved[name] for name in block_names], rng)
+    for block_id, block in enumerate(blocks):
+        block["config"]["participant_index"] = participant_index
+        block["config"]["name"] = block["name"]
+        block["config"]["block_id"] = block_id
+    return blocks
+
+
+def _run(data: dict[str, Any], participant_index: Any, seeded: Callable[[Any], Draws], file: str | None,
+         **options: Any) -> Any:
+    """:func:`_expand`, its built-in exceptions turned into StudyConfigErrors of their kind, located in ``file``."""
+    try:
+        return _expand(data, participant_index, seeded, **options)
+    except StudyConfigError as error:
+        error.located(file)
+        raise
+    except _BUILTIN_ERRORS as error:
+        raise StudyConfigError.like(error, file=file).with_traceback(error.__traceback__) from None
+
+
+def _check_participant(participant_index: Any) -> None:
+    if participant_index < 1:
+        raise InvalidStudyError(f"Participant index needs to be greater than 0, got {participant_index}")
 
 
 @attrs.frozen
 class Study:
-    """A parsed and validated study file. Use :func:`load_study` to build one."""
+    """A parsed study file whose participant-independent checks passed. Use :func:`load_study` to build one."""
 
     path: str
-    order: Any  # as in the file: a list of groups, a flat list of names, or a per-participant table
-    groups_strategy: str
-    within_groups_strategy: str
-    init_blocks: Any
-    final_blocks: Any
-    init_blocks_strategy: str
-    final_blocks_strategy: str
-    random_seed: int
-    blocks: dict[str, dict[str, Any]]  # name -> block with `extends` resolved, calls not evaluated
+    data: dict[str, Any]  # The document as parsed; never changed (each expansion works on a copy).
 
-    def _rng(self, participant_index: int) -> random.Random:
-        return random.Random(self.random_seed + participant_index)
+    @property
+    def random_seed(self) -> Any:
+        return self.data["configuration"].get("random_seed", 0)
+
+    def _seeded(self, rng: Draws | None) -> Callable[[Any], Draws]:
+        return random.Random if rng is None else (lambda seed: rng)
 
     def order_for(self, participant_index: int, rng: Draws | None = None) -> list[str]:
         """The block names of one participant, in order (shuffles draw from ``rng``)."""
-        try:
-            return participant_order(
-                self.order,
-                participant_index,
-                self.init_blocks,
-                self.final_blocks,
-                groups_strategy=self.groups_strategy,
-                within_groups_strategy=self.within_groups_strategy,
-                init_blocks_strategy=self.init_blocks_strategy,
-                final_blocks_strategy=self.final_blocks_strategy,
-                rng=self._rng(participant_index) if rng is None else rng,
-            )
-        except StudyConfigError as error:
-            raise error.located(self.path, "configuration") from None
+        _check_participant(participant_index)
+        return _run(copy.deepcopy(self.data), participant_index, self._seeded(rng), self.path, stage="names")
 
     def blocks_for(self, participant_index: int, rng: Draws | None = None) -> list[dict[str, Any]]:
         """The blocks of participant ``participant_index`` (1-based), as experiment-server gives them.
 
         Draws come from a generator seeded with ``random_seed + participant_index`` unless ``rng`` is given.
+
+        Raises:
+          StudyConfigError: what experiment-server raises for this participant (see :mod:`.errors`).
         """
-        if not isinstance(participant_index, int) or isinstance(participant_index, bool) or participant_index < 1:
-            raise StudyConfigError(f"participant index must be an int >= 1, got {participant_index!r}", file=self.path)
-        if rng is None:
-            rng = self._rng(participant_index)
-        names = self.order_for(participant_index, rng)
-        try:
-            blocks = resolve_function_calls([copy.deepcopy(self.blocks[name]) for name in names], rng)
-        except StudyConfigError as error:
-            raise error.located(self.path) from None
-        for block_id, block in enumerate(blocks):
-            config = block.get("config")
-            if not isinstance(config, dict):
-                raise StudyConfigError("`config` must be a table", file=self.path, block=block["name"], key="config")
-            config["participant_index"] = participant_index
-            config["name"] = block["name"]
-            config["block_id"] = block_id
-        return blocks
+        _check_participant(participant_index)
+        return _run(copy.deepcopy(self.data), participant_index, self._seeded(rng), self.path)
 
     def psets(self, participants: range | Sequence[int]) -> list[dict[str, Any]]:
         """One pset per (participant, block): participant index, block id, block name and the block's config."""
@@ -226,130 +306,49 @@ class Study:
         return psets
 
 
+def _read(f: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed TOML file. An unreadable file raises what ``open`` raises (as in 0.3.9)."""
+    file = os.fspath(f)
+    with open(file, "rb") as fh:
+        try:
+            return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            match = _LINE_RE.search(str(exc))
+            raise StudyConfigError.of(ValueError)(
+                str(exc), file=file, line=int(match.group(1)) if match else None
+            ) from None
+
+
 def load_study(path: str | os.PathLike[str]) -> Study:
-    """Read and validate a TOML study file."""
-    file = os.fspath(path)
-    try:
-        with open(file, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        match = _LINE_RE.search(str(exc))
-        raise StudyConfigError(
-            f"malformed TOML: {exc}", file=file, line=int(match.group(1)) if match else None
-        ) from None
-    except OSError as exc:
-        raise StudyConfigError(f"cannot read the file: {exc.strerror or exc}", file=file) from None
-    return study_from_dict(data, file)
+    """Read a TOML study file and check it (the checks whose outcome is the same for every participant).
 
-
-def _strategy(conf: dict[str, Any], new: str, old: str | None, allowed: dict[str, str], file: str) -> str:
-    value = conf.get(new)
-    if old is not None and conf.get(old) is not None:
-        warnings.warn(f"{file}: `{old}` is deprecated, use `{new}`", FutureWarning, stacklevel=4)
-        if value is None:
-            value = conf[old]
-            new = old
-    return check_strategy(value, allowed, new)
-
-
-def _referenced(value: Any) -> list[str]:
-    """Every block name in a well-formed ``order``, ``init_blocks`` or ``final_blocks``."""
-    if isinstance(value, dict):
-        return [name for names in value.values() for name in names]
-    if isinstance(value, list):
-        return [name for entry in value for name in (entry if isinstance(entry, list) else [entry])]
-    return []
+    Raises:
+      StudyConfigError: what experiment-server raises for every participant of this file.
+      OSError: the file cannot be read.
+    """
+    return study_from_dict(_read(path), os.fspath(path))
 
 
 def study_from_dict(data: dict[str, Any], file: str = "<study>") -> Study:
-    """Validate a parsed study document (see :func:`load_study`)."""
-    conf = data.get("configuration")
-    if not isinstance(conf, dict):
-        raise StudyConfigError("missing [configuration] table", file=file, key="configuration")
-    try:
-        variables = conf.get("variables", {})
-        if not isinstance(variables, dict):
-            raise StudyConfigError("must be a table", key="variables")
-        groups_strategy = _strategy(conf, "groups_strategy", "groups", ORDERING_STRATEGY, file)
-        within_strategy = _strategy(conf, "within_groups_strategy", "within_groups", ORDERING_STRATEGY, file)
-        init_strategy = _strategy(conf, "init_blocks_strategy", None, INIT_FINAL_ORDERING_STRATEGY, file)
-        final_strategy = _strategy(conf, "final_blocks_strategy", None, INIT_FINAL_ORDERING_STRATEGY, file)
-        random_seed = conf.get("random_seed", 0)
-        if not isinstance(random_seed, int) or isinstance(random_seed, bool):
-            raise StudyConfigError(f"must be an integer, got {random_seed!r}", key="random_seed")
-    except StudyConfigError as error:
-        raise error.located(file, "configuration") from None
-
-    raw_blocks = data.get("blocks")
-    if not isinstance(raw_blocks, list):
-        raise StudyConfigError("`blocks` must be an array of tables ([[blocks]])", file=file, key="blocks")
-    blocks: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_blocks):
-        label = str(raw.get("name", f"#{i + 1}")) if isinstance(raw, dict) else f"#{i + 1}"
-        try:
-            if not isinstance(raw, dict):
-                raise StudyConfigError("a block must be a table", key="blocks")
-            block = {k: _substitute(v, variables, k) for k, v in raw.items()}
-            if "name" not in block:
-                raise StudyConfigError("missing `name`", key="name")
-            if "config" not in block and "extends" not in block:
-                raise StudyConfigError("needs `config` or `extends`", key="config")
-            if "config" in block and not isinstance(block["config"], dict):
-                raise StudyConfigError("`config` must be a table", key="config")
-        except StudyConfigError as error:
-            raise error.located(file, label) from None
-        block["name"] = name = str(block["name"])
-        if name in seen:
-            raise StudyConfigError("duplicate block name", file=file, block=name, key="name")
-        seen.add(name)
-        blocks.append(block)
-    try:
-        resolved = {block["name"]: block for block in resolve_extends(blocks)}
-    except StudyConfigError as error:
-        raise error.located(file) from None
-
-    if "order" not in conf:
-        raise StudyConfigError("missing `order`", file=file, block="configuration", key="order")
-    order = conf["order"]
-    init_blocks = conf.get("init_blocks", [])
-    final_blocks = conf.get("final_blocks", [])
-    study = Study(
-        path=file,
-        order=order,
-        groups_strategy=groups_strategy,
-        within_groups_strategy=within_strategy,
-        init_blocks=init_blocks,
-        final_blocks=final_blocks,
-        init_blocks_strategy=init_strategy,
-        final_blocks_strategy=final_strategy,
-        random_seed=random_seed,
-        blocks=resolved,
-    )
-    study.order_for(1, random.Random(0))  # Checks the structure of the order and the strategies.
-    for key, value in (("order", order), ("init_blocks", init_blocks), ("final_blocks", final_blocks)):
-        for name in _referenced(value):
-            if name not in resolved:
-                raise StudyConfigError("unknown block (not a `name` in [[blocks]])", file=file, block=name, key=key)
-    return study
+    """A :class:`Study` of a parsed study document (see :func:`load_study`)."""
+    data = copy.deepcopy(data)
+    _run(copy.deepcopy(data), 1, random.Random, file, warn=False, stage="check")
+    return Study(path=file, data=data)
 
 
 # -- experiment-server's functions --------------------------------------------------------------------
 
 
 def _json_default(value: Any) -> Any:
-    # TOML dates and times have no JSON type; write them as ISO 8601 strings.
+    # TOML dates and times have no JSON type; write them as ISO 8601 strings (0.3.9 fails with a TypeError).
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _blocks_from_global_random(study: Study, participant_index: int, suppress_message: bool) -> list[dict[str, Any]]:
-    random.seed(study.random_seed + participant_index)
-    blocks = study.blocks_for(participant_index, rng=random)  # type: ignore[arg-type]
-    if not suppress_message and log.isEnabledFor(logging.INFO):
-        log.info("Configuration loaded:\n%s", json.dumps(blocks, indent=2, default=_json_default))
-    return blocks
+def _seed_global(seed: Any) -> Draws:
+    random.seed(seed)
+    return random  # type: ignore[return-value]
 
 
 def process_config_file(
@@ -362,26 +361,31 @@ def process_config_file(
     :meth:`Study.blocks_for`). The blocks are logged at INFO unless ``suppress_message``.
 
     Raises:
-      StudyConfigError: the file is invalid, or ``participant_index`` < 1.
+      InvalidStudyError: ``participant_index`` < 1.
       ExperimentServerException: ``f`` does not end in ``.toml``.
+      StudyConfigError: the file is invalid (see :mod:`.errors`).
+      OSError: the file cannot be read.
     """
-    if not isinstance(participant_index, int) or participant_index < 1:
-        raise StudyConfigError(f"participant index must be an int >= 1, got {participant_index!r}", file=os.fspath(f))
+    _check_participant(participant_index)
     if Path(f).suffix != ".toml":
-        raise ExperimentServerException(f"{os.fspath(f)}: invalid file type, expected a `.toml` file")
+        raise ExperimentServerException("Invalid file type. Expected `.toml`")
     return _process_toml(f, participant_index, suppress_message)
 
 
 def _process_toml(
     f: str | os.PathLike[str], participant_index: int, suppress_message: bool = False
 ) -> list[dict[str, Any]]:
-    return _blocks_from_global_random(load_study(f), participant_index, suppress_message)
+    return _process_config(_read(f), participant_index, suppress_message, file=os.fspath(f))
 
 
 def _process_config(
-    configuration: dict[str, Any], participant_index: int, suppress_message: bool = False
+    configuration: dict[str, Any], participant_index: int, suppress_message: bool = False, *, file: str | None = None
 ) -> list[dict[str, Any]]:
-    return _blocks_from_global_random(study_from_dict(configuration), participant_index, suppress_message)
+    """experiment-server's function: the blocks of a parsed study document, which it changes (as there)."""
+    blocks = _run(configuration, participant_index, _seed_global, file)
+    if not suppress_message:
+        log.info("Configuration loaded: \n%s", json.dumps(blocks, indent=2, default=_json_default))
+    return blocks
 
 
 def verify_config(
@@ -391,62 +395,77 @@ def verify_config(
 ) -> tuple[bool, str | None]:
     """Expand participants 1..5 of ``f``; ``(True, None)`` if that works, else ``(False, reason)``.
 
-    ``test_func(blocks)`` (optional) is called for each participant and must return ``(True, _)``; a
-    ``(False, reason)`` fails the check. With ``raise_on_error`` the error is raised instead of returned.
+    On success the block names of each participant are logged as a table (INFO), as experiment-server does;
+    on failure the exception is logged with its traceback (ERROR) and ``reason`` is its
+    :func:`traceback.format_exception_only` text. ``test_func(blocks)`` (optional) is called for each
+    participant and must return ``(True, _)``; ``(False, reason)`` fails the check with an AssertionError.
+    With ``raise_on_error`` the error is raised instead of returned.
     """
     try:
-        for participant in VERIFY_PARTICIPANTS:
-            blocks = process_config_file(f, participant, suppress_message=True)
-            if test_func is not None:
-                passed, reason = test_func(blocks)
-                if not passed:
-                    raise AssertionError(f"test_func failed for participant {participant}: {reason}")
+        table = _get_table_for_participants(f, test_func)
+        log.info("Ordering for 5 participants: \n\n%s\n", fancy_grid(table))
+        log.info("Config file verification successful for %s", f)
+        return True, None
     except Exception as error:
-        log.info("config verification failed: %s", error)  # The caller gets the reason.
+        log.exception("%s", error)
         if raise_on_error:
             raise
-        return False, str(error)
-    log.info("%s: valid (participants %d..%d expanded)", os.fspath(f), VERIFY_PARTICIPANTS[0], VERIFY_PARTICIPANTS[-1])
-    return True, None
+        return False, "\n".join(traceback.format_exception_only(error))
+
+
+def _get_table_for_participants(
+    f: str | os.PathLike[str],
+    test_func: Callable[[list[dict[str, Any]]], tuple[bool, str]] | None = None,
+    from_ppid: int = 1,
+    to_ppid: int = 5,
+) -> list[list[Any]]:
+    """A header row (``block``, ``participant_<p>``...) and one row of block names per position."""
+    names: dict[int, dict[str, str]] = {}
+    for participant in range(from_ppid, to_ppid + 1):
+        blocks = process_config_file(f, participant_index=participant, suppress_message=True)
+        names[participant] = {f"block_{index + 1}": block["name"] for index, block in enumerate(blocks)}
+        if test_func is not None:
+            passed, reason = test_func(blocks)
+            assert passed, f"test_func failed for {participant} with reason, {reason}"  # noqa: S101 - as there
+    positions = sorted({key for row in names.values() for key in row}, key=lambda key: int(key.split("_", 1)[1]))
+    participants = range(from_ppid, to_ppid + 1)
+    table: list[list[Any]] = [["block", *(f"participant_{p}" for p in participants)]]
+    table += [[key, *(names[p].get(key) for p in participants)] for key in positions]
+    return table
 
 
 def generate_config_json(
     config_file: str | os.PathLike[str],
     participant_indices: Iterable[int],
     out_dir: str | os.PathLike[str] | None = None,
-) -> list[str]:
-    """Write each participant's list of block configs as JSON; returns the files written.
+) -> None:
+    """Write each participant's list of block configs as JSON (experiment-server's ``_generate_config_json``).
 
-    Without ``out_dir``, one JSON document per participant goes to stdout, each on its own line. With it,
-    ``out_dir`` is created if needed and each participant gets ``<config stem>-participant_<N>.json``
-    (indented by 2, as experiment-server writes them). Every participant is expanded before anything is
-    written, so an error leaves no partial output.
+    Without ``out_dir``, one JSON document per participant goes to stdout, with nothing between them. With it,
+    ``out_dir`` is created if needed (logged) and each participant gets ``<config stem>-participant_<N>.json``,
+    indented by 2; the files written are logged at the end. Participants are expanded and written one by one,
+    so an error leaves the output of the participants before it.
 
     Raises:
-      ExperimentServerException: ``out_dir`` exists and is not a folder, or cannot be written.
+      ExperimentServerException: ``out_dir`` exists and is not a folder.
       StudyConfigError: the study file is invalid.
     """
-    if out_dir is not None and os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ExperimentServerException(f"the output location {os.fspath(out_dir)} exists and is not a folder")
-    documents = {
-        p: [block["config"] for block in process_config_file(config_file, p, suppress_message=True)]
-        for p in participant_indices
-    }
-    if out_dir is None:
-        for configs in documents.values():
-            sys.stdout.write(json.dumps(configs, default=_json_default) + "\n")
-        return []
-    stem = Path(config_file).stem
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if not out_dir.exists():
+            log.info("Creating direcotry %s", out_dir)
+            out_dir.mkdir(parents=True)
+        elif not out_dir.is_dir():
+            raise ExperimentServerException(f"`out_file_location` should be a directory. Got {out_dir}")
     written = []
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        for p, configs in documents.items():
-            path = os.path.join(out_dir, f"{stem}-participant_{p}.json")
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(json.dumps(configs, indent=2, default=_json_default))
-            written.append(path)
-    except OSError as error:
-        raise ExperimentServerException(f"cannot write to {os.fspath(out_dir)}: {error.strerror or error}") from None
-    log.info("Generated files:\n%s", "\n".join(written))
-    return written
-
+    for participant in participant_indices:
+        configs = [block["config"] for block in process_config_file(config_file, participant, suppress_message=True)]
+        if out_dir is None:
+            sys.stdout.write(json.dumps(configs, default=_json_default))
+            continue
+        path = out_dir / f"{Path(config_file).stem}-participant_{participant}.json"
+        written.append(path)
+        with open(path, "w") as out:
+            out.write(json.dumps(configs, indent=2, default=_json_default))
+    if written:
+        log.info("Generated files: \n%s", "\n".join(str(path) for path in written))

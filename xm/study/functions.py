@@ -1,11 +1,15 @@
-"""Function-call tables in block configs: ``{function_name = "choices", args = ..., params = ..., id = ...}``.
+"""Function-call tables in blocks: ``{function_name = "choices", args = ..., params = ..., id = ...}``.
 
 A table with two to four keys, all among ``function_name``, ``args``, ``params`` and ``id``, found as a
-value in a block's config (at any depth of tables, not inside lists), is replaced by the result of the
-call. The only function is ``choices``: Python's :func:`random.choices`, with ``args`` as positional
-arguments (a list) or keyword arguments (a table). Calls with the same ``id``, or the same call without
-one, form a group; with ``params = { unique = true }`` no value repeats within a group. Each place a call
-appears is drawn separately; draws are made in block order, then key order.
+value in a block (at any depth of tables, not inside lists), is replaced by the result of the call. The only
+function is ``choices``: Python's :func:`random.choices`, with ``args`` as positional arguments (a list) or
+keyword arguments (a table). Calls with the same ``id``, or the same call without one, form a group; with
+``params = { unique = true }`` no value repeats within a group. Each place a call appears is drawn
+separately; draws are made in block order, then key order.
+
+The checks, messages and exceptions are experiment-server 0.3.9's: a call table without ``function_name``
+or ``args`` is a ``TypeError``, calls sharing an ``id`` with other ``args`` or ``params`` an
+``AssertionError``, and :func:`random.choices`'s own errors pass through.
 """
 
 from __future__ import annotations
@@ -14,18 +18,18 @@ import json
 import random
 from typing import Any
 
-from xmanager.xm.study.errors import StudyConfigError
+from xmanager.xm.study.errors import InvalidStudyError
 from xmanager.xm.study.ordering import Draws
 
 __all__ = ["CALL_KEYS", "ChoicesFunction", "is_call", "resolve_function_calls"]
 
-CALL_KEYS = frozenset({"function_name", "args", "params", "id"})
-UNIQUE_RETRIES = 21  # Draws after the first before a unique draw gives up (as experiment-server).
+CALL_KEYS = ("function_name", "args", "params", "id")
+UNIQUE_RETRIES = 20  # A unique draw is retried until it has been redrawn more than this (as experiment-server).
 
 
 def is_call(value: Any) -> bool:
     """True if ``value`` is a function-call table."""
-    return isinstance(value, dict) and 2 <= len(value) <= 4 and all(key in CALL_KEYS for key in value)
+    return isinstance(value, dict) and len(value) in (2, 3, 4) and all(key in CALL_KEYS for key in value)
 
 
 def _unpack_args(args: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -33,19 +37,7 @@ def _unpack_args(args: Any) -> tuple[list[Any], dict[str, Any]]:
         return args, {}
     if isinstance(args, dict):
         return [], args
-    raise StudyConfigError(f"`args` should be a list or a table, got {args!r}")
-
-
-def _unique(params: Any) -> bool:
-    if params is None:
-        return False
-    if not isinstance(params, dict):
-        raise StudyConfigError(f"`params` of `choices` should be a dict (a table), got {params!r}")
-    if len(params) > 1:
-        raise StudyConfigError(f"Function `choices` expected 0 or 1 keys in params, got {len(params)}")
-    if params and "unique" not in params:
-        raise StudyConfigError(f"Unexpected key in `params` of `choices`: {next(iter(params))!r}. Allowed keys: 'unique'")
-    return bool(params.get("unique", False))
+    raise InvalidStudyError(f"`args` should be a list or a dict. Got {args}")
 
 
 class ChoicesFunction:
@@ -56,50 +48,38 @@ class ChoicesFunction:
     asked for more values than ``args`` holds, which raises.
     """
 
-    def __init__(self, args: Any, params: Any = None, rng: Draws = random) -> None:  # type: ignore[assignment]
+    def __init__(self, args: Any, params: Any, rng: Draws = random) -> None:  # type: ignore[assignment]
         self.args = args
-        self.params = params
         self.largs, self.kwargs = _unpack_args(args)
-        self.unique = _unique(params)
+        self.unique = False
+        self.params = params
+        if params is not None:
+            if not isinstance(params, dict):
+                raise InvalidStudyError("`params` for `choices` should be a dict.")
+            if len(params) not in (0, 1):
+                raise InvalidStudyError(f"Function `choices` expected 0 or 1 keys in params, got {len(params)}")
+            if len(params) == 1 and "unique" not in params:
+                raise InvalidStudyError("Unexpected key in `params` of `choices`. Allowed keys: [`unique`]")
+            if "unique" in params:
+                self.unique = bool(params.get("unique"))
         self.previous_choices: list[Any] = []
         self._rng = rng
 
-    def _draw(self) -> list[Any]:
-        try:
-            return self._rng.choices(*self.largs, **self.kwargs)
-        except (TypeError, ValueError, IndexError) as exc:
-            raise StudyConfigError(f"invalid `args` for choices: {exc}") from None
-
     def __call__(self, args: Any, params: Any) -> list[Any]:
-        if args != self.args or params != self.params:
-            raise StudyConfigError("calls sharing an `id` differ in `args` or `params`")
-        choice = self._draw()
-        if not self.unique:
-            return choice
-        retries = 0
-        while any(value in self.previous_choices for value in choice) or len(_distinct(choice)) != len(choice):
-            if retries >= UNIQUE_RETRIES:
-                break
-            retries += 1
-            choice = self._draw()
-        self.previous_choices.extend(choice)
-        if len(_distinct(self.previous_choices)) != len(self.previous_choices):
-            raise StudyConfigError(
-                "There are more calls to `choices` than number of elements in `args` (with params.unique)"
-            )
+        assert self.args == args  # noqa: S101 - experiment-server's check (and exception)
+        assert params == self.params  # noqa: S101
+        choice = self._rng.choices(*self.largs, **self.kwargs)
+        if self.unique:
+            retries = 0
+            while any(c in self.previous_choices for c in choice) or len(set(choice)) != len(choice):
+                if retries > UNIQUE_RETRIES:
+                    break
+                retries += 1
+                choice = self._rng.choices(*self.largs, **self.kwargs)
+            self.previous_choices.extend(choice)
+            if len(self.previous_choices) != len(set(self.previous_choices)):
+                raise InvalidStudyError("There are more calls to `choices` than number of elements in `args`")
         return choice
-
-
-def _distinct(values: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for value in values:
-        if value not in out:
-            out.append(value)
-    return out
-
-
-def _signature(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _resolve_function(
@@ -112,43 +92,32 @@ def _resolve_function(
     rng: Draws = random,  # type: ignore[assignment]
 ) -> Any:
     """The value of one call table; ``function_calls`` holds the groups seen so far (one dict per participant)."""
-    if id is not None:
-        signature: tuple[str, str] = ("id", _signature(id))
+    if id is None:
+        signature = hash(json.dumps({"function_name": function_name, "args": args, "params": params}, sort_keys=True))
     else:
-        signature = ("call", _signature({"function_name": function_name, "args": args, "params": params}))
+        signature = id
     if function_name != "choices":
-        raise StudyConfigError(f"unknown function {function_name!r} (supported: 'choices')")
-    group = function_calls.get(signature)
-    if group is None:
+        raise InvalidStudyError(f"Unknown function {function_name}")
+    try:
+        group = function_calls[signature]
+    except KeyError:
         group = function_calls[signature] = ChoicesFunction(args, params, rng)
     return group(args, params)
 
 
-def _resolve(value: dict[str, Any], function_calls: dict[Any, ChoicesFunction], rng: Draws, path: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        where = f"{path}.{key}" if path else str(key)
-        if not isinstance(item, dict):
-            out[key] = item
-        elif is_call(item):
-            if "function_name" not in item or "args" not in item:
-                raise StudyConfigError("a function-call table needs `function_name` and `args`", key=where)
-            try:
-                out[key] = _resolve_function(**item, function_calls=function_calls, rng=rng)
-            except StudyConfigError as error:
-                raise error.located(key=where) from None
+def _resolve(config: dict[str, Any], function_calls: dict[Any, ChoicesFunction], rng: Draws) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in config.items():
+        if not isinstance(value, dict):
+            resolved[key] = value
+        elif is_call(value):
+            resolved[key] = _resolve_function(**value, function_calls=function_calls, rng=rng)
         else:
-            out[key] = _resolve(item, function_calls, rng, where)
-    return out
+            resolved[key] = _resolve(value, function_calls, rng)
+    return resolved
 
 
 def resolve_function_calls(configs: list[dict[str, Any]], rng: Draws = random) -> list[dict[str, Any]]:  # type: ignore[assignment]
     """New blocks with every call table replaced by its value (one group table for all of ``configs``)."""
     function_calls: dict[Any, ChoicesFunction] = {}
-    resolved = []
-    for block in configs:
-        try:
-            resolved.append(_resolve(block, function_calls, rng, ""))
-        except StudyConfigError as error:
-            raise error.located(block=str(block.get("name"))) from None
-    return resolved
+    return [_resolve(config, function_calls, rng) for config in configs]

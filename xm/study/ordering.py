@@ -14,6 +14,10 @@ The rules (and the names, for code written against experiment-server's ``_partic
   counterbalance of an odd number of conditions, give the 2n orders as a per-participant table).
 * ``init_blocks`` and ``final_blocks`` (a list, or a per-participant table as above) go before and after the
   ordered blocks, ``"as_is"`` or shuffled (``"randomize"``).
+
+The checks, their order, their messages and the exceptions are experiment-server 0.3.9's, except where it
+crashes (an ``order`` that is neither a list nor a dict, an empty per-participant dict, a Latin square over
+no groups or empty groups).
 """
 
 from __future__ import annotations
@@ -22,16 +26,14 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from xmanager.xm.study.errors import StudyConfigError
+from xmanager.xm.study.errors import InvalidStudyError
 
 __all__ = [
     "INIT_FINAL_ORDERING_STRATEGY",
     "ORDERING_STRATEGY",
     "Draws",
     "balanced_latin_square",
-    "check_strategy",
     "construct_participant_condition",
-    "participant_order",
 ]
 
 
@@ -82,152 +84,129 @@ def balanced_latin_square(n: int) -> list[list[int]]:
     return rows
 
 
-def check_strategy(value: Any, allowed: dict[str, str], key: str) -> str:
-    """``value`` as a strategy name (``None`` is ``"as_is"``); raises StudyConfigError naming ``key``."""
-    if value is None:
-        return "as_is"
-    if not isinstance(value, str) or value not in allowed:
-        raise StudyConfigError(f"must be one of {list(allowed)}, got {value!r}", key=key)
-    return value
-
-
-def block_names(value: Any, key: str) -> list[str]:
-    """A copy of ``value``, which must be a list of block names (strings)."""
-    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-        raise StudyConfigError(f"expected a list of block names (strings), got {value!r}", key=key)
-    return list(value)
-
-
-def per_participant(table: dict[Any, Any], participant_index: int, key: str) -> list[str]:
-    """The list a per-participant table gives participant ``participant_index`` (every entry is checked)."""
-    try:
-        by_number = {int(number): names for number, names in table.items()}
-    except (TypeError, ValueError):
-        raise StudyConfigError(f"keys must be participant numbers 1..N, got {list(table)}", key=key) from None
-    if not by_number:
-        raise StudyConfigError("a per-participant table needs at least the key 1", key=key)
-    if sorted(by_number) != list(range(1, len(by_number) + 1)):
-        raise StudyConfigError(f"keys must be exactly 1..{len(by_number)}, got {list(table)}", key=key)
-    for number, names in by_number.items():
-        block_names(names, f"{key}.{number}")
-    return list(by_number[(participant_index - 1) % len(by_number) + 1])
-
-
-def _groups(order: Any, key: str) -> tuple[list[list[str]], bool]:
-    """The groups of a list ``order``, and whether it was a flat list of names (one group)."""
-    if not isinstance(order, list):
-        raise StudyConfigError(f"must be a list, a list of lists or a table, got {order!r}", key=key)
-    if all(isinstance(group, list) for group in order):
-        return [block_names(group, f"{key}[{i}]") for i, group in enumerate(order)], False
-    return [block_names(order, key)], True
-
-
-def _edge(value: Any, participant_index: int, strategy: str, key: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        names = per_participant(value, participant_index, key)
-        if strategy != "as_is":
-            raise StudyConfigError(f"the strategy must be 'as_is' when `{key}` is a per-participant table", key=key)
-        return names
-    return block_names(value, key)
-
-
-def participant_order(
-    order: Any,
-    participant_index: int,
-    init_blocks: Any = None,
-    final_blocks: Any = None,
-    *,
-    groups_strategy: str | None = None,
-    within_groups_strategy: str | None = None,
-    init_blocks_strategy: str | None = None,
-    final_blocks_strategy: str | None = None,
-    rng: Draws = random,  # type: ignore[assignment]
-) -> list[str]:
-    """The block names of one participant, in order. The arguments are not changed.
-
-    Raises:
-      StudyConfigError: a strategy, ``order``, ``init_blocks`` or ``final_blocks`` is malformed (the key is named).
-    """
-    groups_strategy = check_strategy(groups_strategy, ORDERING_STRATEGY, "groups_strategy")
-    within = check_strategy(within_groups_strategy, ORDERING_STRATEGY, "within_groups_strategy")
-    init_strategy = check_strategy(init_blocks_strategy, INIT_FINAL_ORDERING_STRATEGY, "init_blocks_strategy")
-    final_strategy = check_strategy(final_blocks_strategy, INIT_FINAL_ORDERING_STRATEGY, "final_blocks_strategy")
-    if isinstance(order, dict):
-        groups = [per_participant(order, participant_index, "order")]
-        if groups_strategy != "as_is":
-            raise StudyConfigError("the strategy must be 'as_is' when `order` is a per-participant table", key="order")
-    else:
-        groups, flat = _groups(order, "order")
-        if flat:  # One group: its order is the groups' strategy (as experiment-server does, on purpose).
-            within = groups_strategy
-    if groups_strategy == "randomize":
-        rng.shuffle(groups)
-    elif groups_strategy == "latin_square" and groups:
-        row = balanced_latin_square(len(groups))[(participant_index - 1) % len(groups)]
-        groups = [groups[i] for i in row]
-    if within == "randomize":
-        for group in groups:
-            rng.shuffle(group)
-    elif within == "latin_square":
-        sizes = {len(group) for group in groups}
-        if len(sizes) != 1:
-            raise StudyConfigError("a within-group latin square needs groups of the same size", key="within_groups_strategy")
-        size = sizes.pop()
-        if size:
-            count = len(groups)
-            row = balanced_latin_square(size)[((participant_index - 1) % (size * count)) // count]
-            groups = [[group[i] for i in row] for group in groups]
-    init = _edge(init_blocks, participant_index, init_strategy, "init_blocks")
-    if init_strategy == "randomize":
-        rng.shuffle(init)
-    final = _edge(final_blocks, participant_index, final_strategy, "final_blocks")
-    if final_strategy == "randomize":
-        rng.shuffle(final)
-    return init + [name for group in groups for name in group] + final
-
-
 def construct_participant_condition(
     config: list[dict[str, Any]],
     participant_index: int,
     order: Any,
     init_block_names: Any,
     final_block_names: Any,
-    within_groups_strategy: str | None = None,
-    groups_strategy: str | None = None,
-    init_blocks_strategy: str | None = None,
-    final_blocks_strategy: str | None = None,
+    within_groups_strategy: Any = None,
+    groups_strategy: Any = None,
+    init_blocks_strategy: Any = None,
+    final_blocks_strategy: Any = None,
     *,
     rng: Draws = random,  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
     """The blocks of ``config`` (dicts with a ``name``) in participant ``participant_index``'s order.
 
-    experiment-server's function, with its argument order. Block names are made strings in place; the
-    blocks returned are the dicts of ``config`` themselves. Shuffles draw from Python's global generator
-    unless ``rng`` is given.
+    experiment-server's function, with its arguments, checks, messages and side effects: block names are made
+    strings in place, shuffles reorder the lists of ``order``, ``init_block_names`` and ``final_block_names``
+    in place, and the blocks returned are the dicts of ``config`` themselves. Shuffles draw from Python's
+    global generator unless ``rng`` is given.
 
     Raises:
-      StudyConfigError: duplicate or unknown block names, or a malformed order or strategy.
+      InvalidStudyError: an unknown strategy, duplicate block names, a malformed ``order``, ``init_block_names``
+        or ``final_block_names``, groups of different sizes under a within-group Latin square.
+      KeyError: a name in the order is not the name of a block (as experiment-server).
+      AssertionError: ``init_block_names`` or ``final_block_names`` is neither a list nor a dict (as there).
     """
+    within_groups_strategy = _strategy(within_groups_strategy, ORDERING_STRATEGY, "within_groups")
+    groups_strategy = _strategy(groups_strategy, ORDERING_STRATEGY, "groups")
+    init_blocks_strategy = _strategy(init_blocks_strategy, INIT_FINAL_ORDERING_STRATEGY, "init_blocks_strategy")
+    final_blocks_strategy = _strategy(final_blocks_strategy, INIT_FINAL_ORDERING_STRATEGY, "final_blocks_strategy")
+
     by_name: dict[str, dict[str, Any]] = {}
     for block in config:
         name = block["name"] = str(block["name"])
         if name in by_name:
-            raise StudyConfigError("duplicate block name", block=name, key="name")
+            raise InvalidStudyError(f"Duplicate block name: {name}", block=name, key="name")
         by_name[name] = block
-    names = participant_order(
-        order,
-        participant_index,
-        init_block_names,
-        final_block_names,
-        groups_strategy=groups_strategy,
-        within_groups_strategy=within_groups_strategy,
-        init_blocks_strategy=init_blocks_strategy,
-        final_blocks_strategy=final_blocks_strategy,
-        rng=rng,
-    )
-    for name in names:
-        if name not in by_name:
-            raise StudyConfigError("unknown block (not the `name` of a block)", block=name)
-    return [by_name[name] for name in names]
+
+    if isinstance(order, list):
+        if not all(isinstance(group, list) for group in order):
+            order = [order]
+            within_groups_strategy = groups_strategy  # A flat list is one group, ordered by `groups_strategy`.
+        if not all(isinstance(name, str) for group in order for name in group):
+            raise InvalidStudyError(f"All conditions in order were expected to be strings, got {order}", key="order")
+        groups = order
+    elif isinstance(order, dict):
+        groups = [_dict_order(participant_index, order, groups_strategy, "order", ORDERING_STRATEGY)]
+    else:  # 0.3.9 fails with an UnboundLocalError.
+        raise InvalidStudyError(
+            f"`order` should be a list, a list of lists or a dict of block names, got {order}", key="order"
+        )
+
+    if groups_strategy == ORDERING_STRATEGY.randomize:
+        rng.shuffle(groups)
+    elif groups_strategy == ORDERING_STRATEGY.latin_square and groups:  # No groups: 0.3.9 divides by zero.
+        row = balanced_latin_square(len(groups))[(participant_index - 1) % len(groups)]
+        groups = [groups[i] for i in row]
+
+    if within_groups_strategy == ORDERING_STRATEGY.randomize:
+        for group in groups:
+            rng.shuffle(group)
+    elif within_groups_strategy == ORDERING_STRATEGY.latin_square:
+        sizes = {len(group) for group in groups}
+        if len(sizes) != 1:
+            raise InvalidStudyError(
+                f"Currently {ORDERING_STRATEGY.latin_square} not supported for `within_groups` when the number of "
+                "elements in all groups are not the same",
+                key="within_groups_strategy",
+            )
+        size = sizes.pop()
+        if size:  # Empty groups: 0.3.9 divides by zero.
+            rows = [row for row in balanced_latin_square(size) for row in [row] * len(groups)]
+            row = rows[(participant_index - 1) % (size * len(groups))]
+            groups = [[group[i] for i in row] for group in groups]
+
+    init = _edge_blocks(participant_index, init_block_names, init_blocks_strategy, "init_blocks")
+    if init_blocks_strategy == INIT_FINAL_ORDERING_STRATEGY.randomize:
+        rng.shuffle(init)
+    final = _edge_blocks(participant_index, final_block_names, final_blocks_strategy, "final_blocks")
+    if final_blocks_strategy == INIT_FINAL_ORDERING_STRATEGY.randomize:
+        rng.shuffle(final)
+    return [by_name[name] for name in [*init, *(name for group in groups for name in group), *final]]
+
+
+def _strategy(value: Any, allowed: dict[str, str], what: str) -> str:
+    if value is None:
+        return "as_is"
+    if value not in list(allowed.values()):
+        raise InvalidStudyError(f"Allowed values for `{what}` are {allowed.values()}, for {value}", key=what)
+    return value
+
+
+def _edge_blocks(participant_index: int, names: Any, strategy: str, what: str) -> list[str]:
+    """The ``init_blocks`` or ``final_blocks`` of one participant (the list itself when it is a list)."""
+    if isinstance(names, list):
+        if not all(isinstance(name, str) for name in names):
+            raise InvalidStudyError(f"All conditions in order were expected to be strings, got {names}", key=what)
+    elif isinstance(names, dict):
+        names = _dict_order(participant_index, names, strategy, what, INIT_FINAL_ORDERING_STRATEGY)
+    assert isinstance(names, list)  # noqa: S101 - experiment-server's check (and exception)
+    return names
+
+
+def _dict_order(participant_index: int, table: dict[Any, Any], strategy: str, what: str, allowed: Any) -> list[str]:
+    """The list a per-participant table gives participant ``participant_index``, with experiment-server's checks."""
+    by_index = {int(key): value for key, value in table.items()}
+    if not all(isinstance(names, list) for names in by_index.values()):
+        raise InvalidStudyError(f"Each group in {what} for all participants needs to be list, got {by_index}", key=what)
+    if not all(isinstance(name, str) for names in by_index.values() for name in names):
+        raise InvalidStudyError(
+            f"All conditions in {what} for all participants needs to be a strings, got {by_index}", key=what
+        )
+    if not all(index + 1 in by_index for index in range(len(by_index))):
+        raise InvalidStudyError(
+            f"Keys order in {what} should match the consecutive indices starting from 1. Got keys "
+            f"{list(by_index)}, expected keys {[index + 1 for index in range(len(by_index))]}",
+            key=what,
+        )
+    if strategy != allowed.as_is:
+        raise InvalidStudyError(
+            f"Ordering strategy for {what} should be {allowed.as_is} when {what} is a dictionary. Got {strategy}",
+            key=what,
+        )
+    if not by_index:  # 0.3.9 divides by zero.
+        raise InvalidStudyError(f"{what} is an empty dictionary; its keys should be the indices starting from 1", key=what)
+    return by_index[(participant_index - 1) % len(by_index) + 1]

@@ -3,7 +3,7 @@
 * the errors (:class:`ExperimentServerException`, :class:`ExperimentServerConfigurationException`);
 * :func:`balanced_latin_square` and :func:`merge_dicts` (how ``extends`` merges configs);
 * :class:`FileModifiedWatcher`, which calls back when a file changes (a polling thread: no dependency);
-* :func:`new_config_file`, which writes the commented sample study file.
+* :func:`new_config_file`, which writes the sample study file.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class FileModifiedWatcher:
 
     A daemon thread compares the file's modification time, size and inode every ``interval`` seconds, so
     a rewrite, an append or an editor's replace-by-rename are all seen. Each change is logged at INFO
-    (``File modified: <path>``); an exception from the callback is logged and the watch goes on.
+    (``File modified: <path>``); a failing callback is logged (``Callback after file modified failed``) and the
+    watch goes on.
     """
 
     def __init__(self, config_file: str | os.PathLike[str], callback: Callable[[], Any], interval: float = 0.1) -> None:
@@ -89,7 +90,7 @@ class FileModifiedWatcher:
         try:
             self._callback()
         except Exception:
-            log.exception("the callback for the change of %s failed", path)
+            log.error("Callback after file modified failed")
 
     def end_watch(self) -> None:
         """Stop watching (waits for the thread to end)."""
@@ -98,28 +99,28 @@ class FileModifiedWatcher:
             self._thread.join()
 
 
-def new_config_file(new_file_location: str | os.PathLike[str]) -> Path:
-    """Write the commented sample study file; returns its path.
+def new_config_file(new_file_location: str | os.PathLike[str]) -> None:
+    """Write the sample study file (experiment-server's ``sample_config.toml``), as experiment-server does.
 
-    A location not ending in ``.toml`` is a folder (created if needed) that gets ``new_config.toml``.
-
-    Raises:
-      ExperimentServerException: the file exists (it is never overwritten), or it cannot be written.
+    A location not ending in ``.toml`` is a folder: if it exists, that is an error; else it is created and
+    gets ``new_config.toml``. An existing file is never overwritten. Errors are logged (ERROR) and the
+    function returns; the file written is logged (INFO). Missing parent folders of a ``.toml`` location are
+    created (0.3.9 fails there with a FileNotFoundError).
     """
     from xmanager.xm.study.sample import SAMPLE_CONFIG
 
     target = Path(new_file_location)
     if target.suffix != ".toml":
+        if target.exists():
+            log.error("%s exists and does not end with `.toml`", target)
+            return
+        target.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
         target = target / DEFAULT_FILE_NAME
     if target.exists():
-        raise ExperimentServerException(f"{target} already exists; not overwriting it")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "x", encoding="utf-8") as out:
-            out.write(SAMPLE_CONFIG)
-    except FileExistsError:
-        raise ExperimentServerException(f"{target} already exists; not overwriting it") from None
-    except OSError as error:
-        raise ExperimentServerException(f"cannot write {target}: {error.strerror or error}") from None
+        log.error("%s already exists!", target)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w") as out:
+        out.write(SAMPLE_CONFIG)
     log.info("New config at: %s", target)
-    return target

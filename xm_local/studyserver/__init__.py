@@ -1,6 +1,6 @@
-"""The study server: experiment-server's REST API over persisted participant state.
+"""The study server: experiment-server's REST API over participant state (in memory, or kept on disk).
 
-* :class:`StudyState`: participants, their blocks and block ids, persisted in SQLite.
+* :class:`StudyState`: participants, their blocks and block ids, in SQLite (a file with ``persist``).
 * :func:`serve` / :func:`server_process`: run the HTTP server (in this process / a child process).
 * :class:`Client`: a Python client with experiment-server's method names.
 

@@ -13,16 +13,15 @@ an empty body, as in 0.3.9. This module is also experiment-server's ``_server``:
 
 Differences from 0.3.9:
 
-* Participants and their block ids are persisted (see :mod:`.state`); a restart loses nothing.
+* With ``persist``, participants and their block ids are kept on disk (see :mod:`.state`) and a restart
+  loses nothing; by default they live in memory, as in 0.3.9.
 * The config file is reloaded when its modification time or size changes (checked at most once
   per second, when a request arrives). A broken file is logged and the previous config is kept.
-* The server binds 127.0.0.1 by default. Binding any other address needs an access token unless
-  ``insecure=True``; when a token is set, every POST and PUT to the API must carry
-  ``Authorization: Bearer <token>`` (401 otherwise).
+* With an access token (opt-in), every POST and PUT to the API must carry ``Authorization: Bearer <token>``
+  (401 otherwise).
 * Where 0.3.9 fails with a 500 (a GET or PUT with two ids, ``PUT /api/add-participant`` and
   ``POST /api/move-all-to-block`` without an id) we answer 404 (406 for ``add-participant``), and
   ``POST /api/move-to-next/<pid>/<n>`` answers its 404 without moving the participant (0.3.9 moves it).
-* Error bodies name the config file by its name only, never by its folders.
 * Participant ids and block ids with more than 15 digits are treated as unknown / out of range
   instead of failing with a server error.
 * Two endpoints 0.3.9 lacks, for the web UI: ``GET /api/participants`` (JSON list of every participant's
@@ -54,6 +53,8 @@ from xmanager.xm_local.studyserver.state import ParticipantState, StudyState, Un
 __all__ = ["StudyServer", "StudyServerError", "is_loopback", "serve", "server_process"]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(f"{__name__}.access")  # Tornado's access lines: `200 GET /api/config (ip) 0.52ms`.
+access_log.addHandler(logging.NullHandler())  # Without logging set up, nothing (not even 4xx lines) reaches stderr.
 
 HTML = "text/html; charset=UTF-8"
 JSON = "application/json; charset=UTF-8"
@@ -75,7 +76,7 @@ _MAX_HEAD = 16 * 1024
 _MAX_BODY = 1024 * 1024
 _HUGE = 10**16  # Stands for any number with more than 15 digits.
 _MAX_PARTICIPANT = 2**53
-_RELOAD_INTERVAL = 1.0
+_RELOAD_INTERVAL = 0.0  # Checked on every request: 0.3.9 reloads as soon as the file changes.
 # experiment-server's API routes: an action and up to two ids of ASCII digits. Anything else is a static path.
 _API_ROUTE = re.compile(r"/api/([^/]+)(?:/([0-9]+))?(?:/([0-9]+))?")
 _GET_ACTIONS = frozenset(
@@ -105,8 +106,8 @@ def _number(text: str) -> int:
 
 
 def _error_text(error: ExperimentServerException) -> str:
-    """An error for an answer body: a config error names the file without its folders."""
-    return error.public_message if isinstance(error, StudyConfigError) else str(error)
+    """An error for an answer body: its message, as experiment-server's ``e.message``."""
+    return str(error)
 
 
 def _participant_row(participant: ParticipantState) -> dict[str, Any]:
@@ -141,7 +142,7 @@ class StudyServer:
     # -- config reload -----------------------------------------------------------------------------
 
     def maybe_reload(self, now: float | None = None) -> None:
-        """Reload the config if the file changed; checks the file at most once per second."""
+        """Reload the config if the file changed (checked on each request, as 0.3.9 reloads on each change)."""
         now = time.monotonic() if now is None else now
         if now - self._last_check < _RELOAD_INTERVAL:
             return
@@ -207,6 +208,8 @@ class StudyServer:
                     406,
                     f"participant {pid} not active. A call to `/move-to-next` must be made before calling `/config`",
                 )
+            if log.isEnabledFor(logging.INFO):
+                log.info("Config returned: %s", participant.block["config"] if participant.block else None)
             return Response(200, text)
         if action == "blocks-count":
             return Response(200, str(participant.blocks_count))
@@ -229,6 +232,7 @@ class StudyServer:
             return Response(404, "n/a")
         if action == "move-to-next":
             name = state.move_to_next(params[0] if params else None)
+            log.info("Loading block: %s\n", name)
             return Response(200, json.dumps({"name": name}), JSON)
         if action == "move-to-block":
             if not params:
@@ -393,11 +397,13 @@ class _Connections:
                 keep_alive = "close" not in connection
             if app.shutdown_requested:  # Asked on another connection: this one gets no more answers.
                 return
+            started = time.perf_counter()
             try:
                 response = app.handle(method, target, headers, body)
             except Exception:
                 log.exception("%s %s failed", method, target)
                 response = _tornado_page(500)
+            _log_access(response.status, method, target, writer, started)
             if app.shutdown_requested:
                 keep_alive = False
                 if self.server is not None:
@@ -416,6 +422,16 @@ class _Connections:
                 await writer.drain()
 
 
+def _log_access(status: int, method: str, target: str, writer: asyncio.StreamWriter, started: float) -> None:
+    """Tornado's access line: INFO below 400, WARNING below 500, else ERROR."""
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if access_log.isEnabledFor(level):
+        peer = writer.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) else str(peer)
+        elapsed = 1000.0 * (time.perf_counter() - started)
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, method, target, address, elapsed)
+
+
 async def _run(app: StudyServer, host: str, port: int, idle_timeout: float) -> None:
     connections = _Connections(app, idle_timeout)
     sweeper = asyncio.create_task(connections.sweep())
@@ -428,7 +444,8 @@ async def _run(app: StudyServer, host: str, port: int, idle_timeout: float) -> N
     server = await asyncio.start_server(connections.handle, host, port, limit=_MAX_HEAD, reuse_address=True)
     connections.server = server
     bound = ", ".join(str(sock.getsockname()[:2]) for sock in server.sockets)
-    log.info("study server for %s listening on %s", app.state.config_path, bound)
+    if port == 0:  # Only a port picked by the system needs telling (experiment-server logs nothing here).
+        log.info("study server for %s listening on %s", app.state.config_path, bound)
     async with server:
         await connections.stop.wait()
         server.close()
@@ -449,23 +466,23 @@ def serve(
     token: str | None = None,
     insecure: bool = False,
     idle_timeout: float = 120.0,
+    persist: bool = False,
 ) -> None:
     """Run the study server until ``POST /api/shutdown``, SIGTERM or SIGINT.
 
     ``port=0`` picks a free port (logged). Keep-alive connections idle for ``idle_timeout`` seconds are closed.
+    With ``token``, every POST and PUT must carry ``Authorization: Bearer <token>``. With ``persist``, the
+    participants are kept in ``<config>.participants.sqlite3`` and a restarted server carries on; without it
+    (as experiment-server) they live in memory. ``insecure`` is accepted and ignored (any address binds).
 
     Raises:
-      StudyServerError: ``host`` is not a loopback address and neither ``token`` nor ``insecure`` is given.
+      StudyServerError: an empty ``token``.
       StudyConfigError: the config file is invalid.
     """
-    if not is_loopback(host) and not token and not insecure:
-        raise StudyServerError(
-            f"refusing to bind {host!r} without an access token: pass a token (clients then send "
-            "`Authorization: Bearer <token>` on every POST and PUT) or insecure=True"
-        )
+    del insecure
     if token is not None and not token:
         raise StudyServerError("the access token must not be empty")
-    state = StudyState(config_path, default_participant)
+    state = StudyState(config_path, default_participant, db_path=None if persist else ":memory:")
     try:
         asyncio.run(_run(StudyServer(state, token), host, port, idle_timeout))
     finally:
@@ -486,6 +503,7 @@ def _server(
     port: int | str = 5000,
     token: str | None = None,
     insecure: bool = False,
+    persist: bool = False,
 ) -> None:
     """experiment-server's entry point of ``run``: :func:`serve` with its argument names (``port`` may be text).
 
@@ -498,6 +516,7 @@ def _server(
         default_participant=1 if default_participant_index is None else default_participant_index,
         token=token,
         insecure=insecure,
+        persist=persist,
     )
 
 
@@ -513,11 +532,12 @@ def server_process(
     port: int | str = "5000",
     token: str | None = None,
     insecure: bool = False,
+    persist: bool = False,
 ) -> multiprocessing.Process:
     """An unstarted process serving ``config_file`` (call ``.start()``; ``POST /api/shutdown`` ends it).
 
     experiment-server's function and arguments (a ``default_participant_index`` of None is participant 1),
-    plus ``token`` and ``insecure`` (see :func:`serve`).
+    plus ``token``, ``insecure`` and ``persist`` (see :func:`serve`).
     """
     _port(port)
     return multiprocessing.Process(
@@ -529,6 +549,7 @@ def server_process(
             "port": port,
             "token": token,
             "insecure": insecure,
+            "persist": persist,
         },
         daemon=False,
     )

@@ -360,8 +360,8 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "Only when the server has an access token (required to bind a non-loopback "
-                    "address): every POST and PUT must send `Authorization: Bearer <token>`.",
+                    "description": "Only when the server was started with an access token (`--token`, opt-in): "
+                    "every POST and PUT must send `Authorization: Bearer <token>`.",
                 }
             },
         },

@@ -5,9 +5,12 @@ block id: ``-1`` before the first block, ``0..n-1`` while a block runs, ``n`` af
 A participant is *active* while its block id is in ``0..n-1``.
 
 :class:`StudyState` (the server's) writes every change of the participant table (indices and block ids)
-in its own transaction to ``<config file>.participants.sqlite3`` (WAL mode), so a restart or a crash of
-the server loses nothing; it re-loads the table when it starts. Blocks are not stored: they are
-recomputed from the config file, which is deterministic for a given participant.
+in its own transaction to an SQLite database: ``<config file>.participants.sqlite3`` (WAL mode) by default,
+so a restart or a crash of the server loses nothing and the table is re-loaded at start, or ``":memory:"``
+(the server's default, as experiment-server keeps its participants in memory; ``--persist`` asks for the
+file). Blocks are not stored: they are recomputed from the config file, which is deterministic for a given
+participant. Each participant's blocks are logged (``Configuration loaded: ...``) as experiment-server logs
+each config it processes, and a changed config file is logged (``File modified``, ``Reloading config``).
 
 :class:`Experiment` and :class:`ParticipantState` are experiment-server's classes, with its method
 names and results: an :class:`Experiment` keeps its participants in memory and picks up edits of the
@@ -24,7 +27,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from xmanager.xm.study.config import Study, StudyConfigError, generate_config_json, load_study
+from xmanager.xm.study.config import Study, StudyConfigError, _json_default, generate_config_json, load_study
 from xmanager.xm.study.errors import ArgumentError, ExperimentServerException
 
 __all__ = [
@@ -167,6 +170,8 @@ class StudyState:
         self.config_path = os.fspath(config_path)
         self.default_participant = default_participant
         self.db_path = os.fspath(db_path) if db_path is not None else participants_db_path(self.config_path)
+        if Path(self.config_path).suffix != ".toml":
+            raise ExperimentServerException("Invalid file type. Expected `.toml`")
         self.study: Study = load_study(self.config_path)
         self._signature = self._config_signature()
         self.participants: dict[int, ParticipantState] = {}
@@ -187,7 +192,7 @@ class StudyState:
             "SELECT participant_id, block_id FROM participants ORDER BY participant_id"
         ).fetchall()
         for pid, block_id in stored:
-            participant = ParticipantState(self.study.blocks_for(pid), pid)
+            participant = ParticipantState(self._blocks_for(pid), pid)
             participant.block_id = block_id
             self.participants[pid] = participant
         if self.default_participant not in self.participants:
@@ -208,6 +213,13 @@ class StudyState:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def _blocks_for(self, participant_id: int, study: Study | None = None) -> list[dict[str, Any]]:
+        """A participant's blocks, logged (INFO) as experiment-server logs each config it processes."""
+        blocks = (study or self.study).blocks_for(participant_id)
+        if log.isEnabledFor(logging.INFO):
+            log.info("Configuration loaded: \n%s", json.dumps(blocks, indent=2, default=_json_default))
+        return blocks
 
     def close(self) -> None:
         self._db.close()
@@ -281,19 +293,15 @@ class StudyState:
         """Create a participant; False if it exists. Raises StudyConfigError if its blocks cannot be built."""
         if participant_id in self.participants:
             return False
-        participant = ParticipantState(self.study.blocks_for(participant_id), participant_id)
+        participant = ParticipantState(self._blocks_for(participant_id), participant_id)
         self._save(participant)
         self.participants[participant_id] = participant
         return True
 
     def reset_participant(self, participant_id: int | None = None) -> bool:
-        """Rebuild a participant's blocks from the current study; the block id stays (clamped to the new count)."""
+        """Rebuild a participant's blocks from the current study; the block id and ``active`` stay, as there."""
         participant = self.participant(participant_id)
-        old = participant.block_id
-        participant.config = self.study.blocks_for(participant.participant_index)
-        participant.block_id = old
-        if participant.block_id != old:
-            self._save(participant)
+        participant.config = self._blocks_for(participant.participant_index)
         return True
 
     # -- the config file ---------------------------------------------------------------------------
@@ -306,36 +314,30 @@ class StudyState:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def reload(self) -> None:
-        """Re-read the config file, keeping participants and their block ids (clamped to the new counts).
+        """Re-read the config file and rebuild each participant's blocks, as experiment-server does on a change.
 
-        On a config error the old study and blocks are kept and the StudyConfigError is raised.
+        Block ids and ``active`` stay as they are (a block id past the new end reads as ``END``). Participants
+        are rebuilt in order: when one fails, the ones before it keep their new blocks and the others their old
+        ones, and the error is raised; a file that fails for everyone changes nothing.
         """
         self._signature = self._config_signature()
         study = load_study(self.config_path)
-        new_blocks = {pid: study.blocks_for(pid) for pid in self.participants}
         self.study = study
-        changed: list[ParticipantState] = []
-        for pid, blocks in new_blocks.items():
-            participant = self.participants[pid]
-            old = participant.block_id
-            participant.config = blocks
-            participant.block_id = old
-            if participant.block_id != old:
-                changed.append(participant)
-        if changed:
-            self._save(*changed)
+        for pid, participant in self.participants.items():
+            participant.config = self._blocks_for(pid, study)
 
     def reload_if_changed(self) -> bool:
         """Reload if the file changed since it was last read; a broken file is logged and the old config kept."""
         signature = self._config_signature()
         if signature is None or signature == self._signature:
             return False
+        log.info("File modified: %s", os.path.join(os.path.dirname(self.config_path) or ".", os.path.basename(self.config_path)))
+        log.info("Reloading config")
         try:
             self.reload()
-        except StudyConfigError as exc:
-            log.error("config not reloaded, keeping the previous one: %s", exc)
+        except Exception as exc:  # As experiment-server: logged, and the previous config stays.
+            log.exception("Failed to load config %s", exc)
             return False
-        log.info("config reloaded from %s", self.config_path)
         return True
 
     # -- experiment-server's names -----------------------------------------------------------------
@@ -364,7 +366,7 @@ class StudyState:
     def config_file(self, value: str | os.PathLike[str]) -> None:
         """Serve another config file: every participant's blocks are rebuilt and start again before block 0."""
         study = load_study(value)
-        blocks = {pid: study.blocks_for(pid) for pid in self.participants}
+        blocks = {pid: self._blocks_for(pid, study) for pid in self.participants}
         self.config_path, self.study = os.fspath(value), study
         self._signature = self._config_signature()
         for pid, participant_blocks in blocks.items():

@@ -1,29 +1,36 @@
 """experiment-server's functions and classes in xmanager.xm.study: what its own suite does not pin.
 
 Its suite (tests/compat/experiment_server.toml) runs against these modules too; here: the global-random
-contract of process_config_file, errors, files written, no mutation of arguments, the file watcher.
+contract of process_config_file, its errors (class and text), logs, files written, in-place changes of the
+arguments (as 0.3.9), the file watcher, the sample file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import pathlib
+import pickle
 import random
 import threading
 import warnings
 
 import pytest
-from xmanager.xm.study import config, ordering, utils
+from xmanager.xm.study import config, grid, ordering, utils
 from xmanager.xm.study.errors import (
     ArgumentError,
     ExperimentServerConfigurationException,
     ExperimentServerException,
+    InvalidStudyError,
     StudyConfigError,
 )
 from xmanager.xm.study.sample import SAMPLE_CONFIG
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
+# sha256 of experiment-server 0.3.9's sample_config.toml (its sdist), which new-config-file writes.
+SAMPLE_SHA256 = "61d2820ff78141737c40c25ec18941b8d9809ff59f9f9fd9763facb731f6e49d"
 
 
 def _quiet(function, *args, **kwargs):
@@ -33,14 +40,17 @@ def _quiet(function, *args, **kwargs):
 
 
 def test_error_classes() -> None:
-    error = StudyConfigError("bad", file="/home/me/private/study.toml", block="b", key="k", line=3)
-    assert isinstance(error, ExperimentServerConfigurationException)
-    assert isinstance(error, ExperimentServerException) and isinstance(error, ValueError)
-    assert str(error) == "/home/me/private/study.toml:3, block 'b', key 'k': bad"
+    error = InvalidStudyError("bad", file="/home/me/private/study.toml", block="b", key="k", line=3)
+    assert isinstance(error, StudyConfigError) and isinstance(error, ExperimentServerConfigurationException)
+    assert isinstance(error, ExperimentServerException) and not isinstance(error, ValueError)
+    assert str(error) == "bad" and error.message == "bad"  # experiment-server's text; where it is, apart.
+    assert error.located_message == "/home/me/private/study.toml:3, block 'b', key 'k': bad"
     assert error.public_message == "study.toml:3, block 'b', key 'k': bad"
-    assert str(StudyConfigError("only the detail")) == "only the detail"
-    assert error.located(file="other.toml", block="x", key="y") is not error
-    assert str(StudyConfigError("d", key="k").located(file="f.toml", block="b")) == "f.toml, block 'b', key 'k': d"
+    assert error.located(file="other.toml", block="x") is error and error.file.endswith("private/study.toml")
+    key_error = StudyConfigError.of(KeyError)("'c'", args=("c",), file="f.toml")
+    assert isinstance(key_error, KeyError) and not isinstance(key_error, ExperimentServerException)
+    assert str(key_error) == "'c'" and key_error.args == ("c",) and StudyConfigError.of(KeyError) is type(key_error)
+    assert pickle.loads(pickle.dumps(key_error)).file == "f.toml"
     assert issubclass(ArgumentError, TypeError) and issubclass(ArgumentError, AssertionError)
     assert str(ExperimentServerException("text")) == "text" and ExperimentServerException("text").message == "text"
 
@@ -58,89 +68,108 @@ def test_process_config_file_is_blocks_for_and_seeds_the_global_generator(case: 
 
 
 def test_process_config_file_errors(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(ExperimentServerConfigurationException, match="participant index"):
+    with pytest.raises(ExperimentServerConfigurationException, match="^Participant index needs to be greater than 0, got 0$"):
         config.process_config_file(GOLDEN / "choices.toml", 0)
     other = tmp_path / "study.txt"
     other.write_text((GOLDEN / "choices.toml").read_text())
-    with pytest.raises(ExperimentServerException, match=r"\.toml") as info:
+    with pytest.raises(ExperimentServerException, match=r"^Invalid file type. Expected `\.toml`$") as info:
         config.process_config_file(other, 1)
-    assert not isinstance(info.value, StudyConfigError)
+    assert type(info.value) is ExperimentServerException
+    with pytest.raises(FileNotFoundError):
+        config.process_config_file(tmp_path / "missing.toml", 1)
 
 
-def test_process_config_file_logs_unless_suppressed(caplog) -> None:
+def test_process_config_logs_and_changes_the_document_as_0_3_9(caplog) -> None:
     with caplog.at_level(logging.INFO, logger="xmanager.xm.study.config"):
         config.process_config_file(GOLDEN / "choices.toml", 1, suppress_message=True)
         assert caplog.records == []
         blocks = config.process_config_file(GOLDEN / "choices.toml", 1)
-    assert json.dumps(blocks, indent=2) in caplog.text
+    assert caplog.records[0].getMessage() == "Configuration loaded: \n" + json.dumps(blocks, indent=2)
+    document = {
+        "configuration": {"order": [["a", "b", "c"]], "within_groups_strategy": "randomize", "random_seed": 3},
+        "blocks": [{"name": n, "config": {}} for n in "abc"],
+    }
+    config._process_config(document, 1, suppress_message=True)
+    expected = [["a", "b", "c"]]
+    random.seed(4)
+    random.shuffle(expected[0])
+    assert document["configuration"]["order"] == expected  # Shuffled in place, as there.
 
 
 def _blocks(*names: str) -> list[dict]:
     return [{"name": name, "config": {"value": 1}} for name in names]
 
 
-def test_construct_participant_condition_orders_without_changing_its_arguments() -> None:
+def test_construct_participant_condition_shuffles_its_arguments_in_place() -> None:
     order = [["a", "b"], ["c", "d"]]
+    groups = list(order)
     blocks = _blocks("a", "b", "c", "d", "i")
     got = ordering.construct_participant_condition(
         blocks, 1, order, ["i"], [], "randomize", "randomize", rng=random.Random(4)
     )
-    assert order == [["a", "b"], ["c", "d"]]
-    assert got[0] is blocks[4] and sorted(b["name"] for b in got) == ["a", "b", "c", "d", "i"]
-    names = [[b["name"] for b in ordering.construct_participant_condition(blocks, 1, order, ["i"], [], "randomize",
-                                                                          "randomize", rng=random.Random(4))]]
-    assert names[0] == [b["name"] for b in got]  # Same generator, same order.
+    assert got[0] is blocks[4] and [b["name"] for b in got[1:]] == [name for group in order for name in group]
+    assert sorted(map(id, order)) == sorted(map(id, groups))  # The caller's lists, shuffled (as 0.3.9 does).
     numbered = [{"name": 7, "config": {}}]
     assert ordering.construct_participant_condition(numbered, 1, ["7"], [], [])[0]["name"] == "7"
+    assert numbered[0]["name"] == "7"
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "key"),
+    ("kwargs", "kind", "message"),
     [
-        ({"order": [["a"], ["zz"]]}, None),
-        ({"order": [["a", "b"], ["c"]], "within_groups_strategy": "latin_square"}, "within_groups_strategy"),
-        ({"order": ["a"], "groups_strategy": "sideways"}, "groups_strategy"),
-        ({"order": {"1": ["a"]}, "groups_strategy": "randomize"}, "order"),
-        ({"order": {}}, "order"),
-        ({"order": ["a"], "init_block_names": {"1": ["b"]}, "init_blocks_strategy": "randomize"}, "init_blocks"),
-        ({"order": "a"}, "order"),
+        ({"order": [["a"], ["zz"]]}, KeyError, "'zz'"),
+        ({"order": [["a", "b"], ["c"]], "within_groups_strategy": "latin_square"}, ExperimentServerConfigurationException,
+         "Currently latin_square not supported for `within_groups` when the number of elements in all groups are not the same"),
+        ({"order": ["a"], "groups_strategy": "sideways"}, ExperimentServerConfigurationException,
+         "Allowed values for `groups` are dict_values(['randomize', 'latin_square', 'as_is']), for sideways"),
+        ({"order": {"1": ["a"]}, "groups_strategy": "randomize"}, ExperimentServerConfigurationException,
+         "Ordering strategy for order should be as_is when order is a dictionary. Got randomize"),
+        ({"order": ["a"], "init_block_names": {"1": ["b"]}, "init_blocks_strategy": "randomize"},
+         ExperimentServerConfigurationException,
+         "Ordering strategy for init_blocks should be as_is when init_blocks is a dictionary. Got randomize"),
+        ({"order": ["a"], "init_block_names": "b"}, AssertionError, ""),
+        ({"order": {"x": ["a"]}}, ValueError, "invalid literal for int() with base 10: 'x'"),
     ],
 )
-def test_construct_participant_condition_errors(kwargs: dict, key: str | None) -> None:
+def test_construct_participant_condition_errors(kwargs: dict, kind: type, message: str) -> None:
     arguments = {"init_block_names": [], "final_block_names": [], **kwargs}
-    with pytest.raises(StudyConfigError) as info:
+    with pytest.raises(kind) as info:
         ordering.construct_participant_condition(_blocks("a", "b", "c"), 1, **arguments)
-    assert info.value.key == key
+    assert str(info.value) == message
 
 
 def test_resolve_extends_in_place_and_unknown_parent() -> None:
     blocks = [{"name": "a", "config": {"x": 1, "t": {"u": 1}}}, {"name": "b", "extends": "a", "config": {"t": {"v": 2}}}]
     assert config.resolve_extends(blocks) is blocks
     assert blocks[1] == {"name": "b", "extends": "a", "config": {"t": {"v": 2, "u": 1}, "x": 1}}
-    with pytest.raises(StudyConfigError, match="`nope` is not a valid name") as info:
+    with pytest.raises(ExperimentServerConfigurationException, match="^`nope` is not a valid name. It must be a `name`.$"):
         config.resolve_extends([{"name": "c", "extends": "nope"}])
-    assert (info.value.block, info.value.key) == ("c", "extends")
 
 
 def test_choices_function_groups_and_errors() -> None:
     unique = config.ChoicesFunction([list(range(6))], {"unique": True}, random.Random(1))
     drawn = [value for _ in range(6) for value in unique([list(range(6))], {"unique": True})]
     assert sorted(drawn) == list(range(6))
-    with pytest.raises(StudyConfigError, match="more calls to `choices`"):
+    with pytest.raises(ExperimentServerConfigurationException, match="more calls to `choices`"):
         unique([list(range(6))], {"unique": True})
-    with pytest.raises(StudyConfigError, match="differ"):
+    with pytest.raises(AssertionError):
         unique([list(range(7))], {"unique": True})
-    with pytest.raises(StudyConfigError, match="list or a table"):
+    with pytest.raises(ExperimentServerConfigurationException, match="`args` should be a list or a dict. Got abc"):
         config.ChoicesFunction("abc", None)
-    with pytest.raises(StudyConfigError, match="invalid `args`"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nothing'"):
         config.ChoicesFunction({"nothing": 1}, None)({"nothing": 1}, None)
-    calls: dict = {}
-    with pytest.raises(StudyConfigError, match="unknown function"):
-        config._resolve_function("shuffle", [[1]], calls)
+    with pytest.raises(ExperimentServerConfigurationException, match="^Unknown function shuffle$"):
+        config._resolve_function("shuffle", [[1]], {})
 
 
-def test_verify_config(tmp_path: pathlib.Path) -> None:
-    assert _quiet(config.verify_config, GOLDEN / "choices.toml") == (True, None)
+def test_verify_config(tmp_path: pathlib.Path, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="xmanager.xm.study.config"):
+        assert _quiet(config.verify_config, GOLDEN / "choices.toml") == (True, None)
+    table = config._get_table_for_participants(GOLDEN / "choices.toml")
+    assert [record.getMessage() for record in caplog.records] == [
+        f"Ordering for 5 participants: \n\n{grid.fancy_grid(table)}\n",
+        f"Config file verification successful for {GOLDEN / 'choices.toml'}",
+    ]
     seen = []
     assert config.verify_config(GOLDEN / "choices.toml", test_func=lambda blocks: (seen.append(1) or True, "")) == (
         True,
@@ -148,33 +177,51 @@ def test_verify_config(tmp_path: pathlib.Path) -> None:
     )
     assert len(seen) == 5
     valid, reason = config.verify_config(GOLDEN / "choices.toml", test_func=lambda blocks: (False, "too short"))
-    assert not valid and "too short" in reason and "participant 1" in reason
+    assert (valid, reason) == (False, "AssertionError: test_func failed for 1 with reason, too short\n")
     bad = tmp_path / "bad.toml"
     bad.write_text('[configuration]\norder = ["a"]\n[[blocks]]\nname = "b"\nconfig = {}\n')
-    valid, reason = config.verify_config(bad)
-    assert not valid and reason == f"{bad}, block 'a', key 'order': unknown block (not a `name` in [[blocks]])"
-    with pytest.raises(StudyConfigError):
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="xmanager.xm.study.config"):
+        valid, reason = config.verify_config(bad)
+    assert (valid, reason) == (False, "xmanager.xm.study.errors.StudyKeyError: 'a'\n")
+    assert caplog.records[-1].levelname == "ERROR" and caplog.records[-1].exc_info is not None
+    with pytest.raises(KeyError):
         config.verify_config(bad, raise_on_error=True)
 
 
-def test_generate_config_json(tmp_path: pathlib.Path, capsys) -> None:
+def test_verify_table_is_tabulate_s_fancy_grid() -> None:
+    tabulate = pytest.importorskip("tabulate").tabulate
+    cells = ["a", "1", "22", None, "", "1.5", "1,000", "True", "nan", "-3", "xé", "0.25", "1e5"]
+    rng = random.Random(0)
+    for _ in range(500):
+        width = rng.randint(1, 4)
+        table = [["block", *(f"participant_{p}" for p in range(1, width))]]
+        table += [[f"block_{r}", *(rng.choice(cells) for _ in range(1, width))] for r in range(rng.randint(0, 4))]
+        assert grid._fancy_grid(table) == tabulate(table, headers="firstrow", tablefmt="fancy_grid"), table
+
+
+def test_generate_config_json(tmp_path: pathlib.Path, capsys, caplog) -> None:
     study = config.load_study(GOLDEN / "choices.toml")
-    assert config.generate_config_json(GOLDEN / "choices.toml", [2, 1]) == []
-    lines = capsys.readouterr().out.splitlines()
-    assert [json.loads(line) for line in lines] == [[b["config"] for b in study.blocks_for(p)] for p in (2, 1)]
+    assert config.generate_config_json(GOLDEN / "choices.toml", [2, 1]) is None
+    configs = {p: [b["config"] for b in study.blocks_for(p)] for p in (1, 2)}
+    assert capsys.readouterr().out == json.dumps(configs[2]) + json.dumps(configs[1])  # No newlines, as there.
     out = tmp_path / "made" / "here"
-    written = config.generate_config_json(GOLDEN / "choices.toml", range(1, 3), out)
-    assert written == [str(out / f"choices-participant_{p}.json") for p in (1, 2)]
-    assert (out / "choices-participant_2.json").read_text() == json.dumps(
-        [b["config"] for b in study.blocks_for(2)], indent=2
-    )
+    with caplog.at_level(logging.INFO, logger="xmanager.xm.study.config"):
+        config.generate_config_json(GOLDEN / "choices.toml", range(1, 3), out)
+    paths = [out / f"choices-participant_{p}.json" for p in (1, 2)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Creating direcotry {out}",
+        "Generated files: \n" + "\n".join(map(str, paths)),
+    ]
+    assert paths[1].read_text() == json.dumps(configs[2], indent=2)
     a_file = tmp_path / "file.json"
     a_file.write_text("")
-    with pytest.raises(ExperimentServerException, match="not a folder"):
+    with pytest.raises(ExperimentServerException, match="`out_file_location` should be a directory"):
         config.generate_config_json(GOLDEN / "choices.toml", [1], a_file)
-    with pytest.raises(StudyConfigError):  # Participant 0 fails before anything is written.
-        config.generate_config_json(GOLDEN / "choices.toml", [1, 0], tmp_path / "never")
-    assert not (tmp_path / "never").exists()
+    # One participant after the other, as there: participant 1's file is written before participant 0 fails.
+    with pytest.raises(ExperimentServerConfigurationException):
+        config.generate_config_json(GOLDEN / "choices.toml", [1, 0], tmp_path / "partial")
+    assert os.listdir(tmp_path / "partial") == ["choices-participant_1.json"]
 
 
 def test_merge_dicts() -> None:
@@ -208,12 +255,26 @@ def test_file_modified_watcher(tmp_path: pathlib.Path, caplog) -> None:
         finally:
             watcher.end_watch()
     assert f"File modified: {path}" in caplog.text
-    assert "callback for the change" in caplog.text
+    assert "Callback after file modified failed" in caplog.text
 
 
-def test_new_config_file(tmp_path: pathlib.Path) -> None:
-    written = utils.new_config_file(tmp_path / "a" / "b")
-    assert written == tmp_path / "a" / "b" / "new_config.toml" and written.read_text() == SAMPLE_CONFIG
-    assert utils.new_config_file(tmp_path / "s.toml").read_text() == SAMPLE_CONFIG
-    with pytest.raises(ExperimentServerException, match="already exists"):
-        utils.new_config_file(tmp_path / "s.toml")
+def test_new_config_file(tmp_path: pathlib.Path, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="xmanager.xm.study.utils"):
+        assert utils.new_config_file(tmp_path / "a" / "b") is None
+        assert (tmp_path / "a" / "b" / "new_config.toml").read_text() == SAMPLE_CONFIG
+        utils.new_config_file(tmp_path / "c" / "s.toml")  # Parents of a .toml path are made (0.3.9 fails there).
+        assert (tmp_path / "c" / "s.toml").read_text() == SAMPLE_CONFIG
+        utils.new_config_file(tmp_path / "c" / "s.toml")
+        utils.new_config_file(tmp_path / "a")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", f"New config at: {tmp_path / 'a' / 'b' / 'new_config.toml'}"),
+        ("INFO", f"New config at: {tmp_path / 'c' / 's.toml'}"),
+        ("ERROR", f"{tmp_path / 'c' / 's.toml'} already exists!"),
+        ("ERROR", f"{tmp_path / 'a'} exists and does not end with `.toml`"),
+    ]
+
+
+def test_sample_is_experiment_server_s_sample_config() -> None:
+    assert SAMPLE_CONFIG.startswith("# The `configuration` table contains settings of the study/experiment itself\n")
+    assert SAMPLE_CONFIG.endswith('[[blocks]]\nname = "finalBlockB"\n[blocks.config]\nparam1 = 1')
+    assert hashlib.sha256(SAMPLE_CONFIG.encode()).hexdigest() == SAMPLE_SHA256
