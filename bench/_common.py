@@ -57,3 +57,9 @@ def time_command(command: list[str], runs: int, env: dict[str, str], cwd: str) -
         if index:
             times.append(elapsed)
     return times
+
+
+def load_note() -> str:
+    """The 1/5/15-minute load averages, to judge how noisy a run was (other processes share the cores)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
