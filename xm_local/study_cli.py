@@ -3,9 +3,10 @@
 ``register(subparsers)`` adds the ``study`` command to the ``xmanager`` parser; everything after ``study`` is
 read as experiment-server reads its own arguments, so ``xmanager study ARGS`` does what ``experiment-server
 ARGS`` does: the same subcommands and aliases, options, help pages, messages (loguru-style log lines on
-stderr), files, stdout bytes and exit statuses (see docs/studies.md):
+stderr), files, stdout bytes and exit statuses (see docs/studies.md), except that the sample file's text is
+ours, and that ``run`` on an address other than loopback needs ``--token TOKEN`` (or ``--insecure``):
 
-    xmanager study new-config-file study.toml         # (n, new) the sample study file
+    xmanager study new-config-file study.toml         # (n, new) our commented sample study file
     xmanager study verify-config-file study.toml      # (v, verify) block orders of participants 1..5
     xmanager study generate-config-json study.toml -r 8 [-d out/]   # (g, generate)
     xmanager study run study.toml [-i N] [-h HOST] [-p PORT] [-a]   # (r) the study server
@@ -85,6 +86,10 @@ class _Aborted(Exception):  # noqa: N818 - click's Abort
     pass
 
 
+class _Refused(Exception):  # noqa: N818 - a refusal of ours, reported as one line with exit status 2
+    pass
+
+
 @functools.cache
 def commands() -> tuple[Any, ...]:
     """The subcommands, as :class:`~xmanager.xm_local.studyserver.cli_parser.Command` (built when first asked for)."""
@@ -138,9 +143,11 @@ def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803
             "  -a, --ask-default-participant-index\n"
             "  --help                          Show this message and exit.\n",
             # Ours, off the help page so that it stays experiment-server's: an access token for POST and PUT
-            # (default $XM_STUDY_TOKEN), and keeping the participants in <config>.participants.sqlite3.
+            # (default $XM_STUDY_TOKEN; needed to bind anything but loopback), serving another address without
+            # one, and keeping the participants in <config>.participants.sqlite3.
             hidden=(
                 Option(("--token",), "token", "text", None),
+                Option(("--insecure",), "insecure", "flag"),
                 Option(("--persist",), "persist", "flag"),
             ),
         ),
@@ -195,14 +202,23 @@ def run(values: dict[str, Any]) -> int:
     from xmanager.xm_local.studyserver import http
 
     index = values["default_participant_index"]
+    host = values["host"]
     # experiment-server's four arguments; ours only when given, so that its calls look the same.
     extra: dict[str, Any] = {}
     token = values.get("token") or os.environ.get("XM_STUDY_TOKEN")
     if token is not None:
         extra["token"] = token
+    if values.get("insecure"):
+        extra["insecure"] = True
+    elif not token and not http.is_loopback(host):  # Unlike 0.3.9: anyone who can reach it could move participants.
+        raise _Refused(
+            f"refusing to serve on {host!r} without an access token, as anyone who can reach it could move participants: "
+            "pass --token TOKEN (clients send `Authorization: Bearer TOKEN` on POST and PUT), or --insecure to serve "
+            "without one, as experiment-server does"
+        )
     if values.get("persist"):
         extra["persist"] = True
-    http._server(default_participant_index=index if index > 0 else None, host=values["host"], port=values["port"],
+    http._server(default_participant_index=index if index > 0 else None, host=host, port=values["port"],
                  config_file=values["argument"], **extra)
     return 0
 
@@ -243,6 +259,9 @@ def main(argv: Sequence[str], prog: str = "xmanager study", name: str = "xmanage
             return 1
         try:
             return _HANDLERS[command.name](values)
+        except _Refused as refusal:
+            print(f"{name}: error: {refusal}", file=sys.stderr)
+            return 2
         except BrokenPipeError:
             raise
         except Exception as error:  # experiment-server crashes here (a traceback, exit status 1).

@@ -58,12 +58,16 @@ def sample(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> pathli
 # ---- new-config-file ----------------------------------------------------------------------------
 
 
-def test_new_config_file_writes_experiment_server_s_sample(sample: pathlib.Path) -> None:
+def test_new_config_file_writes_a_valid_study(sample: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The file is ours (not 0.3.9's sample_config.toml): what matters is that it is a study both tools accept."""
     assert sample.read_text() == SAMPLE_CONFIG
-    assert SAMPLE_CONFIG.startswith("# The `configuration` table contains settings of the study/experiment itself")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_study(sample).blocks_for(1)
+    code, out, err = _run(capsys, "verify-config-file", str(sample))
+    assert (code, out, _lines(err)[-1]) == (0, "", ("INFO", f"Config file verification successful for {sample}"))
+    code, out, err = _run(capsys, "generate-config-json", str(sample), "-r", "8")
+    assert (code, err) == (0, "") and out == "".join(json.dumps(_configs(sample, p)) for p in range(1, 9))
 
 
 def test_new_config_file_errors_are_logged_with_exit_status_0(
@@ -281,7 +285,8 @@ def test_help_pages_are_experiment_server_s(capsys: pytest.CaptureFixture[str]) 
         "  --help                          Show this message and exit.\n"
     )
     code, out, _ = _run(capsys, "run", "--help")
-    assert code == 0 and "--token" not in out and "  -a, --ask-default-participant-index\n" in out
+    assert code == 0 and "  -a, --ask-default-participant-index\n" in out
+    assert "--token" not in out and "--insecure" not in out and "--persist" not in out  # Ours, hidden.
 
 
 # ---- run ----------------------------------------------------------------------------------------
@@ -319,7 +324,7 @@ def test_run_serves_the_study_logs_as_0_3_9_and_writes_nothing(tmp_path: pathlib
                 time.sleep(0.1)
         assert response.status == 200 and int(response.read()) > 0
         connection.request("POST", "/api/move-to-next", body=b"")
-        assert connection.getresponse().read() == b'{"name": "initialBlock"}'
+        assert connection.getresponse().read() == b'{"name": "training"}'
         connection.request("POST", "/api/shutdown", body=b"")
         assert connection.getresponse().status == 200
         out, err = server.communicate(timeout=20)
@@ -331,11 +336,51 @@ def test_run_serves_the_study_logs_as_0_3_9_and_writes_nothing(tmp_path: pathlib
     assert lines[0] == ("INFO", "Configuration loaded: ")
     assert [(level, re.sub(r"[\d.]+ms$", "ms", message)) for level, message in lines[1:]] == [
         ("INFO", "200 GET /api/blocks-count (127.0.0.1) ms"),
-        ("INFO", "Loading block: initialBlock"),
+        ("INFO", "Loading block: training"),
         ("INFO", "200 POST /api/move-to-next (127.0.0.1) ms"),
         ("INFO", "200 POST /api/shutdown (127.0.0.1) ms"),
     ]
     assert os.listdir(tmp_path) == ["study.toml"]  # Participants live in memory (--persist keeps them).
+
+
+def test_run_off_loopback_needs_a_token_or_insecure(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unlike 0.3.9, which serves any address without a token: on the network, anyone could move participants."""
+    from xmanager.xm_local.studyserver import http
+
+    calls: list[dict] = []
+    monkeypatch.setattr(http, "_server", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.delenv("XM_STUDY_TOKEN", raising=False)
+    for argv in (["-h", "0.0.0.0"], ["--host", "192.0.2.1"], ["--host=::"], ["-h", ""], ["-h", "0.0.0.0", "--token", ""]):
+        host = argv[-1].split("=")[-1] if len(argv) == 1 else argv[1]
+        assert _run(capsys, "run", "study.toml", *argv) == (
+            2,
+            "",
+            f"xmanager: error: refusing to serve on {host!r} without an access token, as anyone who can reach it "
+            "could move participants: pass --token TOKEN (clients send `Authorization: Bearer TOKEN` on POST and "
+            "PUT), or --insecure to serve without one, as experiment-server does\n",
+        )
+    assert calls == []
+    # With a token (or $XM_STUDY_TOKEN), or --insecure, it serves; loopback needs neither (0.3.9's call, as is).
+    assert _run(capsys, "run", "study.toml", "-h", "0.0.0.0", "--token", "t")[0] == 0
+    assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["token"] == "t" and "insecure" not in calls[-1]
+    assert _run(capsys, "run", "study.toml", "-h", "0.0.0.0", "--insecure")[0] == 0
+    assert calls[-1]["insecure"] is True and "token" not in calls[-1]
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert _run(capsys, "run", "study.toml", "-h", host) == (0, "", "")
+        assert calls[-1] == {"default_participant_index": 1, "host": host, "port": "5000", "config_file": "study.toml"}
+    monkeypatch.setenv("XM_STUDY_TOKEN", "from-env")
+    assert _run(capsys, "run", "study.toml", "-h", "0.0.0.0")[0] == 0 and calls[-1]["token"] == "from-env"
+    # The real command: one line on stderr, exit status 2, nothing bound or written.
+    monkeypatch.delenv("XM_STUDY_TOKEN")
+    config = tmp_path / "study.toml"
+    config.write_text(SAMPLE_CONFIG)
+    done = subprocess.run([XMANAGER, "study", "run", str(config), "--host", "0.0.0.0"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("xmanager: error: refusing to serve on '0.0.0.0' without an access token")
+    assert done.stderr.count("\n") == 1 and os.listdir(tmp_path) == ["study.toml"]
 
 
 def test_experiment_server_cli_group(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,14 +448,83 @@ def _normalized(text: str, prog: str) -> str:
     ],
 )
 def test_side_by_side_with_experiment_server(tmp_path: pathlib.Path, argv: list[str]) -> None:
+    def setup(folder: pathlib.Path) -> None:
+        shutil.copy(GOLDEN / "choices.toml", folder / "s.toml")
+        (folder / "bad.toml").write_text('[configuration]\norder = [["a"]]\n[[blocks]]\nname = "a"\nextends = "x"\n')
+
+    peer, ours = _side_by_side(tmp_path, argv, setup)
+    assert peer == ours
+
+
+def _side_by_side(tmp_path: pathlib.Path, argv: list[str], setup, peer_env: dict[str, str] | None = None) -> list:
+    """Run 0.3.9 and ours in fresh folders made by ``setup``: exit status, stdout, log lines, files (normalized)."""
     results = []
     for name, command in (("peer", [PEER]), ("ours", [XMANAGER, "study"])):
         folder = tmp_path / name
         folder.mkdir()
-        shutil.copy(GOLDEN / "choices.toml", folder / "s.toml")
-        (folder / "bad.toml").write_text('[configuration]\norder = [["a"]]\n[[blocks]]\nname = "a"\nextends = "x"\n')
-        done = subprocess.run([*command, *argv], cwd=folder, capture_output=True, text=True, timeout=60)
+        setup(folder)
+        env = {**os.environ, **(peer_env or {})} if name == "peer" else None
+        done = subprocess.run([*command, *argv], cwd=folder, capture_output=True, text=True, timeout=60, env=env)
         files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
         prog = "experiment-server" if name == "peer" else "xmanager study"
         results.append((done.returncode, done.stdout.replace(prog, "PROG"), _normalized(done.stderr, prog), files))
-    assert results[0] == results[1]
+    return results
+
+
+def _peer_with_our_sample(tmp_path: pathlib.Path) -> dict[str, str]:
+    """An environment in which 0.3.9's new-config-file finds a sample file to copy: ours.
+
+    Its wheel lacks the ``sample_config.toml`` it copies (so on its own the command fails on a new path); given
+    ours, the two commands can be compared on what matters (exit status, messages, which files and folders are
+    made or refused), not on the text of the sample.
+    """
+    python = pathlib.Path(PEER).read_text(errors="replace").splitlines()[0].removeprefix("#!").strip()
+    package = subprocess.run(
+        [python, "-c", "import experiment_server, os; print(os.path.dirname(experiment_server.__file__))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()
+    site = tmp_path / "peer-site"
+    site.mkdir()
+    (site / "experiment_server").symlink_to(package)  # It reads <package>/../sample_config.toml.
+    (site / "sample_config.toml").write_text(SAMPLE_CONFIG)
+    return {"PYTHONPATH": str(site)}
+
+
+@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
+@pytest.mark.parametrize(
+    ("argv", "written"),
+    [
+        (["new-config-file", "new.toml"], "new.toml"), (["n", "a/b"], "a/b/new_config.toml"),
+        (["new", "folder/s.toml"], "folder/s.toml"), (["n", "s"], "s/new_config.toml"),
+        (["new", "folder"], None), (["new", "s.toml"], None), (["new", "."], None), (["new-config-file"], None),
+    ],
+)
+def test_side_by_side_new_config_file(tmp_path: pathlib.Path, argv: list[str], written: str | None) -> None:
+    """new-config-file as 0.3.9's: status, messages, files; the file written is the same (ours) for both."""
+    def setup(folder: pathlib.Path) -> None:
+        (folder / "s.toml").write_text("# mine\n")
+        (folder / "folder").mkdir()
+
+    peer, ours = _side_by_side(tmp_path, argv, setup, _peer_with_our_sample(tmp_path))
+    assert peer == ours
+    assert sorted(ours[3]) == sorted(["s.toml", *([written] if written else [])])
+    if written:
+        assert ours[0] == 0 and ours[3][written] == SAMPLE_CONFIG.encode() and "New config at: " in ours[2]
+
+
+@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
+@pytest.mark.parametrize(
+    "argv",
+    [["verify-config-file", "s.toml"], ["generate-config-json", "s.toml", "-r", "8"], ["g", "s.toml", "-r", "3", "-d", "out"]],
+)
+def test_side_by_side_our_sample_is_a_study_for_both(tmp_path: pathlib.Path, argv: list[str]) -> None:
+    """The file our new-config-file writes: 0.3.9 verifies and expands it as we do."""
+    written = tmp_path / "written"
+    written.mkdir()
+    done = subprocess.run([XMANAGER, "study", "new-config-file", "s.toml"], cwd=written, capture_output=True, text=True)
+    assert done.returncode == 0 and (written / "s.toml").read_text() == SAMPLE_CONFIG
+
+    peer, ours = _side_by_side(tmp_path, argv, lambda folder: shutil.copy(written / "s.toml", folder / "s.toml"))
+    assert peer == ours and peer[0] == 0
+    if argv[0] == "verify-config-file":
+        assert "Config file verification successful for s.toml" in peer[2]

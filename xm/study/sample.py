@@ -1,128 +1,80 @@
-"""The sample study file that ``new-config-file`` writes: experiment-server 0.3.9's ``sample_config.toml``.
+"""The commented sample study file that ``xmanager study new-config-file`` writes.
 
-Byte for byte the file experiment-server's ``new-config-file`` copies (its 0.3.9 wheel lacks it, so there the
-command fails). experiment-server is MIT-licensed, Copyright (c) 2020, Ahmed Shariff.
+Our own text (experiment-server's ``new-config-file`` copies its ``sample_config.toml``; the two files differ,
+the command's behaviour does not). A valid study for both: experiment-server 0.3.9 verifies and expands it as
+we do (tests/xm_local/test_study_cli.py runs both on it when ``$XM_PEER_EXPERIMENT_SERVER`` is set).
 """
 
 __all__ = ["SAMPLE_CONFIG"]
 
 SAMPLE_CONFIG = """\
-# The `configuration` table contains settings of the study/experiment itself
-[configuration]
-# The `order` is an array of block names or an array of array of block
-# names.  The `order` also can be a dictionary/table. If it is a
-# dictionary/table, the keys should be participant indices starting
-# from 1. The values should be a list of block names.  The keys are
-# the participant indices - when experiment manager is queries with a
-# given participant index, the dictionary/table will be used as a
-# lookup table and the corresponding list of blocks will be used. When
-# a participant index larger than the highest participant index is
-# queries through experiment manager, the modulus of the index will be
-# used to determine which list of conditions should be used.  In the
-# following example order with a table/dictionary, participant index 4
-# would get the blocks assigned to participant index 1:
-#\x20
-# order = {1= ["conditionA", "conditionB", "conditionA", "conditionB"], 2= ["conditionB", "conditionA", "conditionB", "conditionA"], 3= ["conditionB", "conditionB", "conditionA", "conditionA"]}
+# A study design: which blocks (conditions) each participant goes through, in which order,
+# and with which settings. The format is experiment-server's; see docs/studies.md.
 #
-# The same example as a toml table:
-#\x20
-# [configuration.order]
-# 1= ["conditionA", "conditionB", "conditionA", "conditionB"]
-# 2= ["conditionB", "conditionA", "conditionB", "conditionA"]
-# 3= ["conditionB", "conditionB", "conditionA", "conditionA"]
+#   xmanager study verify-config-file THIS_FILE              # logs the block orders of participants 1..5
+#   xmanager study generate-config-json THIS_FILE -r 8       # the block configs of participants 1..8, as JSON
+#   xmanager study generate-config-json THIS_FILE -r 8 -d configs/   # one .json file per participant
+#   xmanager study run THIS_FILE                             # serve it (experiment-server's REST API)
 
-order = [["conditionA", "conditionB", "conditionA", "conditionB"]]
+[configuration]
+# Block names, as a list of groups. Here: a single group of four conditions. A flat list is
+# read as one group whose order follows `groups_strategy` alone. A table such as
+# order = { "1" = ["a", "b"], "2" = ["b", "a"] } gives participant p the list under key
+# ((p - 1) % N) + 1 (and then `groups_strategy` must be "as_is").
+order = [["slow", "medium", "fast", "adaptive"]]
 
-# The `groups_strategy` and `within_groups_strategy` are optional keys
-# that allows you to define how the conditions specified in `order`
-# will be managed.
-# NOTE: This applies only when the `order` is a list.
+# How the groups are ordered, and the blocks within each group:
+# "as_is", "randomize" or "latin_square" (balanced; every group must have the same size).
+groups_strategy = "as_is"
+within_groups_strategy = "latin_square"
 
-# `groups_strategy` would dictate how the top level array of `order`
-# will be handled. `within_groups_strategy` would dictate how the
-# conditions in the nested arrays (if specified) would be
-# managed. These keys can have one of the following values.
-# - "latin_square": Apply latin square to balance the values.
-# - "randomize": For each participant randomize the order of the
-#                values in the array.
-# - "as_is": Use the order of the values as specified.
-# When not specified, the default value is "as_is" for both keys.
-groups_strategy = "latin_square"
-within_groups_strategy = "randomize"
-
-# The following are optional keys. `init_blocks` is a list of blocks
-# which will be appended to the start and `final_blocks` are a list of
-# blocks that would be appended to the end. The respective strategies
-# dictate the ordering withing the list of init or final blocks. For
-# init and final blocks only the "randomize" and "as_is" are
-# supported. By default, their values are "as_is".
-init_blocks = ["initialBlock"]
-final_blocks = ["finalBlockA", "finalBlockB"]
+# Blocks before and after the ordered ones ("as_is" or "randomize").
+init_blocks = ["training"]
 init_blocks_strategy = "as_is"
-final_blocks_strategy = "randomize"
+final_blocks = ["questionnaire"]
+final_blocks_strategy = "as_is"
 
-# The random seed to use for any randomization. Default seed is 0. The
-# seed will be the value of random_seed + participant_index
+# Participant p draws from a generator seeded with random_seed + p, so the output is reproducible.
 random_seed = 0
 
-# The subtable `variabels` are values that can be used anywhere when
-# defining the blocks.  Any variable can be used by appending "$"
-# before the variable name in the blocks. See below for an exmaple of
-# how variables can be used
+# A string "$name" that is a value in a block (or in its config, at any depth of tables) is
+# replaced by the variable's value. Strings inside arrays stay as they are: ["$trials"] is kept.
 [configuration.variables]
-TRIALS_PER_ITEM = 3
+trials = 20
 
-# Blocks are defined as an array of tables. Each block must contain
-# `name` and the subtable `config`. Optionally, a block can also
-# specify `extends`, whish is a `name` of another block. See below for
-# more explanation on how `extends` works
-
-# Block: Condition A
 [[blocks]]
-name = "conditionA"
+name = "training"
+config = { speed = 1.0, trials = 5, feedback = true }
 
-# The `config` subtable can have any key-values. Note that `name` and
-# `participant_index` will be added to the `config` when this file is
-# being processed. Hence, those keys will be overwritten if used in
-# this subtable.
-[blocks.config]
-trialsPerItem = "$TRIALS_PER_ITEM"
-param1 = 1
-# The value can also be a function call. A function call is
-# represented as a table The following function call will be replaced
-# with a call to
-# [random.choices](https://docs.python.org/3/library/random.html#random.choices)
-# See `# Function calls` in README for more information.
-param2 = { function_name = "choices", args = { population = [1 , 2 , 3 ], k = 2}}
-param3 = { function_name = "choices", args = [[1 , 2 , 3 ]], params = { unique = true } }
-
-# Block: Condition B
 [[blocks]]
-name = "conditionB"
-extends = "conditionA"
-
-# Since "conditionB" is extending "conditionA", the keys in the
-# `config` subtable of the block "conditionA" not defined in the
-# `config` subtable of "conditionB" will be copied to the `config`
-# subtable of "conditionB". In this example, `param1`, `param2` and
-# `trialsPerItem` will be copied over here.
+name = "slow"
 [blocks.config]
-param3 = [2]
+speed = 0.5
+trials = "$trials"
+feedback = false
+# A call to random.choices, drawn anew for every block that holds it (also through `extends`).
+# Calls that share an `id` form one group; with unique = true no value repeats within the group.
+target_size = { function_name = "choices", args = [[4, 6, 8, 10, 12, 14, 16, 18]], params = { unique = true }, id = "size" }
+# args as a table are passed by keyword: three draws, "easy" three times as likely.
+difficulty = { function_name = "choices", args = { population = ["easy", "hard"], weights = [3, 1], k = 3 } }
 
-# Block: Initial block
+# `extends` copies another block's config; the keys given here win.
 [[blocks]]
-name = "initialBlock"
-[blocks.config]
-param1 = 1
+name = "medium"
+extends = "slow"
+config = { speed = 1.0 }
 
-# Block: Final block A
 [[blocks]]
-name = "finalBlockA"
-[blocks.config]
-param1 = 1
+name = "fast"
+extends = "slow"
+config = { speed = 2.0 }
 
-# Block: Final block B
 [[blocks]]
-name = "finalBlockB"
-[blocks.config]
-param1 = 1"""
+name = "adaptive"
+extends = "slow"
+config = { speed = 1.0, adaptive = true }
+
+[[blocks]]
+name = "questionnaire"
+config = { form = "nasa-tlx" }
+"""

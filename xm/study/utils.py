@@ -100,7 +100,7 @@ class FileModifiedWatcher:
 
 
 def new_config_file(new_file_location: str | os.PathLike[str]) -> None:
-    """Write the sample study file (experiment-server's ``sample_config.toml``), as experiment-server does.
+    """Write our commented sample study file (:mod:`xmanager.xm.study.sample`), as experiment-server writes its own.
 
     A location not ending in ``.toml`` is a folder: if it exists, that is an error; else it is created and
     gets ``new_config.toml``. An existing file is never overwritten. Errors are logged (ERROR) and the

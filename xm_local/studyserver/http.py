@@ -17,8 +17,10 @@ Differences from 0.3.9:
   loses nothing; by default they live in memory, as in 0.3.9.
 * The config file is reloaded when its modification time or size changes (checked at most once
   per second, when a request arrives). A broken file is logged and the previous config is kept.
-* With an access token (opt-in), every POST and PUT to the API must carry ``Authorization: Bearer <token>``
-  (401 otherwise).
+* The server binds 127.0.0.1 by default, as 0.3.9. Binding any other address needs an access token unless
+  ``insecure=True`` (0.3.9 binds it without one): unauthenticated, anyone who can reach the server could move
+  participants. When a token is set, every POST and PUT to the API must carry ``Authorization: Bearer <token>``
+  (401 otherwise); on loopback it is opt-in.
 * Where 0.3.9 fails with a 500 (a GET or PUT with two ids, ``PUT /api/add-participant`` and
   ``POST /api/move-all-to-block`` without an id) we answer 404 (406 for ``add-participant``), and
   ``POST /api/move-to-next/<pid>/<n>`` answers its 404 without moving the participant (0.3.9 moves it).
@@ -50,7 +52,7 @@ import attrs
 from xmanager.xm.study.errors import ExperimentServerException, StudyConfigError
 from xmanager.xm_local.studyserver.state import ParticipantState, StudyState, UnknownParticipantError
 
-__all__ = ["StudyServer", "StudyServerError", "is_loopback", "serve", "server_process"]
+__all__ = ["StudyServer", "StudyServerError", "check_access", "is_loopback", "serve", "server_process"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(f"{__name__}.access")  # Tornado's access lines: `200 GET /api/config (ip) 0.52ms`.
@@ -471,22 +473,38 @@ def serve(
     """Run the study server until ``POST /api/shutdown``, SIGTERM or SIGINT.
 
     ``port=0`` picks a free port (logged). Keep-alive connections idle for ``idle_timeout`` seconds are closed.
-    With ``token``, every POST and PUT must carry ``Authorization: Bearer <token>``. With ``persist``, the
-    participants are kept in ``<config>.participants.sqlite3`` and a restarted server carries on; without it
-    (as experiment-server) they live in memory. ``insecure`` is accepted and ignored (any address binds).
+    With ``token``, every POST and PUT must carry ``Authorization: Bearer <token>``; a ``host`` that is not a
+    loopback address needs one, or ``insecure=True`` to serve it without one (as experiment-server does). With
+    ``persist``, the participants are kept in ``<config>.participants.sqlite3`` and a restarted server carries
+    on; without it (as experiment-server) they live in memory.
 
     Raises:
-      StudyServerError: an empty ``token``.
+      StudyServerError: ``host`` is not a loopback address and neither ``token`` nor ``insecure`` is given, or
+        ``token`` is empty.
       StudyConfigError: the config file is invalid.
     """
-    del insecure
-    if token is not None and not token:
-        raise StudyServerError("the access token must not be empty")
+    check_access(host, token, insecure)
     state = StudyState(config_path, default_participant, db_path=None if persist else ":memory:")
     try:
         asyncio.run(_run(StudyServer(state, token), host, port, idle_timeout))
     finally:
         state.close()
+
+
+def check_access(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse a server that anyone on the network could change: a non-loopback ``host`` without a token.
+
+    Raises:
+      StudyServerError: ``host`` is not a loopback address and neither ``token`` nor ``insecure`` is given, or
+        ``token`` is empty.
+    """
+    if not is_loopback(host) and not token and not insecure:
+        raise StudyServerError(
+            f"refusing to bind {host!r} without an access token: anyone who can reach it could move participants; "
+            "pass a token (clients then send `Authorization: Bearer <token>` on every POST and PUT) or insecure=True"
+        )
+    if token is not None and not token:
+        raise StudyServerError("the access token must not be empty")
 
 
 def _port(port: int | str) -> int:
@@ -538,8 +556,12 @@ def server_process(
 
     experiment-server's function and arguments (a ``default_participant_index`` of None is participant 1),
     plus ``token``, ``insecure`` and ``persist`` (see :func:`serve`).
+
+    Raises:
+      StudyServerError: a bad port, or a non-loopback ``host`` without ``token`` or ``insecure`` (see :func:`serve`).
     """
     _port(port)
+    check_access(host, token, insecure)
     return multiprocessing.Process(
         target=_server_logged,
         kwargs={

@@ -417,17 +417,31 @@ def test_without_persist_nothing_is_written_and_a_restart_starts_afresh(config):
         srv.kill()
 
 
-def test_any_address_binds_and_a_token_is_opt_in(config):
-    """experiment-server binds whatever it is given; a token (ours) guards POST and PUT when set."""
-    srv = Server(config, host="0.0.0.0").start()
-    try:
-        assert srv.client().move_to_next() == (True, {"name": "intro"})
-        assert srv.client().shutdown()[0]
-        srv.proc.join(5)
-    finally:
-        srv.kill()
+def test_non_loopback_bind_needs_a_token_or_insecure(config):
+    """Unlike experiment-server 0.3.9, an address other than loopback is served only with a token (or insecure)."""
+    for host in ("0.0.0.0", "192.0.2.1", "::", ""):
+        with pytest.raises(StudyServerError, match="^refusing to bind .* without an access token: .*insecure=True"):
+            serve(config, host=host, port=free_port())
+        with pytest.raises(StudyServerError, match="without an access token"):  # Before a process is started.
+            server_process(config, host=host, port=free_port())
+    with pytest.raises(StudyServerError, match="without an access token"):
+        serve(config, host="0.0.0.0", port=free_port(), token="")
     with pytest.raises(StudyServerError, match="must not be empty"):
         serve(config, port=free_port(), token="")
+    # Loopback needs nothing, so local clients work as they did; insecure=True serves any address without a token.
+    for kwargs in ({"host": "localhost"}, {"host": "0.0.0.0", "insecure": True}):
+        srv = Server(config, **kwargs).start()
+        try:
+            assert srv.client().move_to_next() == (True, {"name": "intro"})
+            assert srv.client().shutdown()[0]
+            srv.proc.join(5)
+            assert srv.proc.exitcode == 0
+        finally:
+            srv.kill()
+
+
+def test_a_token_guards_post_and_put(config):
+    """A token (ours, opt-in on loopback, needed off it) guards every POST and PUT."""
     srv = Server(config, host="0.0.0.0", token="s3cret").start()
     try:
         anonymous = srv.client()
