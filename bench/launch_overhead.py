@@ -7,7 +7,8 @@
 "bare" times a ThreadPoolExecutor(max_workers=cpu_count) running
 subprocess.run(["/bin/true"]) N times. Each side runs --repeat times (interleaved) and
 the median is reported. Imports and store creation happen in an untimed warm-up.
-Target: (ours - bare) / N <= 0.3 ms per unit.
+Target: (ours - bare) / N <= 0.3 ms per unit, on the medians; the same from the best run
+of each side is printed too (no verdict), as it is less exposed to load from elsewhere.
 A diagnostic side (no target) adds to the bare loop the per-job file work the
 local backend does, to separate filesystem cost from the launcher's own.
 
@@ -181,6 +182,10 @@ def run_peer(peer_python: str, n: int, index: int, work: str) -> tuple[Optional[
     return float(json.loads(lines[-1][len(PEER_MARKER):])["seconds"]), ""
 
 
+def _ratio(peer_ms: float, ours_ms: float) -> float:
+    return peer_ms / ours_ms if ours_ms > 0 else math.inf
+
+
 def _runs(times: list[float]) -> str:
     return ", ".join(f"{t:.3f}" for t in times)
 
@@ -228,6 +233,7 @@ def main() -> int:
 
         bare, ours, adds, logs = (statistics.median(t) for t in (bare_times, ours_times, add_times, logs_times))
         overhead_ms = (ours - bare) / n * 1000
+        best_overhead_ms = (min(ours_times) - min(bare_times)) / n * 1000  # Less exposed to bursts of load.
         peer = statistics.median(peer_times) if peer_times and not peer_error else None
         rows = [
             ["bare total (s)", f"{bare:.3f}", ""],
@@ -238,19 +244,23 @@ def main() -> int:
             ["ours per unit (ms)", f"{ours / n * 1000:.3f}", ""],
             ["overhead per unit (ms)", f"{overhead_ms:.3f}",
              f"<= {TARGET_MS_PER_UNIT} {'PASS' if overhead_ms <= TARGET_MS_PER_UNIT else 'FAIL'}"],
+            ["overhead per unit, best runs (ms)", f"{best_overhead_ms:.3f}", "(no verdict)"],
             ["ratio ours/bare", f"{ours / bare:.2f}", ""],
         ]
         if peer is None:
             rows.append(["XManager overhead / ours", "n/a", f">= {TARGET_PEER_RATIO:g} n/a"])
         else:
             peer_overhead_ms = (peer - bare) / n * 1000
-            ratio = peer_overhead_ms / overhead_ms if overhead_ms > 0 else math.inf
+            best_peer_overhead_ms = (min(peer_times) - min(bare_times)) / n * 1000
             rows += [
                 ["XManager total (s)", f"{peer:.3f}", ""],
                 ["XManager per unit (ms)", f"{peer / n * 1000:.3f}", ""],
                 ["XManager overhead per unit (ms)", f"{peer_overhead_ms:.3f}", ""],
-                ["XManager overhead / ours", f"{ratio:.2f}",
-                 f">= {TARGET_PEER_RATIO:g} {'PASS' if ratio >= TARGET_PEER_RATIO else 'FAIL'}"],
+                ["XManager overhead / ours", f"{_ratio(peer_overhead_ms, overhead_ms):.2f}",
+                 f">= {TARGET_PEER_RATIO:g} "
+                 f"{'PASS' if _ratio(peer_overhead_ms, overhead_ms) >= TARGET_PEER_RATIO else 'FAIL'}"],
+                ["XManager overhead / ours, best runs", f"{_ratio(best_peer_overhead_ms, best_overhead_ms):.2f}",
+                 "(no verdict)"],
             ]
         print(f"python {sys.version.split()[0]} at {sys.executable}; data folder {work}; median of {repeat} run(s)")
         print(f"peer: {peer_note}" + (f"; {peer_error}" if peer_error else ""))
