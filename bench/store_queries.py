@@ -6,9 +6,10 @@
 A fresh SQLite store (temporary folder) gets --experiments experiments, each made with
 ``xm_local.create_experiment`` (public API, a ``with`` block and no units). Their work
 units are written by the store's own bulk path for units that already ran,
-``Store(url).insert_finished_units(rows)`` (the one non-public call; no launches): every
+``Store(url).insert_finished_units(experiment_id, columns)`` (the one non-public call; no
+launches; ``insert_finished_units(rows)`` in stores before it): every
 experiment gets --small-units units, except the "big" one, which gets --units units with
-args {"a": i, "b": i * 0.5} and results {"loss": ...}, in chunks of 100,000 rows.
+args {"a": i, "b": i * 0.5} and results {"loss": ...}, in chunks of 100,000 units.
 
 Timed in this process, after one untimed warm-up call each (which also imports pandas):
 ``xm_local.list_experiments(database_url=url)`` (median of 5),
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import math
 import os
@@ -52,6 +54,7 @@ TARGET_PEAK_RATIO = 2.0  # Peak memory of to_dataframe() over the DataFrame's ow
 LIST_RUNS = 5
 CHUNK = 100_000
 STATUSES = ("completed", "completed", "completed", "failed", "cancelled")
+SWEEP_COLUMNS = ("pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir")
 MARKER = "XM_BENCH_RESULT "
 
 MEMORY_SCRIPT = f'''\
@@ -108,34 +111,44 @@ def timed(function: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
     return times, value
 
 
-def insert_units(store: Any, rows: list[dict[str, Any]]) -> None:
-    """The store's bulk write path for units that already ran (one transaction per call)."""
+def insert_units(store: Any, experiment_id: int, columns: dict[str, list[Any]]) -> None:
+    """The store's bulk write path for units that already ran, one transaction per call: column-wise
+    ``insert_finished_units(experiment_id, columns)``, or ``insert_finished_units(rows)`` in stores before it."""
     insert = getattr(store, "insert_finished_units", None)
     if insert is None:
         raise SystemExit("Store.insert_finished_units is gone: point insert_units() in bench/store_queries.py at "
                          "the store's new bulk write path for finished units")
-    insert(rows)
+    if "columns" in inspect.signature(insert).parameters:
+        insert(experiment_id, columns)
+        return
+    fixed = {"experiment_id": experiment_id, **dict.fromkeys(SWEEP_COLUMNS)}
+    insert([{**fixed, **dict(zip(columns, values))} for values in zip(*columns.values())])
 
 
-def _unit(experiment_id: int, unit: int, args: str, status: str, created: float, results: Optional[str],
-          runtime: float) -> dict[str, Any]:
+def unit_columns(ids: range, args: list[str], statuses: list[str], created: list[float], results: list[Optional[str]],
+                 runtime: float) -> dict[str, list[Any]]:
+    """``work_units`` columns of finished units (JSON as text); sweep columns and exit codes left out (NULL)."""
     return {
-        "experiment_id": experiment_id, "work_unit_id": unit, "args": args, "status": status,
-        "message": "" if status == "completed" else status, "host": "bench-host", "created_at": created,
-        "started_at": created + 1.0, "ended_at": created + 1.0 + runtime, "results": results,
-        "pset_hash": None, "pset_id": None, "run_id": None, "run_seq": None, "pset_seq": None, "calc_dir": None,
+        "work_unit_id": list(ids), "args": args, "status": statuses,
+        "message": ["" if status == "completed" else status for status in statuses],
+        "host": ["bench-host"] * len(ids), "created_at": created, "started_at": [t + 1.0 for t in created],
+        "ended_at": [t + 1.0 + runtime for t in created], "results": results,
     }
 
 
 def fill_units(store: Any, experiment_id: int, units: int) -> None:
-    """``units`` completed units with args {"a", "b"} and results {"loss"}, CHUNK rows per transaction."""
+    """``units`` completed units with args {"a", "b"} and results {"loss"}, CHUNK units per transaction."""
     created = time.time()
     for first in range(0, units, CHUNK):
-        insert_units(store, [
-            _unit(experiment_id, index + 1, f'{{"a": {index}, "b": {index * 0.5!r}}}', "completed",
-                  created + index * 0.001, f'{{"loss": {1.0 / (1.0 + index) + math.sin(index) * 1e-3!r}}}', 2.0)
-            for index in range(first, min(units, first + CHUNK))
-        ])
+        indices = range(first, min(units, first + CHUNK))
+        insert_units(store, experiment_id, unit_columns(
+            range(first + 1, indices.stop + 1),
+            [f'{{"a": {index}, "b": {index * 0.5!r}}}' for index in indices],
+            ["completed"] * len(indices),
+            [created + index * 0.001 for index in indices],
+            [f'{{"loss": {1.0 / (1.0 + index) + math.sin(index) * 1e-3!r}}}' for index in indices],
+            2.0,
+        ))
 
 
 def create_experiments(url: str, count: int) -> list[int]:
@@ -160,13 +173,12 @@ def fill(url: str, experiments: int, big_units: int, small_units: int) -> tuple[
     store = Store(url)
     try:
         created = time.time()
-        small_rows = [
-            _unit(experiment_id, unit, json.dumps({"seed": unit}), STATUSES[(experiment_id + unit) % len(STATUSES)],
-                  created, None, 4.0)
-            for experiment_id in ids[:-1] for unit in range(1, small_units + 1)
-        ]
-        for first in range(0, len(small_rows), CHUNK):
-            insert_units(store, small_rows[first:first + CHUNK])
+        units = range(1, small_units + 1)
+        args = [json.dumps({"seed": unit}) for unit in units]
+        for experiment_id in ids[:-1] if small_units else ():
+            statuses = [STATUSES[(experiment_id + unit) % len(STATUSES)] for unit in units]
+            insert_units(store, experiment_id, unit_columns(units, args, statuses, [created] * small_units,
+                                                            [None] * small_units, 4.0))
         fill_units(store, big_id, big_units)
     finally:
         store.close()
@@ -271,7 +283,9 @@ def main() -> int:
             optional("Store(url) open + close", lambda: Store(url).close(), 5),
             optional("Store.list_experiments() on an open store", lambda: store.list_experiments(), 5),
             optional(f"Store.unit_tuples(big) (the query alone, {options.units} units)",
-                     lambda: store.unit_tuples(big_id), repeat),
+                     lambda: store.unit_tuples(big_id), repeat) if hasattr(store, "unit_tuples") else
+            optional(f"list(Store.unit_chunks(big)) (the query alone, {options.units} units)",
+                     lambda: list(store.unit_chunks(big_id)), repeat),
         ]
         store.close()
 
