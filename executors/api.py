@@ -2,12 +2,17 @@
 
 An executor plugin lives in ``executors/<name>/`` and exposes an :class:`ExecutorPlugin`
 object under the entry-point group ``xmanager.executors``. The control plane
-(``xm_local``) uses nothing else from the folder.
+(``xm_local``) uses nothing else from the folder; ``docs/executors.md`` walks through
+writing one.
 
 A plugin packages executable specs it supports, and opens an :class:`ExecutorBackend`
 per experiment. The backend takes *batches* of units (so a scheduler can submit an
 array), reports statuses through a sink, and accepts handles -- plain JSON data kept in
 the store -- so another process can cancel, poll or read logs later.
+
+Plugin, backend and launch requests are generic over the plugin's executor class, so a
+backend sees ``job.executor`` as its own executor type (``Slurm``, ``Vertex``, ...): the
+control plane hands a backend only jobs whose executor its plugin declared.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Generic, Optional, TypeVar
 
 import attrs
-from xmanager.xm.job_blocks import Executable, ExecutableSpec, Executor, ExecutorSpec, Packageable
-from xmanager.xm.resources import JobRequirements
+from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.status import Status
+
+#: The executor class of a plugin (``Local``, ``Slurm``, ...), as its backend receives it.
+ExecutorT = TypeVar("ExecutorT", bound=Executor)
 
 
 class LaunchError(RuntimeError):
@@ -36,7 +43,7 @@ class ServiceUnavailableError(LaunchError):
 
 
 @attrs.frozen
-class JobLaunch:
+class JobLaunch(Generic[ExecutorT]):
     """One job to start.
 
     ``args`` is the rendered argv tail (packaging args merged with the job's);
@@ -46,7 +53,7 @@ class JobLaunch:
 
     job_name: str
     executable: Executable
-    executor: Executor
+    executor: ExecutorT
     args: tuple[str, ...]
     kwargs: Mapping[str, Any]
     env: Mapping[str, str]
@@ -54,13 +61,12 @@ class JobLaunch:
 
 
 @attrs.frozen
-class UnitLaunch:
-    """The jobs of one work unit; ``gang`` means they start together (a JobGroup)."""
+class UnitLaunch(Generic[ExecutorT]):
+    """The jobs of one work unit on one executor; several jobs (a JobGroup's) start together."""
 
     experiment_id: int
     work_unit_id: int
-    jobs: tuple[JobLaunch, ...]
-    gang: bool = False
+    jobs: tuple[JobLaunch[ExecutorT], ...]
 
 
 @attrs.frozen
@@ -74,7 +80,13 @@ class Handle:
     data: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """What the store keeps (``jobs.handle``); the job's ids are the keys of its row."""
         return {"executor": self.executor, "data": dict(self.data)}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any], experiment_id: int, work_unit_id: int, job_name: str) -> Handle:
+        """The handle :meth:`to_json` stored for the job with these ids."""
+        return cls(str(value["executor"]), experiment_id, work_unit_id, job_name, dict(value.get("data") or {}))
 
 
 @attrs.frozen
@@ -111,17 +123,16 @@ class BackendSettings:
     max_parallel: Optional[int] = None
 
 
-class ExecutorBackend(abc.ABC):
-    """An executor as one experiment uses it: launch, poll, cancel, read logs."""
+class ExecutorBackend(abc.ABC, Generic[ExecutorT]):
+    """An executor as one experiment uses it: launch, poll, cancel, read logs.
 
-    #: True when the backend calls the sink itself; otherwise the control plane polls refresh().
-    pushes_updates: ClassVar[bool] = False
-    #: True when jobs run on without this process (a cluster queue): leaving an experiment's
-    #: ``with`` block does not wait for them; ``wait_until_complete()`` polls them.
-    detached: ClassVar[bool] = False
+    A backend may report statuses to its sink as they happen (processes it waits on), or only
+    answer :meth:`refresh` (a queue it polls); the control plane polls the units of detached
+    plugins (:attr:`ExecutorPlugin.detached`) and waits for the others.
+    """
 
     @abc.abstractmethod
-    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+    def launch(self, units: Sequence[UnitLaunch[ExecutorT]]) -> list[Handle]:
         """Starts (or queues) every job of every unit; returns one handle per job, in order."""
 
     @abc.abstractmethod
@@ -130,7 +141,7 @@ class ExecutorBackend(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, handles: Sequence[Handle]) -> None:
-        """Stops the jobs; they end as cancelled."""
+        """Stops the jobs; they end as cancelled. Handles may come from another process."""
 
     @abc.abstractmethod
     def logs(self, handle: Handle) -> LogFiles:
@@ -140,21 +151,27 @@ class ExecutorBackend(abc.ABC):
         """Releases what the backend holds (threads, connections). Jobs are left as they are."""
 
 
-class ExecutorPlugin(abc.ABC):
+class ExecutorPlugin(abc.ABC, Generic[ExecutorT]):
     """What an executor folder registers: its user-facing classes, packaging, backend."""
 
+    #: The entry-point name, stored with every job (``jobs.executor``) and in its handle.
     name: ClassVar[str]
-    executor_type: ClassVar[type[Executor]]
-    spec_type: ClassVar[type[ExecutorSpec]]
-    supported_executables: ClassVar[tuple[type[ExecutableSpec], ...]]
+    executor_type: type[ExecutorT]
+    spec_type: type[ExecutorSpec]
+    #: Executable spec classes ``package`` takes (XManager's ``CommandList`` is a named tuple, not a spec class).
+    supported_executables: tuple[type, ...]
+    #: True when jobs run on without the launching process (a cluster queue): leaving an
+    #: experiment's ``with`` block does not wait for them, their handles are stored at launch,
+    #: and ``wait_until_complete()`` polls :meth:`ExecutorBackend.refresh`.
+    detached: ClassVar[bool] = False
+    #: Classes ``xmanager.xm_local`` re-exports under these (capitalised) names
+    #: (``xm_local.Local``, ``xm_local.DockerOptions``), looked up through the entry-point registry.
+    exports: ClassVar[Mapping[str, object]] = {}
 
     @abc.abstractmethod
     def package(self, packageable: Packageable) -> Executable:
         """Validates and prepares one executable; errors name what is wrong (e.g. the path)."""
 
     @abc.abstractmethod
-    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend[ExecutorT]:
         """A backend for one experiment; statuses go to ``sink``."""
-
-    def requirements_of(self, executor: Executor) -> JobRequirements:
-        return getattr(executor, "requirements", None) or JobRequirements()

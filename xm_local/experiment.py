@@ -220,10 +220,7 @@ class LocalExperiment(core.Experiment):
             state.status = Status(row.status)
             state.message, state.exit_code = row.message or "", row.exit_code
             if row.handle:
-                state.handle = Handle(
-                    executor=row.handle.get("executor", row.executor), experiment_id=self.experiment_id,
-                    work_unit_id=row.work_unit_id, job_name=row.job_name, data=row.handle.get("data", {}),
-                )
+                state.handle = Handle.from_json(row.handle, self.experiment_id, row.work_unit_id, row.job_name)
             unit._jobs[row.job_name] = state
         with self._lock:
             for unit_id in unfinished:
@@ -388,7 +385,7 @@ class LocalExperiment(core.Experiment):
                 },
             )
         for plugin, launches in by_plugin.values():
-            request = UnitLaunch(self.experiment_id, unit.work_unit_id, tuple(launches), gang)
+            request = UnitLaunch(self.experiment_id, unit.work_unit_id, tuple(launches))
             if self._batch is not None:
                 self._batch.append((plugin, request))
             else:
@@ -423,7 +420,7 @@ class LocalExperiment(core.Experiment):
                 self._launch_failed(batch, f"{type(error).__name__}: {error}")
                 continue
             assert self._units is not None
-            if backend.detached:
+            if plugin.detached:
                 with self._lock:
                     for request in batch:
                         unit = self._units[request.work_unit_id]
@@ -449,7 +446,7 @@ class LocalExperiment(core.Experiment):
             state.handle = handle
             logs = backend.logs(handle)
             state.stderr = logs.stderr or logs.stdout  # The log a failure points to (one stream on Kubernetes).
-            if backend.detached:  # Another process will need it to follow, cancel or read the job.
+            if registry.plugin(handle.executor).detached:  # Another process will follow, cancel or read the job.
                 self._store.writer.put(
                     sql.SET_HANDLE,
                     {
@@ -649,7 +646,7 @@ class LocalExperiment(core.Experiment):
             self._adopt_from_store(owned_elsewhere)
 
     def _is_detached(self, plugin_name: str) -> bool:
-        return self._backend(registry.plugin(plugin_name)).detached
+        return registry.plugin(plugin_name).detached
 
     def _adopt_from_store(self, unit_ids: set[int]) -> None:
         """Final statuses that the process running these units has written to the store."""

@@ -55,9 +55,7 @@ LIST_PAGE_SIZE = 500
 CONCURRENCY = DEFAULT_CONCURRENT_CREATES
 
 
-class KubernetesBackend(ExecutorBackend):
-    pushes_updates = False
-    detached = True
+class KubernetesBackend(ExecutorBackend[Kubernetes]):
 
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         self._sink = sink
@@ -85,9 +83,9 @@ class KubernetesBackend(ExecutorBackend):
         return current
 
     # ---- launching ----------------------------------------------------------------------------
-    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
-        limit = min((job.executor.max_concurrent_creates for unit in units for job in unit.jobs
-                     if isinstance(job.executor, Kubernetes)), default=DEFAULT_CONCURRENT_CREATES)
+    def launch(self, units: Sequence[UnitLaunch[Kubernetes]]) -> list[Handle]:
+        limit = min((job.executor.max_concurrent_creates for unit in units for job in unit.jobs),
+                    default=DEFAULT_CONCURRENT_CREATES)
         planned = [self._plan(unit, job, limit) for unit in units for job in unit.jobs]
         self._check(planned)
         self._create_all(planned, limit)
@@ -142,12 +140,12 @@ class KubernetesBackend(ExecutorBackend):
             )
         # Ours: an earlier attempt was stored although its answer was lost (or said 5xx).
 
-    def _plan(self, unit: UnitLaunch, job: JobLaunch, pool_size: int = CONCURRENCY) -> _Planned:
+    def _plan(
+        self, unit: UnitLaunch[Kubernetes], job: JobLaunch[Kubernetes], pool_size: int = CONCURRENCY
+    ) -> _Planned:
         executor, executable = job.executor, job.executable
-        where = f"work unit {unit.work_unit_id}, job {job.job_name!r}"
-        if not isinstance(executor, Kubernetes):
-            raise TypeError(f"{where}: the Kubernetes backend got a {type(executor).__name__} executor")
         if not isinstance(executable, KubernetesImage):
+            where = f"work unit {unit.work_unit_id}, job {job.job_name!r}"
             raise TypeError(f"{where}: package it with xm_local.Kubernetes.Spec() (got {type(executable).__name__})")
         connection = self._connection(executor.cluster, pool_size)
         namespace = executor.namespace or connection.namespace

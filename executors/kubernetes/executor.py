@@ -178,16 +178,21 @@ def package(packageable: Packageable) -> KubernetesImage:
     return KubernetesImage(image=image, command=_command(spec), **common)
 
 
-class KubernetesPlugin(ExecutorPlugin):
+class KubernetesPlugin(ExecutorPlugin[Kubernetes]):
     name = "kubernetes"
     executor_type = Kubernetes
     spec_type = KubernetesSpec
     supported_executables = (Container, PythonContainer, Dockerfile)
+    detached = True
+    exports = {
+        "Kubernetes": Kubernetes, "KubernetesSpec": KubernetesSpec, "ClusterConfig": ClusterConfig,
+        "Toleration": Toleration, "TpuCapability": TpuCapability,
+    }
 
     def package(self, packageable: Packageable) -> Executable:
         return package(packageable)
 
-    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend[Kubernetes]:
         from xmanager.executors.kubernetes.backend import KubernetesBackend
 
         return KubernetesBackend(sink, settings)

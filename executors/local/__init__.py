@@ -51,11 +51,12 @@ class Local(Executor):
     experimental_stream_output: bool = True
 
 
-class LocalPlugin(ExecutorPlugin):
+class LocalPlugin(ExecutorPlugin[Local]):
     name = "local"
     executor_type = Local
     spec_type = LocalSpec
     supported_executables = (Binary, CommandList, PythonCallable, *CONTAINER_SPECS, BazelBinary, BazelContainer)
+    exports = {"Local": Local, "LocalSpec": LocalSpec, "DockerOptions": DockerOptions}
 
     def package(self, packageable: Packageable) -> Executable:
         from xmanager.executors.packaging import launch_dir, package
@@ -71,7 +72,7 @@ class LocalPlugin(ExecutorPlugin):
 
         return package(packageable)
 
-    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend[Local]:
         from xmanager.executors.local.backend import LocalBackend
 
         return LocalBackend(sink, settings)

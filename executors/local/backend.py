@@ -31,8 +31,8 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
+from xmanager.executors.local import Local, processes
 from xmanager.executors.local import containers as container_jobs
-from xmanager.executors.local import processes
 from xmanager.executors.local.function_pool import FunctionPool, FunctionWorker
 from xmanager.executors.packaging import LocalExecutable
 from xmanager.xm.report import RESULTS_ENV
@@ -104,14 +104,12 @@ class _Running:
             processes.terminate(self.pid, self.ticks)
 
 
-class LocalBackend(ExecutorBackend):
-    pushes_updates = True
-
+class LocalBackend(ExecutorBackend[Local]):
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         self._sink = sink
         self._slots = max(1, settings.max_parallel or os.cpu_count() or 1)
         self._cv = threading.Condition()
-        self._queue: deque[tuple[UnitLaunch, int]] = deque()
+        self._queue: deque[tuple[UnitLaunch[Local], int]] = deque()
         self._free = self._slots
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -123,7 +121,7 @@ class LocalBackend(ExecutorBackend):
         self._docker_host = os.environ.get("DOCKER_HOST") or None
 
     # ---- the interface ----------------------------------------------------------------
-    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+    def launch(self, units: Sequence[UnitLaunch[Local]]) -> list[Handle]:
         handles = []
         with self._cv:
             for unit in units:
@@ -169,11 +167,11 @@ class LocalBackend(ExecutorBackend):
 
     def cancel(self, handles: Sequence[Handle]) -> None:
         to_stop: list[Callable[[], None]] = []
-        dequeued: list[UnitLaunch] = []
+        dequeued: list[UnitLaunch[Local]] = []
         with self._cv:
             keys = {(h.work_unit_id, h.job_name) for h in handles}
             self._cancelled.update(keys)
-            kept: deque[tuple[UnitLaunch, int]] = deque()
+            kept: deque[tuple[UnitLaunch[Local], int]] = deque()
             for unit, weight in self._queue:
                 if any((unit.work_unit_id, job.job_name) in keys for job in unit.jobs):
                     dequeued.append(unit)
@@ -220,11 +218,10 @@ class LocalBackend(ExecutorBackend):
     def _busy(self) -> int:
         return self._slots - self._free
 
-    def _weight(self, unit: UnitLaunch) -> int:
+    def _weight(self, unit: UnitLaunch[Local]) -> int:
         total = 0
         for job in unit.jobs:
-            requirements = getattr(job.executor, "requirements", None)
-            cpus = requirements.task_requirements.get(ResourceType.CPU, 1) if requirements is not None else 1
+            cpus = job.executor.requirements.task_requirements.get(ResourceType.CPU, 1)
             total += max(1, math.ceil(cpus)) if math.isfinite(cpus) else 1  # Nonsense counts as one slot.
         return min(total, self._slots)
 
@@ -244,7 +241,7 @@ class LocalBackend(ExecutorBackend):
                     self._free += weight
                     self._cv.notify_all()
 
-    def _run_unit(self, unit: UnitLaunch) -> None:
+    def _run_unit(self, unit: UnitLaunch[Local]) -> None:
         if len(unit.jobs) == 1:
             self._run_job(unit, unit.jobs[0], None)
             return
@@ -257,7 +254,7 @@ class LocalBackend(ExecutorBackend):
             done.get()
 
     # ---- one job -----------------------------------------------------------------------------
-    def _handle(self, unit: UnitLaunch, job: JobLaunch, running: Optional[_Running]) -> Handle:
+    def _handle(self, unit: UnitLaunch[Local], job: JobLaunch[Local], running: Optional[_Running]) -> Handle:
         data: dict[str, Any] = {"work_dir": job.work_dir}
         if running is not None:
             data.update(pid=running.pid, ticks=running.ticks, host=self._host)
@@ -265,10 +262,10 @@ class LocalBackend(ExecutorBackend):
                 data.update(container=running.container.id, docker_host=running.docker_host)
         return Handle(NAME, unit.experiment_id, unit.work_unit_id, job.job_name, data)
 
-    def _emit(self, unit: UnitLaunch, job: JobLaunch, status: Status, **fields: Any) -> None:
+    def _emit(self, unit: UnitLaunch[Local], job: JobLaunch[Local], status: Status, **fields: Any) -> None:
         self._sink(StatusUpdate(unit.experiment_id, unit.work_unit_id, job.job_name, status, **fields))
 
-    def _run_job(self, unit: UnitLaunch, job: JobLaunch, done: Optional[queue.SimpleQueue[str]]) -> None:
+    def _run_job(self, unit: UnitLaunch[Local], job: JobLaunch[Local], done: Optional[queue.SimpleQueue[str]]) -> None:
         key = (unit.work_unit_id, job.job_name)
         stdout, stderr, results_path = _paths(job.work_dir)
         executable = job.executable
@@ -299,7 +296,7 @@ class LocalBackend(ExecutorBackend):
             if done is not None:
                 done.put(job.job_name)
 
-    def _started(self, unit: UnitLaunch, job: JobLaunch, running: _Running) -> None:
+    def _started(self, unit: UnitLaunch[Local], job: JobLaunch[Local], running: _Running) -> None:
         key = (unit.work_unit_id, job.job_name)
         with self._cv:
             self._running[key] = running
@@ -310,8 +307,8 @@ class LocalBackend(ExecutorBackend):
 
     def _finish(
         self,
-        unit: UnitLaunch,
-        job: JobLaunch,
+        unit: UnitLaunch[Local],
+        job: JobLaunch[Local],
         ok: bool,
         message: str,
         exit_code: Optional[int],
@@ -328,15 +325,15 @@ class LocalBackend(ExecutorBackend):
 
     def _run_process(
         self,
-        unit: UnitLaunch,
-        job: JobLaunch,
+        unit: UnitLaunch[Local],
+        job: JobLaunch[Local],
         env: dict[str, str],
         paths: tuple[str, str, str],
     ) -> Status:
         stdout, stderr, results_path = paths
         executable = job.executable
         assert isinstance(executable, LocalExecutable)
-        stream = bool(getattr(job.executor, "experimental_stream_output", False))
+        stream = job.executor.experimental_stream_output
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             process = subprocess.Popen(
                 [*executable.command, *job.args],
@@ -361,8 +358,8 @@ class LocalBackend(ExecutorBackend):
 
     def _run_function(
         self,
-        unit: UnitLaunch,
-        job: JobLaunch,
+        unit: UnitLaunch[Local],
+        job: JobLaunch[Local],
         env: dict[str, str],
         paths: tuple[str, str, str],
     ) -> Status:
@@ -397,8 +394,8 @@ class LocalBackend(ExecutorBackend):
 
     def _run_container(
         self,
-        unit: UnitLaunch,
-        job: JobLaunch,
+        unit: UnitLaunch[Local],
+        job: JobLaunch[Local],
         env: dict[str, str],
         paths: tuple[str, str, str],
     ) -> Status:
@@ -418,7 +415,7 @@ class LocalBackend(ExecutorBackend):
         name = container_jobs.container_name(unit.experiment_id, unit.work_unit_id, job.job_name)
         container = container_jobs.create_and_start(client, kwargs, name)
         try:
-            stream = bool(getattr(job.executor, "experimental_stream_output", False))
+            stream = job.executor.experimental_stream_output
             prefix = f"[{unit.work_unit_id}/{job.job_name}] " if stream else None
             pumps = [
                 container_jobs.LogPump(container, stdout, True, prefix),

@@ -13,12 +13,15 @@ import os
 import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import attrs
 from xmanager.xm.executables import Container, Dockerfile, PythonContainer
 from xmanager.xm.job_blocks import Executable, Packageable
 from xmanager.xm.resources import ResourceType, requested
+
+if TYPE_CHECKING:
+    from xmanager.executors.local import Local
 
 CONTAINER_SPECS = (PythonContainer, Container, Dockerfile)
 LABEL_EXPERIMENT = "org.xmanager.experiment"
@@ -140,14 +143,14 @@ class StartError(OSError):
 
 def create_kwargs(
     executable: ContainerExecutable,
-    executor: Any,
+    executor: Local,
     args: tuple[str, ...],
     env: Mapping[str, str],
     work_dir: str,
     labels: Mapping[str, str],
 ) -> dict[str, Any]:
     """The docker SDK ``containers.create`` arguments for one job."""
-    options: DockerOptions = getattr(executor, "docker_options", None) or DockerOptions()
+    options = executor.docker_options or DockerOptions()
     volumes = {work_dir: {"bind": work_dir, "mode": "rw"}}
     gcs = os.path.expanduser(GCS_HOST_PATH)
     if options.mount_gcs_path and os.path.isdir(gcs):
@@ -169,9 +172,8 @@ def create_kwargs(
     if options.network:
         kwargs["network_mode" if options.network in ("host", "none", "bridge") else "network"] = options.network
     gpus = options.gpus
-    requirements = getattr(executor, "requirements", None)
-    if gpus is None and requirements is not None:
-        gpus = int(requested(requirements, ResourceType.LOCAL_GPU)) or None
+    if gpus is None:
+        gpus = int(requested(executor.requirements, ResourceType.LOCAL_GPU)) or None
     if gpus:
         import docker
 

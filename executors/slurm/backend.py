@@ -136,7 +136,9 @@ def batch_script(executor: Slurm, *, name: str, tasks: int, ntasks: int, manifes
     return "\n".join(lines) + "\n"
 
 
-def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int, functions: dict[int, str]) -> dict[str, Any]:
+def _job_entry(
+    job: JobLaunch[Slurm], executor: Slurm, gang_size: int, cpus: int, functions: dict[int, str]
+) -> dict[str, Any]:
     """What the task runner needs to run one job. Nothing is written per job here: the job's
     folder is made on the node, and a function is pickled once per batch (``functions``)."""
     executable: Any = job.executable
@@ -158,7 +160,7 @@ def _job_entry(job: JobLaunch, executor: Slurm, gang_size: int, cpus: int, funct
     return entry
 
 
-def _write_functions(units: Sequence[UnitLaunch], folder: str) -> dict[int, str]:
+def _write_functions(units: Sequence[UnitLaunch[Slurm]], folder: str) -> dict[int, str]:
     """Pickled functions of a batch, one file per distinct executable."""
     paths: dict[int, str] = {}
     for unit in units:
@@ -173,9 +175,7 @@ def _write_functions(units: Sequence[UnitLaunch], folder: str) -> dict[int, str]
     return paths
 
 
-class SlurmBackend(ExecutorBackend):
-    pushes_updates = False
-    detached = True
+class SlurmBackend(ExecutorBackend[Slurm]):
 
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         self._sink = sink
@@ -191,13 +191,10 @@ class SlurmBackend(ExecutorBackend):
             return cluster
 
     # ---- launching ----------------------------------------------------------------------------
-    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
-        groups: dict[tuple[Any, ...], list[UnitLaunch]] = {}
+    def launch(self, units: Sequence[UnitLaunch[Slurm]]) -> list[Handle]:
+        groups: dict[tuple[Slurm, int], list[UnitLaunch[Slurm]]] = {}
         for unit in units:
-            executor = unit.jobs[0].executor
-            if not isinstance(executor, Slurm):
-                raise TypeError(f"work unit {unit.work_unit_id}: the Slurm backend got a {type(executor).__name__}")
-            groups.setdefault((executor, len(unit.jobs)), []).append(unit)
+            groups.setdefault((unit.jobs[0].executor, len(unit.jobs)), []).append(unit)
         plans = [self._plan(executor, ntasks, members) for (executor, ntasks), members in groups.items()]
         for plan in plans:  # Everything is checked before anything is queued.
             plan.check()
@@ -206,7 +203,7 @@ class SlurmBackend(ExecutorBackend):
             handles.update(plan.submit())
         return [handles[(unit.work_unit_id, job.job_name)] for unit in units for job in unit.jobs]
 
-    def _plan(self, executor: Slurm, ntasks: int, units: list[UnitLaunch]) -> _Plan:
+    def _plan(self, executor: Slurm, ntasks: int, units: list[UnitLaunch[Slurm]]) -> _Plan:
         cluster = self._cluster((executor.cluster, executor.ssh_options))
         size = executor.max_array_size or max(1, cluster.max_array_size - 1)
         per_task = executor.psets_per_task
@@ -275,7 +272,7 @@ class SlurmBackend(ExecutorBackend):
 class _Plan:
     """The sbatch submissions of one group of units (same executor, same number of jobs)."""
 
-    def __init__(self, executor: Slurm, cluster: Cluster, ntasks: int, chunks: list[list[list[UnitLaunch]]]):
+    def __init__(self, executor: Slurm, cluster: Cluster, ntasks: int, chunks: list[list[list[UnitLaunch[Slurm]]]]):
         self.executor = executor
         self.cluster = cluster
         self.ntasks = ntasks

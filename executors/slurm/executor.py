@@ -96,18 +96,20 @@ class Slurm(Executor):
             raise ValueError(f"Slurm(psets_per_task={value!r}): must be a positive int")
 
 
-class SlurmPlugin(ExecutorPlugin):
+class SlurmPlugin(ExecutorPlugin[Slurm]):
     name = "slurm"
     executor_type = Slurm
     spec_type = SlurmSpec
     supported_executables = (Binary, CommandList, PythonCallable)
+    detached = True
+    exports = {"Slurm": Slurm, "SlurmSpec": SlurmSpec}
 
     def package(self, packageable: Packageable) -> Executable:
         from xmanager.executors.packaging import package
 
         return package(packageable)
 
-    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend[Slurm]:
         from xmanager.executors.slurm.backend import SlurmBackend
 
         return SlurmBackend(sink, settings)

@@ -43,6 +43,8 @@ NAME = "vector_engine"
 STDERR = "stderr.log"
 RETURN_KEY = "return"
 _INTENTS = {"in": "INTENT_IN", "out": "INTENT_OUT", "inout": "INTENT_INOUT"}
+VeUnit = UnitLaunch[VectorEngine]
+VeJob = JobLaunch[VectorEngine]
 
 
 class _Work:
@@ -50,11 +52,13 @@ class _Work:
 
     __slots__ = ("unit", "job", "executor", "executable", "library", "values", "suspect", "state", "cancelled")
 
-    def __init__(self, unit: UnitLaunch, job: JobLaunch, library: str, values: list[Any]) -> None:
+    def __init__(
+        self, unit: VeUnit, job: VeJob, executable: VeKernelExecutable, library: str, values: list[Any]
+    ) -> None:
         self.unit = unit
         self.job = job
-        self.executor: VectorEngine = job.executor  # type: ignore[assignment]
-        self.executable: VeKernelExecutable = job.executable  # type: ignore[assignment]
+        self.executor = job.executor
+        self.executable = executable
         self.library = library
         self.values = values
         self.suspect = False  # In flight at a crash with others: runs again alone.
@@ -201,8 +205,7 @@ class _Node:
                 _log.debug("proc_destroy at close: %s", error)
 
 
-class VectorEngineBackend(ExecutorBackend):
-    pushes_updates = True
+class VectorEngineBackend(ExecutorBackend[VectorEngine]):
 
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         del settings  # Concurrency on a node is the executor's ``contexts``.
@@ -215,7 +218,7 @@ class VectorEngineBackend(ExecutorBackend):
         self._host = socket.gethostname()
 
     # ---- the interface ----------------------------------------------------------------------
-    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+    def launch(self, units: Sequence[VeUnit]) -> list[Handle]:
         """Binds every job now (bad args fail their unit at once); queues the rest on their node.
 
         When no unit of the batch could be bound, raises the first error, so a single
@@ -223,7 +226,7 @@ class VectorEngineBackend(ExecutorBackend):
         """
         handles: list[Handle] = []
         ready: list[tuple[_Node, _Work]] = []
-        failures: list[tuple[UnitLaunch, JobLaunch, str]] = []
+        failures: list[tuple[VeUnit, VeJob, str]] = []
         first_error: Optional[Exception] = None
         for unit in units:
             prepared = []
@@ -304,12 +307,10 @@ class VectorEngineBackend(ExecutorBackend):
             node.close()
 
     # ---- preparing ----------------------------------------------------------------------------
-    def _prepare(self, unit: UnitLaunch, job: JobLaunch) -> tuple[_Node, _Work]:
+    def _prepare(self, unit: VeUnit, job: VeJob) -> tuple[_Node, _Work]:
         executable, executor = job.executable, job.executor
         if not isinstance(executable, VeKernelExecutable):
             raise _UnitError(f"VectorEngine runs packaged xm.VeKernel executables, not {executable.name!r}")
-        if not isinstance(executor, VectorEngine):
-            raise _UnitError(f"job {job.job_name!r}: not a VectorEngine executor")
         if executable.build_error is not None:
             raise _UnitError(executable.build_error)
         values = bind(executable.kernel.name, executable.kernel.args, dict(job.kwargs))
@@ -320,7 +321,7 @@ class VectorEngineBackend(ExecutorBackend):
             node = self._nodes.get(key)
             if node is None:
                 node = self._nodes[key] = _Node(self, executor.node, kind, executor.isolated, executor.veorun_bin)
-        return node, _Work(unit, job, library, values)
+        return node, _Work(unit, job, executable, library, values)
 
     # ---- running ------------------------------------------------------------------------------
     def _run_node(self, node: _Node) -> None:
@@ -507,11 +508,9 @@ class VectorEngineBackend(ExecutorBackend):
         return path
 
     # ---- reporting ----------------------------------------------------------------------------
-    def _handle(self, unit: UnitLaunch, job: JobLaunch) -> Handle:
-        executor = job.executor
-        data: dict[str, Any] = {"work_dir": job.work_dir, "host": self._host}
-        if isinstance(executor, VectorEngine):
-            data.update(node=executor.node, backend=executor.backend)
+    def _handle(self, unit: VeUnit, job: VeJob) -> Handle:
+        data: dict[str, Any] = {"work_dir": job.work_dir, "host": self._host,
+                                "node": job.executor.node, "backend": job.executor.backend}
         return Handle(NAME, unit.experiment_id, unit.work_unit_id, job.job_name, data)
 
     def _emit(self, work: _Work, status: Status, **fields: Any) -> None:
@@ -529,7 +528,7 @@ class VectorEngineBackend(ExecutorBackend):
         _write_error(work.job.work_dir, message)
         self._emit(work, Status.FAILED, message=message, exit_code=1)
 
-    def _finish_failed(self, unit: UnitLaunch, job: JobLaunch, message: str) -> None:
+    def _finish_failed(self, unit: VeUnit, job: VeJob, message: str) -> None:
         with self._cv:
             self._status[(unit.work_unit_id, job.job_name)] = Status.FAILED
         _write_error(job.work_dir, message)

@@ -178,16 +178,17 @@ def package_kernel(packageable: Packageable) -> VeKernelExecutable:
     return executable
 
 
-class VectorEnginePlugin(ExecutorPlugin):
+class VectorEnginePlugin(ExecutorPlugin[VectorEngine]):
     name = "vector_engine"
     executor_type = VectorEngine
     spec_type = VectorEngineSpec
     supported_executables = (VeKernel,)
+    exports = {"VectorEngine": VectorEngine, "VectorEngineSpec": VectorEngineSpec}
 
     def package(self, packageable: Packageable) -> Executable:
         return package_kernel(packageable)
 
-    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend[VectorEngine]:
         from xmanager.executors.vector_engine.backend import VectorEngineBackend
 
         return VectorEngineBackend(sink, settings)

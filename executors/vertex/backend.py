@@ -147,9 +147,7 @@ def _timestamp(value: Any) -> Optional[float]:
     return stamp if stamp > 0 else None
 
 
-class VertexBackend(ExecutorBackend):
-    pushes_updates = False
-    detached = True
+class VertexBackend(ExecutorBackend[Vertex]):
 
     def __init__(self, sink: StatusSink, settings: BackendSettings) -> None:
         self._sink = sink
@@ -159,7 +157,7 @@ class VertexBackend(ExecutorBackend):
         self._lock = threading.Lock()
 
     # ---- launching ----------------------------------------------------------------------------
-    def launch(self, units: Sequence[UnitLaunch]) -> list[Handle]:
+    def launch(self, units: Sequence[UnitLaunch[Vertex]]) -> list[Handle]:
         from google.cloud.aiplatform_v1 import types
 
         # Pure checks first: nothing is contacted until every unit's CustomJob message is built.
@@ -251,13 +249,11 @@ class VertexBackend(ExecutorBackend):
         found = [job for job in page.custom_jobs if job.labels.get(TOKEN_LABEL) == token]
         return found[0] if found else None
 
-    def _body(self, unit: UnitLaunch, token: str) -> dict[str, Any]:
+    def _body(self, unit: UnitLaunch[Vertex], token: str) -> dict[str, Any]:
         first = unit.jobs[0].executor
         pool_jobs = []
         for job in unit.jobs:
             executor, executable = job.executor, job.executable
-            if not isinstance(executor, Vertex):
-                raise TypeError(f"work unit {unit.work_unit_id}: the Vertex backend got a {type(executor).__name__}")
             if not isinstance(executable, VertexExecutable):
                 raise TypeError(f"work unit {unit.work_unit_id}, job {job.job_name!r}: not packaged for Vertex "
                                 f"(package it with xm_local.Vertex.Spec())")
@@ -333,7 +329,7 @@ class VertexBackend(ExecutorBackend):
             notes.append(f"could not cancel: {', '.join(sorted(left))} (cancel them in the console)")
         return notes
 
-    def _handles(self, unit: UnitLaunch, target: Target, job: Any) -> list[Handle]:
+    def _handles(self, unit: UnitLaunch[Vertex], target: Target, job: Any) -> list[Handle]:
         url = job_spec.console_url(job.name, target.project)
         state = job.state.name
         handles = []
@@ -406,8 +402,8 @@ class VertexBackend(ExecutorBackend):
 
     def _update(self, handle: Handle, job: Any) -> StatusUpdate:
         url = handle.data.get("console_url", "")
-        common = {"experiment_id": handle.experiment_id, "work_unit_id": handle.work_unit_id,
-                  "job_name": handle.job_name}
+        common: dict[str, Any] = {"experiment_id": handle.experiment_id, "work_unit_id": handle.work_unit_id,
+                                  "job_name": handle.job_name}
         if job is None:
             message = f"Vertex AI no longer has CustomJob {handle.data['name']} (deleted?)"
             self._record(handle.data.get("log"), "NOT_FOUND", message, time.time())
@@ -473,7 +469,7 @@ class VertexBackend(ExecutorBackend):
 class _Planned:
     """One unit ready to create: its CustomJob message, where it goes, and its create token."""
 
-    unit: UnitLaunch
+    unit: UnitLaunch[Vertex]
     body: Any
     target: Target
     token: str

@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 from xmanager.executors.api import ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from xmanager.executors.vertex.executor import Vertex
 
 ENDPOINT_ENV = "XM_VERTEX_API_ENDPOINT"
 PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -49,7 +52,7 @@ class Target:
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 
 
-def location_of(executor: Any) -> str:
+def location_of(executor: Vertex) -> str:
     """The region: ``Vertex(location)``, ``requirements.location``, ``GOOGLE_CLOUD_REGION``, else us-central1."""
     for where, value in (
         ("Vertex(location=...)", executor.location),
@@ -104,7 +107,7 @@ class Clients:
                 self._credentials = default_credentials()
             return self._credentials
 
-    def target(self, executor: Any) -> Target:
+    def target(self, executor: Vertex) -> Target:
         """The target of an executor: project and credentials are resolved (and checked) here."""
         location = location_of(executor)
         _, discovered = self.credentials()

@@ -169,11 +169,17 @@ class VertexExecutable(Executable):
     image_uri: str
 
 
-class VertexPlugin(ExecutorPlugin):
+class VertexPlugin(ExecutorPlugin[Vertex]):
     name = "vertex"
     executor_type = Vertex
     spec_type = VertexSpec
     supported_executables = (Container, PythonContainer, Dockerfile)
+    detached = True
+    exports = {
+        "Vertex": Vertex, "VertexSpec": VertexSpec, "TensorboardCapability": TensorboardCapability,
+        # XManager's older names for Vertex AI (Cloud AI Platform).
+        "Caip": Vertex, "CaipSpec": VertexSpec,
+    }
 
     def package(self, packageable: Packageable) -> Executable:
         spec: Any = packageable.executable_spec
@@ -200,7 +206,7 @@ class VertexPlugin(ExecutorPlugin):
         )
         return VertexExecutable(image_uri=image, **common)
 
-    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend:
+    def open(self, sink: StatusSink, settings: BackendSettings) -> ExecutorBackend[Vertex]:
         from xmanager.executors.vertex.backend import VertexBackend
 
         return VertexBackend(sink, settings)
