@@ -2,7 +2,7 @@
 
     python bench/containers.py [--quick] [--units N] [--tmpdir DIR] [--keep]
 
-Starts its own private dockerd (``xmanager.executors.images.devengine``, state in the
+Starts its own private dockerd (``xmanager.testing.docker_engine``, state in the
 scratch folder, no registry, no host network changes) and imports the no-network Python
 base image (the host interpreter, cached under ``~/.cache/xmanager-test``); needs Debian's
 docker.io and root, else it says so and exits 0. The scratch folder is also the data folder
@@ -138,9 +138,9 @@ def main() -> int:
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    from xmanager.executors.images import devengine
+    from xmanager.testing import docker_engine
 
-    missing = devengine.missing_programs()
+    missing = docker_engine.missing_programs()
     if missing or os.geteuid() != 0 or shutil.which("docker") is None:
         reason = f"{', '.join(missing)} missing" if missing else ("not root" if os.geteuid() else "no docker CLI")
         print(f"containers: skipped ({reason}; needs Debian's docker.io and root)")
@@ -148,12 +148,12 @@ def main() -> int:
     units = args.units or (UNITS_QUICK if args.quick else UNITS)
     # dockerd's socket path must stay short, so the engine gets its own short folder.
     with scratch_dir("xmbench-containers-", args.keep, args.tmpdir, use_as_store=True) as work:
-        engine = devengine.start(os.path.join(work, "e"), registry=False)
+        engine = docker_engine.start(os.path.join(work, "e"), registry=False)
         os.environ["DOCKER_HOST"] = engine.docker_host
         try:
             client = engine.client()
             start = time.perf_counter()
-            base = devengine.python_base_image(client)
+            base = docker_engine.python_base_image(client)
             print(f"engine up, base image {base} ready in {time.perf_counter() - start:.1f} s\n")
             rows, tag = bench_build(engine, base, _app(work))
             print("image build caching (seconds)")

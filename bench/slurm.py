@@ -2,7 +2,7 @@
 
     python bench/slurm.py [--quick] [--peer-python PATH] [--tmpdir DIR] [--keep]
 
-Starts its own single-node dev cluster (``xmanager.executors.slurm.devcluster``, 16 CPUs,
+Starts its own single-node dev cluster (``xmanager.testing.slurm_cluster``, 16 CPUs,
 ``MaxArraySize=1001``, so arrays of 1,000 tasks) in the scratch folder, which is also the
 data folder and metadata store (``XM_DATA_DIR``); needs Debian's slurm-wlm and root, else
 it says so and exits 0. Three measurements, one run each:
@@ -252,11 +252,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     options = parser.parse_args()
 
-    from xmanager.executors.slurm import devcluster
+    from xmanager.testing import slurm_cluster
 
-    missing = devcluster.missing_programs()
+    missing = slurm_cluster.missing_programs()
     if missing:
-        print(f"slurm: skipped: {', '.join(missing)} not found on PATH; {devcluster.PACKAGE_HINT}")
+        print(f"slurm: skipped: {', '.join(missing)} not found on PATH; {slurm_cluster.PACKAGE_HINT}")
         return 0
     if os.geteuid() != 0:
         print("slurm: skipped: the dev cluster's daemons run as root; run this benchmark as root")
@@ -266,7 +266,7 @@ def main() -> int:
 
     with scratch_dir("xm-bench-slurm-", options.keep, options.tmpdir, use_as_store=True) as work:
         saved_conf = os.environ.get("SLURM_CONF")
-        cluster = devcluster.start(os.path.join(work, "cluster"), cpus=CPUS)
+        cluster = slurm_cluster.start(os.path.join(work, "cluster"), cpus=CPUS)
         os.environ["SLURM_CONF"] = cluster.conf
         try:
             config = dict(map(str.strip, line.split("=", 1)) for line in _slurm("scontrol", "show", "config")

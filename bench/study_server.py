@@ -23,7 +23,7 @@ from typing import Optional
 
 from _common import scratch_dir, table
 from _peer import make_venv, package_version, verdict
-from xmanager.executors.loopback import free_port, wait_listening
+from xmanager.testing.loopback import free_port, wait_listening
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV_DIR = os.path.join(HERE, ".peer-es-venv")

@@ -1,6 +1,6 @@
 """A sweep on Slurm: one job array, and the script exits while the units run.
 
-    python -m xmanager.executors.slurm.devcluster start /tmp/devslurm   # or use your cluster
+    xmanager devcluster slurm start /tmp/devslurm   # a test cluster (not for production), or use yours
     export SLURM_CONF=/tmp/devslurm/slurm.conf
     xmanager launch examples/slurm_sweep.py -- --partition=debug
     xmanager show <id>            # statuses, from one squeue call

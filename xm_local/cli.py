@@ -361,6 +361,9 @@ def _parser() -> argparse.ArgumentParser:
     from xmanager.xm_local import study_cli  # The study code itself is imported only when a subcommand runs.
 
     study_cli.register(commands)
+    from xmanager.testing import devcluster_cli  # Test servers (not for production), loaded when the command runs.
+
+    devcluster_cli.register(commands)
     return parser
 
 

@@ -97,7 +97,7 @@ def docker_client(timeout: int = 600, *, base_url: Optional[str] = None, max_poo
     except Exception as error:  # docker raises DockerException, requests errors or OSError here.
         raise DockerUnavailableError(
             f"cannot reach a Docker engine at {address}: {error}. Start Docker or set DOCKER_HOST "
-            "(for a private engine: python -m xmanager.executors.images.devengine start DIR)"
+            "(for a private test engine: xmanager devcluster docker start DIR)"
         ) from None
     return client
 

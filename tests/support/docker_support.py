@@ -13,12 +13,12 @@ import tempfile
 
 import attrs
 import pytest
-from xmanager.executors.images import devengine
+from xmanager.testing import docker_engine
 
 
 @attrs.define
 class DockerEnv:
-    engine: devengine.DevEngine
+    engine: docker_engine.DevEngine
     client: object
     python_image: str
 
@@ -34,20 +34,20 @@ class DockerEnv:
 
 def start_or_skip() -> tuple[DockerEnv, str]:
     """(the engine with the Python base image imported, its run folder to remove after stop)."""
-    missing = devengine.missing_programs(registry=True)
+    missing = docker_engine.missing_programs(registry=True)
     if missing:
         pytest.skip(f"Docker is not installed ({', '.join(missing)} missing); setup_scripts/test.sh installs docker.io")
     if os.geteuid() != 0:
         pytest.skip("the private Docker engine runs dockerd, which needs root")
     run_dir = tempfile.mkdtemp(prefix="xmdock-")
     try:
-        engine = devengine.start(run_dir, registry=True)
-    except devengine.DevEngineError as error:
+        engine = docker_engine.start(run_dir, registry=True)
+    except docker_engine.DevEngineError as error:
         shutil.rmtree(run_dir, ignore_errors=True)
         pytest.skip(f"dockerd could not start here: {error}")
     try:
         client = engine.client()
-        image = devengine.python_base_image(client)
+        image = docker_engine.python_base_image(client)
     except BaseException:
         engine.stop()
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -17,7 +17,7 @@ import tempfile
 import uuid
 
 import pytest
-from xmanager.executors.loopback import free_port
+from xmanager.testing.loopback import free_port
 
 
 def _bin_dir() -> str | None:

@@ -1,6 +1,6 @@
 """Starting a study server process on a free loopback port for a test."""
 
-from xmanager.executors.loopback import free_port, wait_listening
+from xmanager.testing.loopback import free_port, wait_listening
 from xmanager.xm_local.studyserver import server_process
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from xmanager import xm, xm_local
-from xmanager.executors.loopback import free_port
+from xmanager.testing.loopback import free_port
 
 pytestmark = pytest.mark.integration
 

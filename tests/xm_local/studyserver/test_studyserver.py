@@ -12,7 +12,7 @@ import time
 
 import pytest
 import requests
-from xmanager.executors.loopback import free_port, wait_listening
+from xmanager.testing.loopback import free_port, wait_listening
 from xmanager.xm_local.studyserver import Client, StudyServerError, StudyState, serve, server_process
 from xmanager.xm_local.studyserver.state import participants_db_path
 

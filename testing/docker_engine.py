@@ -1,5 +1,7 @@
 """A private Docker engine (and registry) in a folder, for tests, benchmarks and trying containers.
 
+NOT FOR PRODUCTION: the engine and the registry listen without TLS or authentication.
+
 Needs Debian's ``docker.io`` (dockerd, containerd, runc) and root; ``docker-registry`` for the
 registry. Everything the engine keeps (images, containers, sockets, pid files, logs) lives
 under the run folder, so it never touches a system engine. The daemons are children of the
@@ -8,8 +10,9 @@ process that started them and are stopped by PID.
 By default the engine makes no host network changes (``--bridge=none --iptables=false``):
 containers get ``host`` or ``none`` networking only, and builds run on the host network.
 
-    python -m xmanager.executors.images.devengine start DIR   # prints: export DOCKER_HOST=...
-    python -m xmanager.executors.images.devengine stop DIR
+    xmanager devcluster docker start DIR   # prints: export DOCKER_HOST=...
+    xmanager devcluster docker status DIR
+    xmanager devcluster docker stop DIR
 
 With no public registry reachable, :func:`python_base_image` makes a small Python image from
 the host's own interpreter (its binary, stdlib, the shared libraries ``ldd`` lists, and
@@ -18,7 +21,6 @@ busybox for a shell), cached as a tarball between runs.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -32,7 +34,7 @@ import time
 from typing import Any, Optional
 
 import attrs
-from xmanager.executors.loopback import free_port
+from xmanager.testing.loopback import free_port
 
 PACKAGE_HINT = "install Debian's docker.io (apt-get install docker.io)"
 REGISTRY_HINT = "install Debian's docker-registry (apt-get install docker-registry)"
@@ -95,6 +97,15 @@ class DevEngine:
 
     def env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.docker_host}
+
+    def status(self) -> str:
+        """One line: whether the engine (and registry) run, and the ``DOCKER_HOST`` to use."""
+        if not _alive(self.dockerd_pid):
+            return f"stopped (dockerd {self.dockerd_pid} recorded in {self.run_dir} is gone)"
+        registry = ""
+        if self.registry_pid is not None:
+            registry = f"; registry {self.registry}" + ("" if _alive(self.registry_pid) else " (stopped)")
+        return f"running: dockerd pid {self.dockerd_pid}; DOCKER_HOST={self.docker_host}{registry}"
 
     def client(self) -> Any:
         import docker
@@ -390,29 +401,3 @@ def _write_rootfs(
 
 def _no_pycache(info: tarfile.TarInfo) -> Optional[tarfile.TarInfo]:
     return None if "__pycache__" in info.name else info
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xmanager.executors.images.devengine", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    start_parser = sub.add_parser("start", help="start dockerd (+ registry) with its state under DIR")
-    start_parser.add_argument("dir")
-    start_parser.add_argument("--no-registry", action="store_true")
-    start_parser.add_argument("--python-image", action="store_true", help="also import the test Python base image")
-    stop_parser = sub.add_parser("stop", help="stop what `start DIR` started")
-    stop_parser.add_argument("dir")
-    args = parser.parse_args(argv)
-    if args.command == "start":
-        engine = start(args.dir, registry=not args.no_registry)
-        print(f"export DOCKER_HOST={engine.docker_host}")
-        if engine.registry:
-            print(f"# registry: {engine.registry}")
-        if args.python_image:
-            print(f"# python base image: {python_base_image(engine.client())}")
-        return 0
-    load(args.dir).stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

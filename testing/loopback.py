@@ -1,4 +1,7 @@
-"""Ports on 127.0.0.1 for the private servers we start: dev clusters, engines, registries, test servers."""
+"""Ports on 127.0.0.1 for the private servers we start: dev clusters, engines, registries, test servers.
+
+Test infrastructure (see :mod:`xmanager.testing`), not for production.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A single-node Slurm cluster in a folder, for tests, benchmarks and trying the executor.
+"""A single-node Slurm cluster in a folder, for tests, benchmarks and trying the executor. NOT FOR PRODUCTION.
 
 Needs Debian's ``slurm-wlm`` (slurmctld, slurmd and the clients) and root (the daemons
 run as root with ``auth/none``, so no munge is needed). Every state, spool, pid and log
@@ -10,25 +10,26 @@ With ``accounting=True`` it also runs a private MariaDB (on loopback, data under
 run folder) and ``slurmdbd``, so ``sacct`` works (needs Debian's ``slurmdbd`` and
 ``mariadb-server``).
 
-    python -m xmanager.executors.slurm.devcluster start DIR   # prints: export SLURM_CONF=...
-    python -m xmanager.executors.slurm.devcluster stop DIR
+    xmanager devcluster slurm start DIR   # prints: export SLURM_CONF=...
+    xmanager devcluster slurm status DIR
+    xmanager devcluster slurm stop DIR
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from typing import Any, Optional
 
 import attrs
-from xmanager.executors.loopback import free_port, wait_listening
+from xmanager.testing.loopback import free_port, wait_listening
 
 PACKAGE_HINT = "install Debian's slurm-wlm (apt-get install slurm-wlm)"
+_PIDS = "daemons.pids"
+_DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd")
 
 _CONF = """\
 ClusterName=xmdev
@@ -236,40 +237,53 @@ def _wait_idle(cluster: DevCluster, env: dict[str, str], timeout: float) -> None
     raise DevClusterError(f"the node is not idle after {timeout:.0f} s (state {state!r}); see {cluster.run_dir}")
 
 
-def _main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xmanager.executors.slurm.devcluster", description=__doc__)
-    parser.add_argument("action", choices=("start", "stop"))
-    parser.add_argument("run_dir")
-    parser.add_argument("--cpus", type=int, default=16)
-    args = parser.parse_args(argv)
-    pids = os.path.join(args.run_dir, "daemons.pids")
-    if args.action == "start":
-        cluster = start(args.run_dir, cpus=args.cpus)
-        with open(pids, "w") as handle:
-            handle.write(" ".join(str(process.pid) for process in cluster.processes))
-        print(f"export SLURM_CONF={cluster.conf}")
-        return 0
+def record(cluster: DevCluster) -> None:
+    """Writes the daemons' PIDs in the run folder, for :func:`stop_recorded` from another process."""
+    with open(os.path.join(cluster.run_dir, _PIDS), "w") as handle:
+        handle.write(" ".join(str(process.pid) for process in cluster.processes))
+
+
+def _recorded_daemons(run_dir: str) -> Optional[list[int]]:
+    """PIDs :func:`record` wrote that still belong to a Slurm (or MariaDB) daemon; None without a record."""
     try:
-        with open(pids) as handle:
+        with open(os.path.join(run_dir, _PIDS)) as handle:
             numbers = [int(pid) for pid in handle.read().split()]
     except FileNotFoundError:
-        print(f"no dev cluster in {args.run_dir}", file=sys.stderr)
-        return 1
-    conf = os.path.join(args.run_dir, "slurm.conf")
-    subprocess.run(["scancel", "--quiet", f"--user={os.getuid()}"], env={**os.environ, "SLURM_CONF": conf},
-                   capture_output=True)
-    time.sleep(1)  # Let slurmd stop the jobs' steps before it goes.
+        return None
+    alive = []
     for pid in numbers:
         try:
             with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() not in ("slurmctld", "slurmd", "slurmdbd", "mariadbd"):
-                    continue  # The PID was reused by another program.
-            os.kill(pid, signal.SIGTERM)
-        except (FileNotFoundError, ProcessLookupError):
+                if handle.read().strip() in _DAEMONS:  # Else the PID was reused by another program.
+                    alive.append(pid)
+        except FileNotFoundError:
             pass
-    os.remove(pids)
-    return 0
+    return alive
 
 
-if __name__ == "__main__":
-    sys.exit(_main())
+def status(run_dir: str) -> str:
+    """One line: whether the recorded cluster of ``run_dir`` runs, and its ``SLURM_CONF``."""
+    alive = _recorded_daemons(run_dir)
+    if alive is None:
+        raise DevClusterError(f"no dev cluster recorded in {run_dir}")
+    if not alive:
+        return f"stopped (the daemons recorded in {run_dir} are gone)"
+    return f"running: {len(alive)} daemon(s), pids {' '.join(map(str, alive))}; SLURM_CONF={run_dir}/slurm.conf"
+
+
+def stop_recorded(run_dir: str) -> None:
+    """Cancels every job and stops the daemons :func:`record` wrote."""
+    alive = _recorded_daemons(run_dir)
+    if alive is None:
+        raise DevClusterError(f"no dev cluster recorded in {run_dir}")
+    if alive:
+        conf = os.path.join(run_dir, "slurm.conf")
+        subprocess.run(["scancel", "--quiet", f"--user={os.getuid()}"], env={**os.environ, "SLURM_CONF": conf},
+                       capture_output=True)
+        time.sleep(1)  # Let slurmd stop the jobs' steps before it goes.
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    os.remove(os.path.join(run_dir, _PIDS))
