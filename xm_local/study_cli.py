@@ -2,9 +2,10 @@
 
 ``register(subparsers)`` adds the ``study`` command to the ``xmanager`` parser; everything after ``study`` is
 read as experiment-server reads its own arguments, so ``xmanager study ARGS`` does what ``experiment-server
-ARGS`` does: the same subcommands and aliases, options, help pages, messages (loguru-style log lines on
-stderr), files, stdout bytes and exit statuses (see docs/studies.md), except that the sample file's text is
-ours, and that ``run`` on an address other than loopback needs ``--token TOKEN`` (or ``--insecure``):
+ARGS`` does: the same subcommands and aliases, options, help page layout, messages (loguru-style log lines
+on stderr), files, stdout bytes and exit statuses (see docs/studies.md), except that the help pages'
+descriptions and the sample file's text are ours, and that ``run`` on an address other than loopback needs
+``--token TOKEN`` (or ``--insecure``):
 
     xmanager study new-config-file study.toml         # (n, new) our commented sample study file
     xmanager study verify-config-file study.toml      # (v, verify) block orders of participants 1..5
@@ -39,12 +40,10 @@ Options:
 
 Commands:
   generate-config-json (g,generate)
-                                  Generate json config files after
-                                  processing...
-  new-config-file (n,new)         Create a new config file.
-  run (r)                         Launch server with the `config-file` used
-                                  to...
-  verify-config-file (v,verify)   Verify if the config-file provided is valid
+                                  Write participants' block configs as JSON.
+  new-config-file (n,new)         Write a commented sample study file.
+  run (r)                         Serve the study in CONFIG_FILE over HTTP.
+  verify-config-file (v,verify)   Check a study file by expanding it.
 """
 
 _HELP_OPTION = "  --help  Show this message and exit.\n"
@@ -107,10 +106,13 @@ def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803
                 Option(("-r", "--participant-range"), "participant_range", "int"),
                 Option(("-d", "--out-dir"), "out_dir", "dir"),
             ),
-            "\n  Generate json config files after processing config-file for\n"
-            "  participant_index or  till participant_range. If `out_location` is passed,\n"
-            "  it is expected to be a directory. If not passed will write out the config's\n"
-            "  to stdout, one line per participant.\n\n"
+            "\n  Write participants' block configs as JSON.\n\n"
+            "  Expands CONFIG_FILE for one participant (-i N) or for participants 1 to N\n"
+            "  (-r N; with both, -r wins) and writes, for each participant, the list of its\n"
+            "  blocks' configs. With -d, each list goes to a file of its own,\n"
+            "  DIRECTORY/<name>-participant_<N>.json, where <name> is CONFIG_FILE's name\n"
+            "  without `.toml`, and the folder is created if it is missing; without -d, the\n"
+            "  lists are printed to stdout back to back, with nothing between them.\n\n"
             "Options:\n"
             "  -i, --participant-index INTEGER\n"
             "  -r, --participant-range INTEGER\n"
@@ -119,10 +121,12 @@ def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803
         ),
         Command(
             "new-config-file", ("n", "new"), "NEW_FILE_LOCATION", "text", (),
-            "\n  Create a new config file.\n\n"
-            "  If parameter does not end with `.toml` assums it is a directory and create a\n"
-            "  directory. If parameter is directory, creates a file named `new_config.toml`\n"
-            "  in the directory. If parents do not exists, create them all!.\n\n"
+            "\n  Write a commented sample study file.\n\n"
+            "  If NEW_FILE_LOCATION ends in `.toml`, it names the file to write, and\n"
+            "  missing parent folders are made. Any other location is taken as a folder to\n"
+            "  create (with its parents), and the file is written in it as\n"
+            "  `new_config.toml`. An existing file is never overwritten, and an existing\n"
+            "  location that does not end in `.toml` is refused.\n\n"
             "Options:\n" + _HELP_OPTION,
         ),
         Command(
@@ -134,7 +138,12 @@ def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803
                 Option(("-a", "--ask-default-participant-index"), "ask_default_participant_index", "flag",
                        callback=_ask_default_participant_index),
             ),
-            "\n  Launch server with the `config-file` used to setup the configurations\n\n"
+            "\n  Serve the study in CONFIG_FILE over HTTP.\n\n"
+            "  Starts the study server (experiment-server's REST API under /api/, and a web\n"
+            "  page at /) on HOST:PORT, 127.0.0.1:5000 unless -h or -p say otherwise.\n"
+            "  Requests that name no participant act on the default participant index: -i,\n"
+            "  or typed in at a prompt with -a. Edits to CONFIG_FILE are picked up by the\n"
+            "  next API request.\n\n"
             "Options:\n"
             "  -i, --default-participant-index INTEGER RANGE\n"
             "                                  [x>=1]\n"
@@ -142,7 +151,7 @@ def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803
             "  -p, --port TEXT\n"
             "  -a, --ask-default-participant-index\n"
             "  --help                          Show this message and exit.\n",
-            # Ours, off the help page so that it stays experiment-server's: an access token for POST and PUT
+            # Ours, off the help page so that it lists 0.3.9's options only: an access token for POST and PUT
             # (default $XM_STUDY_TOKEN; needed to bind anything but loopback), serving another address without
             # one, and keeping the participants in <config>.participants.sqlite3.
             hidden=(
@@ -153,7 +162,11 @@ def _COMMANDS(Command: Any, Option: Any) -> tuple[Any, ...]:  # noqa: N802, N803
         ),
         Command(
             "verify-config-file", ("v", "verify"), "CONFIG_FILE", "path", (),
-            "\n  Verify if the config-file provided is valid\n\nOptions:\n" + _HELP_OPTION,
+            "\n  Check a study file by expanding it.\n\n"
+            "  Expands CONFIG_FILE for participants 1 to 5 and logs a table of the blocks\n"
+            "  each of them gets, in order. If the file has a problem, the error is logged\n"
+            "  with its traceback instead.\n\n"
+            "Options:\n" + _HELP_OPTION,
         ),
     )
 

@@ -1,8 +1,9 @@
 """``xmanager study``: experiment-server 0.3.9's command line, output for output.
 
 Each subcommand is checked for what 0.3.9 prints (stdout bytes, loguru-style lines on stderr), the files it
-writes and its exit status; click's option syntax and error text; and, with ``$XM_PEER_EXPERIMENT_SERVER``
-set to 0.3.9's ``experiment-server`` executable, side by side with it.
+writes and its exit status; click's option syntax and error text; the help pages' layout (their descriptions
+are worded by us); and, with ``$XM_PEER_EXPERIMENT_SERVER`` set to 0.3.9's ``experiment-server`` executable,
+side by side with it.
 """
 
 from __future__ import annotations
@@ -265,28 +266,81 @@ def test_option_syntax_is_click_s(sample: pathlib.Path, capsys: pytest.CaptureFi
     assert _run(capsys, "g", str(sample), "-i", " 1")[1] == one  # int() of the text, as click.
 
 
-def test_help_pages_are_experiment_server_s(capsys: pytest.CaptureFixture[str]) -> None:
+def _help_structure(page: str) -> tuple[str, list[tuple[str, int]], str]:
+    """What a click help page shares with 0.3.9's: its usage line, the commands it lists (with the column
+    their descriptions start at) and its ``Options:`` section, verbatim. The descriptions are ours: each
+    is checked to be one or more paragraphs indented by two and wrapped as click wraps them (78 columns)."""
+    lines = page.splitlines()
+    assert lines[0].startswith("Usage: ") and lines[1] == ""
+    blocks = "\n".join(lines[2:]).split("\n\n")
+    sections = {block.split("\n", 1)[0]: block for block in blocks if block.endswith(":") or ":\n" in block[:12]}
+    for block in blocks:
+        if block.split("\n", 1)[0] in sections:
+            continue
+        assert block.strip() and all(line.startswith("  ") and len(line) <= 78 for line in block.splitlines())
+    commands: list[tuple[str, int]] = []
+    rows = sections.get("Commands:", "").splitlines()[1:]
+    for index, row in enumerate(rows):
+        if row[2:3] == " ":
+            continue  # The rest of a description.
+        name, gap, _ = row[2:].partition("  ")
+        if gap:
+            column = 2 + len(name) + len(row[2 + len(name):]) - len(row[2 + len(name):].lstrip())
+        else:
+            column = len(rows[index + 1]) - len(rows[index + 1].lstrip())
+        commands.append((name, column))
+    return lines[0], commands, sections.get("Options:", "")
+
+
+def test_help_pages_have_experiment_server_s_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    """0.3.9's usage lines, commands, options, metavars, order and columns; descriptions worded by us."""
     code, out, err = _run(capsys, "--help")
     assert (code, err) == (0, "")
-    assert out.startswith("Usage: xmanager study [OPTIONS] COMMAND [ARGS]...\n\nOptions:\n  --help  Show this message")
-    assert "  run (r)                         Launch server with the `config-file` used\n" in out
-    assert _run(capsys)[0] == 2 and _run(capsys)[2] == out  # No arguments: the help, on stderr, status 2.
-    code, out, _ = _run(capsys, "g", "--help")
-    assert code == 0 and out == (
-        "Usage: xmanager study g [OPTIONS] CONFIG_FILE\n\n"
-        "  Generate json config files after processing config-file for\n"
-        "  participant_index or  till participant_range. If `out_location` is passed,\n"
-        "  it is expected to be a directory. If not passed will write out the config's\n"
-        "  to stdout, one line per participant.\n\n"
-        "Options:\n"
-        "  -i, --participant-index INTEGER\n"
-        "  -r, --participant-range INTEGER\n"
-        "  -d, --out-dir DIRECTORY\n"
-        "  --help                          Show this message and exit.\n"
+    assert _help_structure(out) == (
+        "Usage: xmanager study [OPTIONS] COMMAND [ARGS]...",
+        [("generate-config-json (g,generate)", 34), ("new-config-file (n,new)", 34), ("run (r)", 34),
+         ("verify-config-file (v,verify)", 34)],
+        "Options:\n  --help  Show this message and exit.",
     )
+    assert _run(capsys)[0] == 2 and _run(capsys)[2] == out  # No arguments: the help, on stderr, status 2.
+    options = {
+        ("g", "CONFIG_FILE"): "  -i, --participant-index INTEGER\n"
+                              "  -r, --participant-range INTEGER\n"
+                              "  -d, --out-dir DIRECTORY\n"
+                              "  --help                          Show this message and exit.",
+        ("run", "CONFIG_FILE"): "  -i, --default-participant-index INTEGER RANGE\n"
+                                "                                  [x>=1]\n"
+                                "  -h, --host TEXT\n"
+                                "  -p, --port TEXT\n"
+                                "  -a, --ask-default-participant-index\n"
+                                "  --help                          Show this message and exit.",
+        ("new-config-file", "NEW_FILE_LOCATION"): "  --help  Show this message and exit.",
+        ("verify", "CONFIG_FILE"): "  --help  Show this message and exit.",
+    }
+    for (name, argument), section in options.items():
+        code, out, err = _run(capsys, name, "--help")
+        assert (code, err) == (0, "")
+        assert _help_structure(out) == (f"Usage: xmanager study {name} [OPTIONS] {argument}", [], f"Options:\n{section}")
+        assert out.endswith("\n") and "\n\n\n" not in out
     code, out, _ = _run(capsys, "run", "--help")
-    assert code == 0 and "  -a, --ask-default-participant-index\n" in out
     assert "--token" not in out and "--insecure" not in out and "--persist" not in out  # Ours, hidden.
+
+
+def test_help_descriptions_state_our_behaviour(capsys: pytest.CaptureFixture[str]) -> None:
+    """The facts the descriptions give, as the other tests here and in studyserver/ check them."""
+    def text(*argv: str) -> str:  # A help page's words, its lines joined.
+        return " ".join(_run(capsys, *argv, "--help")[1].split())
+
+    assert "for participants 1 to 5 and logs a table" in text("verify-config-file")
+    generate = text("generate-config-json")
+    assert "(-r N; with both, -r wins)" in generate and "DIRECTORY/<name>-participant_<N>.json" in generate
+    assert "printed to stdout back to back, with nothing between them" in generate
+    new = text("new-config-file")
+    assert "written in it as `new_config.toml`" in new and "An existing file is never overwritten" in new
+    assert "on HOST:PORT, 127.0.0.1:5000 unless" in text("run") and "picked up by the next API request" in text("r")
+    group = text()
+    assert "new-config-file (n,new) Write a commented sample study file." in group
+    assert "run (r) Serve the study in CONFIG_FILE over HTTP." in group
 
 
 # ---- run ----------------------------------------------------------------------------------------
@@ -443,8 +497,8 @@ def _normalized(text: str, prog: str) -> str:
         ["verify-config-file", "s.toml"], ["generate-config-json", "s.toml", "-r", "4"],
         ["g", "s.toml", "-i", "2", "-r", "3", "-d", "out"], ["generate", "s.toml"], ["g", "s.toml", "-i", "0"],
         ["g", "bad.toml", "-r", "2"], ["v", "bad.toml"], ["new-config-file", "s.toml"], ["new", "."],
-        ["g", "s.toml", "--out"], ["run", "s.toml", "-i", "0"], ["v", "--help"], ["g", "--help"], ["run", "--help"],
-        ["new-config-file", "--help"], ["bogus"], ["v"], ["g", "s.toml", "-d", "s.toml", "-i", "1"],
+        ["g", "s.toml", "--out"], ["run", "s.toml", "-i", "0"], ["bogus"], ["v"],
+        ["g", "s.toml", "-d", "s.toml", "-i", "1"],
     ],
 )
 def test_side_by_side_with_experiment_server(tmp_path: pathlib.Path, argv: list[str]) -> None:
@@ -454,6 +508,22 @@ def test_side_by_side_with_experiment_server(tmp_path: pathlib.Path, argv: list[
 
     peer, ours = _side_by_side(tmp_path, argv, setup)
     assert peer == ours
+
+
+@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["v", "--help"], ["g", "--help"], ["generate-config-json", "--help"], ["run", "--help"],
+     ["r", "--help"], ["new-config-file", "--help"], ["verify-config-file", "--help"]],
+)
+def test_side_by_side_help_layout(tmp_path: pathlib.Path, argv: list[str]) -> None:
+    """Help pages as 0.3.9's in all but the descriptions, which we word ourselves: the same exit status, usage
+    line, commands and aliases (but ``ui``, which we do not offer), options, metavars, order and columns."""
+    peer, ours = _side_by_side(tmp_path, argv, lambda folder: None)
+    assert (peer[0], peer[2], peer[3]) == (ours[0], ours[2], ours[3]) == (0, "", {})
+    usage, commands, options = _help_structure(peer[1])
+    commands = [(name, column) for name, column in commands if name != "ui (ui)"]
+    assert _help_structure(ours[1]) == (usage, commands, options)
 
 
 def _side_by_side(tmp_path: pathlib.Path, argv: list[str], setup, peer_env: dict[str, str] | None = None) -> list:

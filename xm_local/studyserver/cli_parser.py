@@ -3,8 +3,8 @@
 :func:`parse` reads ``[--help] COMMAND [ARGS]...`` the way click 8 reads experiment-server's command group:
 the same option syntax (``-i3``, ``--participant-index=3``, ``--``, options after arguments, the last of a
 repeated option wins), the same checks in the same order (eager options first, then the options in the order
-given, then the argument), the same help pages and the same error text (``Usage: ...``, ``Try '... --help'
-for help.``, ``Error: ...``), exit status 2.
+given, then the argument), help pages in click's layout (the descriptions on them are the caller's) and the
+same error text (``Usage: ...``, ``Try '... --help' for help.``, ``Error: ...``), exit status 2.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ Differences from 0.3.9:
 
 * With ``persist``, participants and their block ids are kept on disk (see :mod:`.state`) and a restart
   loses nothing; by default they live in memory, as in 0.3.9.
-* The config file is reloaded when its modification time or size changes (checked at most once
-  per second, when a request arrives). A broken file is logged and the previous config is kept.
+* The config file is reloaded when its modification time, size or inode changes, which is checked before
+  each API call is answered (every GET, and every POST or PUT that passes the token check), whereas 0.3.9
+  watches the file from a thread. A broken file is logged and the previous config is kept.
 * The server binds 127.0.0.1 by default, as 0.3.9. Binding any other address needs an access token unless
   ``insecure=True`` (0.3.9 binds it without one): unauthenticated, anyone who can reach the server could move
   participants. When a token is set, every POST and PUT to the API must carry ``Authorization: Bearer <token>``
