@@ -55,14 +55,9 @@ def _import_script(path: str) -> Any:
 
 
 def _failed_units(experiment_ids: list[int]) -> int:
-    from xmanager.xm_local.store import Store
+    from xmanager.xm_local.experiment import get_experiment
 
-    store = Store(config.database_url())
-    try:
-        rows = [store.get_experiment(experiment_id) for experiment_id in experiment_ids]
-    finally:
-        store.close()
-    return sum(row.status_counts.get("failed", 0) for row in rows if row is not None)
+    return sum(get_experiment(experiment_id).status_counts.get("failed", 0) for experiment_id in experiment_ids)
 
 
 def _one_line(error: BaseException) -> str:
@@ -171,28 +166,22 @@ def _compact(value: dict[str, Any], width: int = 60) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
     experiment.refresh()  # Units on cluster executors: one status query per executor.
-    if experiment._live:
-        experiment = _experiment(args.experiment_id)  # Counts as stored after the refresh.
     print(f"experiment {experiment.experiment_id}: {experiment.title!r}  created {_when(experiment.created_at)}")
     if experiment.tags:
         print(f"tags: {', '.join(experiment.tags)}")
     print(f"units: {_summary(experiment.status_counts)}")
-    store = experiment._store
-    rows = [
-        (
-            unit.work_unit_id, unit.status, "" if unit.exit_code is None else unit.exit_code,
-            _compact(unit.args), _compact(unit.results or {}), unit.message or "",
-        )
-        for unit in store.units(experiment.experiment_id)
-    ]
+    units = experiment.work_units.values()
+    rows = []
+    for unit in units:
+        status = unit.get_status()
+        exit_code = "" if status.exit_code is None else status.exit_code
+        rows.append((unit.work_unit_id, status.status, exit_code, _compact(unit.args), _compact(unit.results),
+                     status.message))
     if rows:
         print(_table(("WU", "STATUS", "EXIT", "ARGS", "RESULTS", "MESSAGE"), rows))
-    # Executors with a web console (Vertex AI) keep a link in the job's handle as ``console_url``.
-    links = [
-        (job.work_unit_id, job.job_name, url)
-        for job in store.jobs(experiment.experiment_id)
-        if (url := (job.handle or {}).get("data", {}).get("console_url"))
-    ]
+    # Executors with a web console (Vertex AI) give each job a link.
+    links = [(unit.work_unit_id, job.name, job.console_url) for unit in units for job in unit.jobs.values()
+             if job.console_url]
     if links:
         print("links:")
         for unit_id, job_name, url in links:
@@ -200,95 +189,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _handle(job: Any) -> Any:
-    """The executor handle of a stored job row."""
-    from xmanager.executors.api import Handle
-
-    return Handle(job.executor, job.experiment_id, job.work_unit_id, job.job_name, (job.handle or {}).get("data", {}))
-
-
-def _backends() -> Any:
-    """Opens each executor's backend once, on first use; a context manager that closes them."""
-    import contextlib
-
-    from xmanager.executors.api import BackendSettings
-    from xmanager.xm_local import registry
-
-    @contextlib.contextmanager
-    def opened() -> Any:
-        backends: dict[str, Any] = {}
-
-        def get(name: str) -> Any:
-            if name not in backends:
-                backends[name] = registry.plugin(name).open(lambda update: None, BackendSettings())
-            return backends[name]
-
-        try:
-            yield get
-        finally:
-            for backend in backends.values():
-                backend.close()
-
-    return opened()
-
-
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from xmanager.xm.status import TERMINAL_VALUES
-    from xmanager.xm_local.store import writer as sql
-
     experiment = _experiment(args.experiment_id)
-    store = experiment._store
-    now = time.time()
     message = "cancelled by xmanager cancel"
-    unit_id = args.work_unit
-    unfinished = [
-        job for job in store.jobs(experiment.experiment_id, unit_id) if job.status not in TERMINAL_VALUES
-    ]
-    for job in unfinished:
-        # Record the cancellation first, so the launcher's own report of the kill cannot overwrite it.
-        store.writer.put(
-            sql.UPDATE_JOB,
-            {
-                "experiment_id": job.experiment_id, "work_unit_id": job.work_unit_id, "job_name": job.job_name,
-                "status": "cancelled", "message": message, "exit_code": None,
-                "host": None, "handle": None, "started_at": None, "ended_at": now,
-            },
-        )
-    units = [unit for unit in store.units(experiment.experiment_id, unit_id) if unit.status not in TERMINAL_VALUES]
-    for unit in units:
-        store.writer.put(
-            sql.UPDATE_UNIT,
-            {
-                "experiment_id": unit.experiment_id, "work_unit_id": unit.work_unit_id, "status": "cancelled",
-                "message": message, "exit_code": None, "host": None, "started_at": None, "ended_at": now,
-            },
-        )
-    store.writer.flush()
-    by_executor: dict[str, list[Any]] = {}
-    for job in unfinished:
-        if job.handle:
-            by_executor.setdefault(job.executor, []).append(_handle(job))
-    with _backends() as backend:
-        for name, handles in by_executor.items():
-            backend(name).cancel(handles)
-    print(f"cancelled {len(units)} work unit(s) of experiment {experiment.experiment_id}")
+    if args.work_unit is None:
+        count = experiment.cancel(message)
+    else:
+        unit = experiment.work_units.get(args.work_unit)
+        count = int(unit is not None and unit.get_status().is_active)
+        if unit is not None:
+            unit.stop(message=message)
+    print(f"cancelled {count} work unit(s) of experiment {experiment.experiment_id}")
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
-    jobs = experiment._store.jobs(experiment.experiment_id, args.work_unit)
-    if args.work_unit is not None and not jobs:
-        raise UsageError(f"experiment {experiment.experiment_id} has no work unit {args.work_unit}")
+    units = list(experiment.work_units.values())
+    if args.work_unit is not None:
+        units = [unit for unit in units if unit.work_unit_id == args.work_unit]
+        if not units or not units[0].jobs:
+            raise UsageError(f"experiment {experiment.experiment_id} has no work unit {args.work_unit}")
     streams = ("stdout", "stderr") if args.stream == "both" else (args.stream,)
-    with _backends() as backend:
-        for job in jobs:
-            if args.job and job.job_name != args.job:
+    for unit in units:
+        for job in unit.jobs.values():
+            if args.job and job.name != args.job:
                 continue
-            files = backend(job.executor).logs(_handle(job))
+            files = unit.logs(job.name)
             for stream in streams:
                 path = getattr(files, stream)
-                print(f"==> work unit {job.work_unit_id}, job {job.job_name}, {stream}: {path} <==")
+                print(f"==> work unit {unit.work_unit_id}, job {job.name}, {stream}: {path} <==")
                 if path and os.path.exists(path):
                     with open(path, encoding="utf-8", errors="replace") as log:
                         sys.stdout.write(log.read())

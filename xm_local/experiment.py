@@ -1,10 +1,16 @@
 """Local experiments: the control plane that launches units and records everything.
 
-``create_experiment`` inserts the experiment, then each ``add()`` assigns a unit id,
-queues its rows for the store writer, and hands the jobs to their executor plugin.
-Status updates arrive through one sink, update the in-memory units and are queued for
-the store. Leaving the ``with`` block waits for the units, flushes the store and
+``create_experiment`` inserts the experiment; each ``add()`` creates a unit in the experiment's
+unit state machine (:mod:`.unit_state`, shared by threads through :mod:`.tracking`), queues its
+row for the store and hands its jobs to their executors (:mod:`.launching`). Executors report
+through one sink; the state machine is the one owner of every status, and its changes go to the
+store in order. Leaving ``with`` or ``async with`` (one :meth:`LocalExperiment._finish`) waits
+for the units this process runs, says how to follow detached ones, flushes the store and
 reports failed units in one summary.
+
+``get_experiment`` gives the same object for a stored experiment: its units are read from the
+store (:mod:`.loading`), followed by polling (:mod:`.following`), and can be stopped, cancelled
+or added to from any process.
 """
 
 from __future__ import annotations
@@ -12,36 +18,38 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import functools
 import getpass
-import json
 import os
 import sys
-import threading
 import time
-from collections import ChainMap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-import attrs
-from xmanager.executors.api import (
-    BackendSettings,
-    ExecutorBackend,
-    ExecutorPlugin,
-    Handle,
-    JobLaunch,
-    StatusUpdate,
-    UnitLaunch,
-)
+from xmanager.executors.api import BackendSettings, LogFiles
 from xmanager.xm import core
-from xmanager.xm.args import merge_args
 from xmanager.xm.job_blocks import Executable, Job, Packageable
-from xmanager.xm.status import TERMINAL_VALUES, ExperimentUnitStatus, Status, combine
-from xmanager.xm.utils import env_expanding_escaper
+from xmanager.xm.status import TERMINAL_VALUES, Status
 from xmanager.xm_local import config, registry
-from xmanager.xm_local.store import ExperimentRow, Store, UnitRow, wait_pending_writes
-from xmanager.xm_local.store import writer as sql
+from xmanager.xm_local.backends import Backends
+from xmanager.xm_local.following import Follower
+from xmanager.xm_local.launching import Launcher
+from xmanager.xm_local.loading import StoredUnits
+from xmanager.xm_local.store import ExperimentRow, Store, wait_pending_writes
+from xmanager.xm_local.tracking import UnitTracker
+from xmanager.xm_local.unit_state import JobState, UnitState, UnitStateMachine
+from xmanager.xm_local.work_unit import LocalContextAnnotations, LocalJob, LocalWorkUnit
+
+__all__ = [
+    "LocalContextAnnotations", "LocalExperiment", "LocalJob", "LocalWorkUnit", "create_experiment",
+    "created_experiments", "get_experiment", "list_experiments", "package",
+]
 
 _MAX_SUMMARY_LINES = 20
+#: Followed units are polled first after this many seconds, then less and less often.
+_FIRST_POLL_S, _MAX_POLL_S = 0.2, 5.0
+#: How often a waiting launcher looks for units that another process recorded as cancelled.
+_WATCH_S = 1.0
 
 #: When set (by ``xmanager launch``), experiments created in this context are appended to it.
 created_experiments: contextvars.ContextVar[Optional[list[int]]] = contextvars.ContextVar(
@@ -49,186 +57,64 @@ created_experiments: contextvars.ContextVar[Optional[list[int]]] = contextvars.C
 )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str)
-
-
-class _JobState:
-    __slots__ = ("name", "plugin", "status", "message", "exit_code", "handle", "stderr")
-
-    def __init__(self, name: str, plugin: str, stderr: Optional[str]) -> None:
-        self.name = name
-        self.plugin = plugin
-        self.status = Status.PENDING
-        self.message = ""
-        self.exit_code: Optional[int] = None
-        self.handle: Optional[Handle] = None
-        self.stderr = stderr
-
-
-class LocalWorkUnit(core.WorkUnit):
-    """A work unit of a local experiment (live, or loaded from the store)."""
-
-    experiment: LocalExperiment
-
-    def __init__(self, experiment: LocalExperiment, work_unit_id: int, role: core.ExperimentUnitRole, identity: str) -> None:
-        super().__init__(experiment, role=role, identity=identity)
-        self.work_unit_id = work_unit_id
-        self._params: dict[str, Any] = {}
-        self._jobs: dict[str, _JobState] = {}
-        self._results: dict[str, Any] = {}
-        self._status = Status.PENDING
-        self._message = ""
-        self._exit_code: Optional[int] = None
-        self._sealed = False  # True once no more jobs can be added.
-        self._generator_failed = False
-        self._pset: Optional[core.PsetInfo] = None
-        self._detached = False  # Its jobs run on an executor that goes on without this process.
-        self._done = threading.Event()
-
-    @classmethod
-    def _from_row(cls, experiment: LocalExperiment, row: UnitRow) -> LocalWorkUnit:
-        unit = cls(experiment, row.work_unit_id, core.WorkUnitRole(), "")
-        unit._params = row.args
-        unit._results = row.results or {}
-        unit._status = Status(row.status)
-        unit._message = row.message or ""
-        unit._exit_code = row.exit_code
-        unit._sealed = True
-        if row.pset_hash is not None:
-            unit._pset = core.PsetInfo(row.pset_hash, row.pset_id, row.run_id, row.run_seq, row.pset_seq, row.calc_dir)
-        if unit._status.is_terminal:
-            unit._done.set()
-        return unit
-
-    # ---- reading ----------------------------------------------------------------------
-    @property
-    def args(self) -> dict[str, Any]:
-        return dict(self._params)
-
-    @property
-    def results(self) -> dict[str, Any]:
-        """What the unit's jobs reported (``xm.report``) or returned."""
-        return dict(self._results)
-
-    def get_status(self) -> ExperimentUnitStatus:
-        return ExperimentUnitStatus(self._status, self._message, self._exit_code)
-
-    @property
-    def launched_jobs(self) -> list[core.LaunchedJob]:
-        return [core.LaunchedJob(name=job.name, logs=job.stderr) for job in self._jobs.values()]
-
-    def stop(self, *, mark_as_failed: bool = False, mark_as_completed: bool = False, message: str = "") -> None:
-        """Cancels the unit's running jobs."""
-        del mark_as_failed, mark_as_completed
-        self.experiment._cancel_units([self], message or "stopped")
-
-    # ---- the control plane's side --------------------------------------------------------
-    def _launch_jobs(self, jobs: list[Job], *, gang: bool) -> None:
-        self.experiment._launch(self, jobs, gang)
-
-    def _generator_finished(self, error: Optional[BaseException]) -> None:
-        self.experiment._seal(self, error)
-
-    def _wait_blocking(self) -> None:
-        self._done.wait()
-
-    def _raise_if_unsuccessful(self) -> None:
-        if self._status is Status.FAILED:  # Seen by the caller: not reported again at exit.
-            self.experiment._reported.add(self.work_unit_id)
-        super()._raise_if_unsuccessful()
-
-    async def _wait_async(self) -> None:
-        import asyncio
-
-        if not self._done.is_set():
-            await asyncio.to_thread(self._done.wait)
-
-
-class LocalContextAnnotations(core.ContextAnnotations):
-    """Title, tags and notes; the setters persist to the store."""
-
-    def __init__(self, experiment: LocalExperiment, title: str, tags: Sequence[str], notes: str) -> None:
-        super().__init__(title=title, tags=list(tags), notes=notes)
-        self._experiment = experiment
-
-    def _save(self) -> None:
-        self._experiment._store.update_experiment(self._experiment.experiment_id, self.title, self.tags, self.notes)
-
-    def set_title(self, title: str) -> None:
-        self.title = title
-        self._save()
-
-    def add_tags(self, *tags: str) -> None:
-        self.tags.extend(tag for tag in tags if tag not in self.tags)
-        self._save()
-
-    def remove_tags(self, *tags: str) -> None:
-        self.tags[:] = [tag for tag in self.tags if tag not in tags]
-        self._save()
-
-    def set_notes(self, notes: str) -> None:
-        self.notes = notes
-        self._save()
-
-
 class LocalExperiment(core.Experiment):
-    """An experiment in the local store. Live when created here; read-only when loaded."""
+    """An experiment in the local store: live when created here, loaded when read back (``get_experiment``).
+
+    Both kinds read, wait, refresh, stop and cancel the same way; a loaded one takes new units
+    after its stored ones (resuming a sweep). The control plane's parts are made on first use,
+    so listing 10,000 experiments builds none of them.
+    """
 
     def __init__(self, store: Store, row: ExperimentRow, *, live: bool, max_parallel: Optional[int] = None) -> None:
         self._store = store
         self._row = row
         self.experiment_id = row.experiment_id
-        self._live = live
         self._max_parallel = max_parallel
+        self._live = live
         self._context: Optional[core.MetadataContext] = None  # Built on first use: listing stays cheap.
-        self._units: Optional[dict[int, LocalWorkUnit]] = {} if live else None
-        self._closed = not live
+        self._units: dict[int, LocalWorkUnit] = {}
+        self._next_unit_id = 1
+        self._accepting = live  # add() works; a loaded experiment starts accepting on its first add().
+        self._holding = False  # Registered to release its backends and flush its writes at exit.
+        self._closed = False
+        self._tasks: list[Any] = []  # Job generators' tasks on the caller's loop (``async with``).
+        self._reported: set[int] = set()  # Failed units already raised to the caller.
+        self._context_token: Optional[contextvars.Token[Optional[core.Experiment]]] = None
         if live:
-            self._start_launching()
+            self._hold()
 
-    def _start_launching(self) -> None:
-        """The launch machinery; a loaded experiment is read-only and needs none of it until it adds work."""
-        self._lock = threading.RLock()
-        self._all_done = threading.Condition(self._lock)
-        self._active = 0  # Units not yet terminal.
-        self._detached_active = 0  # Of those, units on executors that run on without us (polled).
-        self._batch: Optional[list[tuple[ExecutorPlugin, UnitLaunch]]] = None
-        self._next_unit_id = max(self._units or {0: None}) + 1
-        self._backends: dict[str, ExecutorBackend] = {}
-        self._executables: dict[int, str] = {}
-        self._tasks: list[Any] = []
-        self._reported: set[int] = set()
-        self._jobs_root = os.path.join(config.data_dir(), "experiments", str(self.experiment_id))
-        atexit.register(self._at_exit)
+    # ---- the control plane's parts (made on first use) ---------------------------------------------
+    @functools.cached_property
+    def _tracker(self) -> UnitTracker:
+        return UnitTracker(self.experiment_id, self._store, lambda jobs: self._backends.stop_in_background(jobs))
 
-    def _resume(self) -> None:
-        """Makes a loaded experiment live: it can add units after those already stored, and it
-        follows its unfinished units through their executors' handles (polled, as detached)."""
-        units = self.work_units
-        self._live, self._closed = True, False
-        self._start_launching()
-        self._reported.update(unit_id for unit_id, unit in units.items() if unit._status is Status.FAILED)
-        unfinished = {unit_id for unit_id, unit in units.items() if not unit._status.is_terminal}
-        if not unfinished:
-            return
-        for row in self._store.jobs(self.experiment_id):
-            unit = units.get(row.work_unit_id)
-            if unit is None or row.work_unit_id not in unfinished:
-                continue
-            state = _JobState(row.job_name, row.executor, row.stderr_path or row.stdout_path)
-            state.status = Status(row.status)
-            state.message, state.exit_code = row.message or "", row.exit_code
-            if row.handle:
-                state.handle = Handle.from_json(row.handle, self.experiment_id, row.work_unit_id, row.job_name)
-            unit._jobs[row.job_name] = state
-        with self._lock:
-            for unit_id in unfinished:
-                units[unit_id]._detached = True
-                self._active += 1
-                self._detached_active += 1
+    @functools.cached_property
+    def _backends(self) -> Backends:
+        return Backends(self._tracker.on_status, BackendSettings(max_parallel=self._max_parallel))
 
-    # ---- metadata -----------------------------------------------------------------------
+    @functools.cached_property
+    def _stored(self) -> StoredUnits:
+        return StoredUnits(self._store, self._tracker, nothing_stored=self._live)
+
+    @functools.cached_property
+    def _launcher(self) -> Launcher:
+        return Launcher(self._tracker, self._store, self._backends, self._jobs_root)
+
+    @functools.cached_property
+    def _follower(self) -> Follower:
+        return Follower(self._tracker, self._store, self._backends, self._stored)
+
+    @property
+    def _jobs_root(self) -> str:
+        return os.path.join(config.data_dir(), "experiments", str(self.experiment_id))
+
+    def _hold(self) -> None:
+        """From now on, the interpreter's exit waits for the units this process runs and flushes the store."""
+        if not self._holding:
+            self._holding = True
+            atexit.register(self._at_exit)
+
+    # ---- metadata ----------------------------------------------------------------------------------
     @property
     def context(self) -> core.MetadataContext:
         if self._context is None:
@@ -237,48 +123,52 @@ class LocalExperiment(core.Experiment):
             self._context = core.MetadataContext(creator=row.creator or "", annotations=annotations)
         return self._context
 
-    @property
-    def _annotations(self) -> LocalContextAnnotations:
-        return self.context.annotations  # type: ignore[return-value]
+    def _save_annotations(self, title: str, tags: Sequence[str], notes: str) -> None:
+        self._store.update_experiment(self.experiment_id, title, tags, notes)
 
     @property
     def title(self) -> str:
-        return self._row.title if self._context is None else self._annotations.title
+        return self._row.title if self._context is None else self.context.annotations.title
 
     @property
     def tags(self) -> list[str]:
-        return list(self._row.tags if self._context is None else self._annotations.tags)
+        return list(self._row.tags if self._context is None else self.context.annotations.tags)
 
     @property
     def created_at(self) -> float:
         return self._row.created_at
 
+    # ---- reading units -----------------------------------------------------------------------------
     @property
     def work_units(self) -> dict[int, LocalWorkUnit]:  # type: ignore[override]
-        if self._units is None:
-            self._units = {row.work_unit_id: LocalWorkUnit._from_row(self, row) for row in self._store.units(self.experiment_id)}
+        self._load_units()
         return dict(self._units)
 
     @property
     def work_unit_count(self) -> int:
-        if self._units is None:
-            return self._row.work_unit_count
-        return len(self._units)
+        return len(self._units) if self._stored_units_read() else self._row.work_unit_count
 
     @property
     def status_counts(self) -> dict[str, int]:
-        """Units per status (from the store for loaded experiments)."""
-        if self._units is None:
+        """Units per status (as stored, until the units are read)."""
+        if not self._stored_units_read():
             return dict(self._row.status_counts)
         counts: dict[str, int] = {}
-        for unit in self._units.values():
-            counts[unit._status.value] = counts.get(unit._status.value, 0) + 1
+        with self._tracker.lock:
+            for unit in self._tracker.machine.units.values():
+                counts[unit.status.value] = counts.get(unit.status.value, 0) + 1
         return counts
+
+    def failed_units(self) -> list[LocalWorkUnit]:
+        """The units that ended failed (cancelled ones are not failures)."""
+        self._load_units()
+        return [self._units[unit_id] for unit_id, unit in self._tracker.machine.units.items()
+                if unit.status is Status.FAILED]
 
     def to_dataframe(self) -> Any:
         """One row per work unit: its args, its results, and ``_``-prefixed reserved columns.
 
-        Units on cluster executors are refreshed first (one query per executor)."""
+        Units followed by polling (cluster executors, other processes) are refreshed first."""
         from xmanager.xm_local.dataframe import experiment_dataframe
 
         self.refresh()
@@ -287,533 +177,278 @@ class LocalExperiment(core.Experiment):
     def __repr__(self) -> str:
         return f"<LocalExperiment {self.experiment_id} {self.title!r} units={self.work_unit_count}>"
 
-    # ---- packaging ----------------------------------------------------------------------
+    def _stored_units_read(self) -> bool:
+        return self._live or "_stored" in self.__dict__ and self._stored.units_loaded
+
+    def _load_units(self) -> None:
+        loaded = self._stored.load_units(lambda state, args: LocalWorkUnit(self, state, args))
+        if loaded:
+            with self._tracker.lock:
+                self._units.update(loaded)
+                self._next_unit_id = max(self._next_unit_id, max(loaded) + 1)
+                # Failures from before it was loaded are not this process's to report.
+                self._reported.update(unit_id for unit_id, unit in loaded.items()
+                                      if unit._state.status is Status.FAILED)
+
+    def _jobs_of(self, unit: LocalWorkUnit) -> list[JobState]:
+        self._stored.load_jobs((unit.work_unit_id,))
+        with self._tracker.lock:
+            return list(unit._state.jobs.values())
+
+    def _logs(self, unit: LocalWorkUnit, job_name: str) -> LogFiles:
+        jobs = {job.name: job for job in self._jobs_of(unit)}
+        if job_name not in jobs:
+            raise KeyError(f"work unit {unit.work_unit_id} has no job {job_name!r} (it has: {', '.join(jobs)})")
+        self._hold()
+        return self._backends.logs(jobs[job_name])
+
+    # ---- packaging ---------------------------------------------------------------------------------
     @classmethod
     def package(cls, packageables: Sequence[Packageable] = ()) -> list[Executable]:
         return package(packageables)
 
-    # ---- adding --------------------------------------------------------------------------
-    def _require_live(self) -> None:
-        if not self._live:
-            self._resume()
+    # ---- adding (xm.core's protocol) ---------------------------------------------------------------
+    def _require_accepting(self) -> None:
         if self._closed:
             raise RuntimeError(f"experiment {self.experiment_id} is closed; add work inside its `with` block")
+        if not self._accepting:
+            self._load_units()  # New units come after the stored ones.
+            self._accepting = True
+            self._hold()
 
     def _create_work_unit(
-        self, role: core.ExperimentUnitRole, identity: str, params: dict[str, Any], pset: Optional[core.PsetInfo] = None
+        self, role: core.ExperimentUnitRole, identity: str, params: dict[str, Any],
+        pset: Optional[core.PsetInfo] = None,
     ) -> LocalWorkUnit:
-        self._require_live()
-        assert self._units is not None
-        with self._lock:
+        self._require_accepting()
+        with self._tracker.lock:
             work_unit_id = self._next_unit_id
             self._next_unit_id += 1
-            unit = LocalWorkUnit(self, work_unit_id, role, identity)
-            unit._params = dict(params)
-            unit._pset = pset
+            unit = LocalWorkUnit(self, self._tracker.add_unit(work_unit_id), dict(params), role, identity)
             self._units[work_unit_id] = unit
-            self._active += 1
-        row = {
-            "experiment_id": self.experiment_id, "work_unit_id": work_unit_id, "args": _json(params),
-            "status": Status.PENDING.value, "created_at": time.time(),
-        }
-        row.update(dict.fromkeys(sql.SWEEP_COLUMNS) if pset is None else attrs.asdict(pset))
-        self._store.writer.put(sql.INSERT_UNIT, row)
+            self._store.create_unit(self.experiment_id, work_unit_id, params, time.time(), pset)
         return unit
 
+    def _launch(self, unit: LocalWorkUnit, jobs: list[Job]) -> None:
+        self._require_accepting()
+        self._launcher.launch(unit.work_unit_id, jobs)
+
+    def _launch_batch(self) -> contextlib.AbstractContextManager[None]:
+        self._require_accepting()
+        return self._launcher.batch()
+
+    def _seal(self, unit: LocalWorkUnit, error: Optional[BaseException]) -> None:
+        """No more jobs for ``unit`` (its generator returned or raised: then it fails and its jobs stop)."""
+        message = None if error is None else f"job generator raised {type(error).__name__}: {error}"
+        self._backends.stop(self._tracker.seal(unit.work_unit_id, message))
+
     def _completed_pset_hashes(self) -> set[str]:
-        self._store.writer.flush()
+        self._store.flush()
         return self._store.completed_pset_hashes(self.experiment_id)
 
     def _sweep_counters(self) -> tuple[int, int]:
-        self._store.writer.flush()
+        self._store.flush()
         return self._store.sweep_counters(self.experiment_id)
 
     def _track_task(self, task: Any) -> None:
         self._tasks.append(task)
 
-    def _executable_json(self, executable: Executable) -> str:
-        key = id(executable)
-        text = self._executables.get(key)
-        if text is None:
-            described = {"type": type(executable).__name__, "name": executable.name}
-            for field in ("command",):
-                if hasattr(executable, field):
-                    described[field] = list(getattr(executable, field))
-            text = self._executables[key] = _json(described)
-        return text
-
-    def _backend(self, plugin: ExecutorPlugin) -> ExecutorBackend:
-        backend = self._backends.get(plugin.name)
-        if backend is None:
-            with self._lock:
-                backend = self._backends.get(plugin.name)
-                if backend is None:
-                    settings = BackendSettings(max_parallel=self._max_parallel)
-                    backend = self._backends[plugin.name] = plugin.open(self._on_status, settings)
-        return backend
-
-    def _launch(self, unit: LocalWorkUnit, jobs: list[Job], gang: bool) -> None:
-        self._require_live()
-        if unit._sealed:
-            raise RuntimeError(f"work unit {unit.work_unit_id} is complete; it cannot take more jobs")
-        writer = self._store.writer
-        by_plugin: dict[str, tuple[ExecutorPlugin, list[JobLaunch]]] = {}
-        base_env = {"XM_EXPERIMENT_ID": str(self.experiment_id), "XM_WORK_UNIT_ID": str(unit.work_unit_id)}
-        for job in jobs:
-            assert job.name is not None
-            if job.name in unit._jobs:
-                raise ValueError(f"work unit {unit.work_unit_id} already has a job named {job.name!r}")
-            plugin = registry.for_executor(type(job.executor))
-            merged = merge_args(job.executable.args, job.args)
-            env = {**job.executable.env_vars, **job.env_vars, **base_env, "XM_JOB_NAME": job.name}
-            work_dir = os.path.join(self._jobs_root, str(unit.work_unit_id), job.name)
-            launch = JobLaunch(
-                job_name=job.name, executable=job.executable, executor=job.executor,
-                args=tuple(merged.to_list(env_expanding_escaper(ChainMap(env, os.environ)))),
-                kwargs=merged.to_indexed_dict(), env=env, work_dir=work_dir,
-            )
-            by_plugin.setdefault(plugin.name, (plugin, []))[1].append(launch)
-            state = _JobState(job.name, plugin.name, None)
-            unit._jobs[job.name] = state
-            writer.put(
-                sql.INSERT_JOB,
-                {
-                    "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id, "job_name": job.name,
-                    "executor": plugin.name, "executable": self._executable_json(job.executable),
-                    "args": _json(list(launch.args)), "env": _json(env), "handle": None,
-                    "status": Status.PENDING.value, "stdout_path": None, "stderr_path": None,
-                },
-            )
-        for plugin, launches in by_plugin.values():
-            request = UnitLaunch(self.experiment_id, unit.work_unit_id, tuple(launches))
-            if self._batch is not None:
-                self._batch.append((plugin, request))
-            else:
-                self._submit([(plugin, request)])
-
-    @contextlib.contextmanager
-    def _launch_batch(self) -> Iterator[None]:
-        """Units launched inside go to their executors in one ``launch`` call each (job arrays)."""
-        self._require_live()
-        if self._batch is not None:
-            yield
-            return
-        self._batch = []
-        try:
-            yield
-        finally:
-            batch, self._batch = self._batch, None
-            self._submit(batch)
-
-    def _submit(self, requests: Sequence[tuple[ExecutorPlugin, UnitLaunch]]) -> None:
-        """Launches ``requests`` on their backends; if a backend refuses, its units fail with its message."""
-        by_plugin: dict[str, tuple[ExecutorPlugin, list[UnitLaunch]]] = {}
-        for plugin, request in requests:
-            by_plugin.setdefault(plugin.name, (plugin, []))[1].append(request)
-        first_error: Optional[BaseException] = None
-        for plugin, batch in by_plugin.values():
-            backend = self._backend(plugin)
-            try:
-                handles = backend.launch(batch)
-            except Exception as error:  # Reported on the units, then raised to the caller.
-                first_error = first_error or error
-                self._launch_failed(batch, f"{type(error).__name__}: {error}")
-                continue
-            assert self._units is not None
-            if plugin.detached:
-                with self._lock:
-                    for request in batch:
-                        unit = self._units[request.work_unit_id]
-                        if not unit._detached:
-                            unit._detached = True
-                            self._detached_active += 1
-            for handle in handles:
-                self._record_handle(self._units[handle.work_unit_id], handle, backend)
-        if first_error is not None:
-            raise first_error
-
-    def _launch_failed(self, batch: Sequence[UnitLaunch], message: str) -> None:
-        assert self._units is not None
-        now = time.time()
-        for request in batch:
-            for job in request.jobs:
-                self._on_status(StatusUpdate(self.experiment_id, request.work_unit_id, job.job_name,
-                                             Status.FAILED, at=now, message=message))
-
-    def _record_handle(self, unit: LocalWorkUnit, handle: Handle, backend: ExecutorBackend) -> None:
-        state = unit._jobs[handle.job_name]
-        if state.handle is None:
-            state.handle = handle
-            logs = backend.logs(handle)
-            state.stderr = logs.stderr or logs.stdout  # The log a failure points to (one stream on Kubernetes).
-            if registry.plugin(handle.executor).detached:  # Another process will follow, cancel or read the job.
-                self._store.writer.put(
-                    sql.SET_HANDLE,
-                    {
-                        "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id,
-                        "job_name": handle.job_name, "handle": _json(handle.to_json()),
-                        "stdout_path": logs.stdout, "stderr_path": logs.stderr,
-                    },
-                )
-
-    def _seal(self, unit: LocalWorkUnit, error: Optional[BaseException]) -> None:
-        """No more jobs will be added to ``unit`` (its generator returned or raised)."""
-        with self._lock:
-            unit._sealed = True
-            if error is not None:
-                self._fail_unit(unit, f"job generator raised {type(error).__name__}: {error}")
-        if error is not None and unit._jobs:
-            self._cancel_units([unit], "the job generator failed", mark_self=False)
-        self._reconcile(unit, time.time())
-
-    # ---- statuses --------------------------------------------------------------------------
-    def _on_status(self, update: StatusUpdate) -> None:
-        """The sink every backend reports to (from its own threads)."""
-        assert self._units is not None
-        unit = self._units.get(update.work_unit_id)
-        if unit is None:
-            return
-        writer = self._store.writer
-        failed_siblings: list[LocalWorkUnit] = []
-        with self._lock:
-            state = unit._jobs.get(update.job_name)
-            if state is None or state.status.is_terminal:
-                return
-            if state.status is update.status and not update.results and update.message == state.message:
-                return  # A poll that found nothing new.
-            state.status = update.status
-            state.message = update.message
-            if update.exit_code is not None:
-                state.exit_code = update.exit_code
-            if update.handle is not None:
-                state.handle = update.handle
-            if update.results:
-                unit._results.update(update.results)
-            running = update.status is Status.RUNNING
-            writer.put(
-                sql.UPDATE_JOB,
-                {
-                    "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id,
-                    "job_name": update.job_name, "status": update.status.value, "message": update.message,
-                    "exit_code": update.exit_code, "host": update.host,
-                    "handle": _json(update.handle.to_json()) if update.handle is not None else None,
-                    "started_at": update.at if running else None,
-                    "ended_at": update.at if update.status.is_terminal else None,
-                },
-            )
-            writer.put(
-                sql.INSERT_EVENT,
-                {
-                    "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id,
-                    "job_name": update.job_name, "status": update.status.value, "at": update.at,
-                    "message": update.message,
-                },
-            )
-            if update.results:
-                writer.put(
-                    sql.UPSERT_RESULT,
-                    {"experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id, "data": _json(unit._results)},
-                )
-            if update.status is Status.FAILED and any(not j.status.is_terminal for j in unit._jobs.values()):
-                failed_siblings.append(unit)
-            self._reconcile(unit, update.at, host=update.host)
-        if failed_siblings:
-            # One job failed: the unit has failed, so its other jobs stop (off this thread).
-            threading.Thread(target=self._cancel_units, args=(failed_siblings, "another job of the unit failed", False), daemon=True).start()
-
-    def _fail_unit(self, unit: LocalWorkUnit, message: str) -> None:
-        unit._message = message
-        unit._generator_failed = True
-
-    def _reconcile(self, unit: LocalWorkUnit, at: float, host: Optional[str] = None) -> None:
-        """Derives the unit's status from its jobs and records a change."""
-        with self._lock:
-            old = unit._status
-            statuses = [job.status for job in unit._jobs.values()]
-            if not unit._sealed or not all(status.is_terminal for status in statuses):
-                # A unit ends when all its jobs have; a failed job's siblings are being stopped.
-                new = Status.PENDING if all(status is Status.PENDING for status in statuses) else Status.RUNNING
-            elif unit._generator_failed:
-                new = Status.FAILED
-            else:
-                new = combine(statuses) if statuses else Status.COMPLETED
-            if new is old:
-                return
-            unit._status = new
-            if new in (Status.FAILED, Status.CANCELLED) and not unit._generator_failed:
-                culprit = next((j for j in unit._jobs.values() if j.status is new), None)
-                if culprit is not None:
-                    unit._message = f"job {culprit.name!r}: {culprit.message}"
-                    unit._exit_code = culprit.exit_code
-            elif new is Status.COMPLETED:
-                unit._exit_code = 0
-            self._store.writer.put(
-                sql.UPDATE_UNIT,
-                {
-                    "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id, "status": new.value,
-                    "message": unit._message, "exit_code": unit._exit_code, "host": host,
-                    "started_at": at if new is Status.RUNNING else None,
-                    "ended_at": at if new.is_terminal else None,
-                },
-            )
-            if new.is_terminal:
-                unit._done.set()
-                self._active -= 1
-                if unit._detached:
-                    self._detached_active -= 1
-                self._all_done.notify_all()
-
-    # ---- waiting, cancelling, closing ----------------------------------------------------------
-    def _cancel_units(self, units: Sequence[LocalWorkUnit], message: str, mark_self: bool = True) -> None:
-        by_backend: dict[str, list[Handle]] = {}
-        with self._lock:
-            for unit in units:
-                for state in unit._jobs.values():
-                    if state.status.is_terminal:
-                        continue
-                    if state.handle is not None:
-                        by_backend.setdefault(state.plugin, []).append(state.handle)
-        for name, handles in by_backend.items():
-            backend = self._backends.get(name)
-            if backend is not None:
-                backend.cancel(handles)
-        if mark_self:
-            now = time.time()
-            with self._lock:
-                for unit in units:
-                    if not unit._status.is_terminal and not unit._jobs:
-                        unit._sealed = True
-                        unit._message = message
-                        unit._status = Status.CANCELLED
-                        self._store.writer.put(
-                            sql.UPDATE_UNIT,
-                            {
-                                "experiment_id": self.experiment_id, "work_unit_id": unit.work_unit_id,
-                                "status": Status.CANCELLED.value, "message": message, "exit_code": None,
-                                "host": None, "started_at": None, "ended_at": now,
-                            },
-                        )
-                        unit._done.set()
-                        self._active -= 1
-                        if unit._detached:
-                            self._detached_active -= 1
-                self._all_done.notify_all()
-
-    def cancel(self, message: str = "cancelled") -> None:
-        """Cancels every unit that has not ended; waits until they are recorded as cancelled."""
-        if self._units is None:
-            return
-        self._cancel_units([u for u in self._units.values() if not u._status.is_terminal], message)
-        self._wait_all(include_detached=True)
-
-    def _wait_all(self, include_detached: bool = False) -> None:
-        """Waits for the units this process runs; with ``include_detached``, polls the others too."""
-        interval = 0.2
-        while True:
-            with self._all_done:
-                pending = self._active - (0 if include_detached else self._detached_active)
-                if pending <= 0:
-                    return
-                polling = include_detached and self._detached_active > 0
-                self._all_done.wait(timeout=interval if polling else None)
-            if polling:
-                self._poll()
-                interval = min(interval * 1.5, 5.0)
-
-    def _poll(self) -> None:
-        """Brings detached units up to date: one status query per cluster executor for all its open
-        jobs; units another process runs here (local jobs) are read back from the store."""
-        by_plugin: dict[str, list[Handle]] = {}
-        owned_elsewhere: set[int] = set()
-        with self._lock:
-            for unit in (self._units or {}).values():
-                if unit._status.is_terminal or not unit._detached:
-                    continue
-                for state in unit._jobs.values():
-                    if state.status.is_terminal:
-                        continue
-                    if self._is_detached(state.plugin):
-                        if state.handle is not None:
-                            by_plugin.setdefault(state.plugin, []).append(state.handle)
-                    else:
-                        owned_elsewhere.add(unit.work_unit_id)
-                if not unit._jobs:
-                    owned_elsewhere.add(unit.work_unit_id)
-        for name, handles in by_plugin.items():
-            for update in self._backend(registry.plugin(name)).refresh(handles):
-                self._on_status(update)
-        if owned_elsewhere:
-            self._adopt_from_store(owned_elsewhere)
-
-    def _is_detached(self, plugin_name: str) -> bool:
-        return registry.plugin(plugin_name).detached
-
-    def _adopt_from_store(self, unit_ids: set[int]) -> None:
-        """Final statuses that the process running these units has written to the store."""
-        assert self._units is not None
-        rows = {row.work_unit_id: row for row in self._store.units(self.experiment_id) if row.work_unit_id in unit_ids}
-        with self._lock:
-            for unit_id, row in rows.items():
-                unit = self._units[unit_id]
-                status = Status(row.status)
-                if not status.is_terminal or unit._status.is_terminal:
-                    continue
-                unit._status, unit._message, unit._exit_code = status, row.message or "", row.exit_code
-                unit._results = row.results or {}
-                unit._done.set()
-                self._active -= 1
-                self._detached_active -= 1
-            self._all_done.notify_all()
-
+    # ---- following, stopping and cancelling ------------------------------------------------------
     def refresh(self) -> None:
         """Brings the statuses and results of unfinished units up to date (one query per executor)."""
-        if self._units is None or not self._live:
-            if all(count == 0 for status, count in self.status_counts.items() if status not in TERMINAL_VALUES):
-                return
-            self._resume()
-        if self._detached_active:
-            self._poll()
-        self._store.writer.flush()
+        if not self._stored_units_read() and not any(
+            count for status, count in self._row.status_counts.items() if status not in TERMINAL_VALUES
+        ):
+            return
+        self._load_units()
+        if self._tracker.machine.detached:
+            self._hold()
+            self._follower.poll()
+        self._store.flush()
 
+    def cancel(self, message: str = "cancelled") -> int:
+        """Cancels every unit that has not ended, whichever process launched it, and waits until they
+        are recorded as cancelled. Returns how many units it cancelled."""
+        self._load_units()
+        with self._tracker.lock:
+            unfinished = [unit for unit in self._tracker.machine.units.values() if not unit.status.is_terminal]
+        self._cancel(unfinished, message)
+        self._wait_for(lambda machine: all(unit.status.is_terminal for unit in unfinished))
+        self._store.flush()
+        return len(unfinished)
+
+    def _cancel(self, units: Sequence[UnitState], message: str) -> None:
+        """Stops ``units``: through this process's backends when it launched them, else recorded in the
+        store first and stopped through their stored handles."""
+        elsewhere = [unit.work_unit_id for unit in units if not unit.launched_here]
+        if elsewhere:
+            self._hold()
+            self._follower.cancel_elsewhere(elsewhere, message)
+        here = [unit for unit in units if unit.launched_here]
+        if here:
+            with self._tracker.lock:
+                jobs = [job for unit in here for job in unit.jobs.values() if not job.status.is_terminal]
+            self._backends.stop(jobs)
+            self._tracker.cancel_unlaunched(here, message)
+
+    # ---- waiting -----------------------------------------------------------------------------------
     def wait_until_complete(self) -> Any:
-        """Waits for every unit, polling those on cluster executors (also from another process than
-        the one that launched them); sync code blocks, async code awaits. Raises on failures."""
-        if not self._live:
-            self._resume()
+        """Waits for every unit, polling those on cluster executors or run by another process; sync
+        code blocks, async code awaits. Raises ``xm.ExperimentFailedError`` naming failed units."""
+        self._load_units()
+        self._hold()
         if core.running_loop() is None:
-            self._wait_all(include_detached=True)
-            self._store.writer.flush()
-            self._raise_failures()
+            self._wait_all()
             return None
-        return self._wait_async()
+        return self._wait_all_async()
 
-    async def _wait_async(self) -> None:
+    def _wait_all(self) -> None:
+        self._wait_for(lambda machine: machine.active <= 0)
+        self._store.flush()
+        self._raise_failures()
+
+    async def _wait_all_async(self) -> None:
+        import asyncio
+
+        await self._await_generators()
+        await asyncio.to_thread(self._wait_all)
+
+    async def _await_generators(self) -> None:
         import asyncio
 
         while self._tasks:
             tasks, self._tasks = self._tasks, []
             await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(self._wait_all, True)
-        self._store.writer.flush()
-        self._raise_failures()
 
-    def failed_units(self) -> list[LocalWorkUnit]:
-        return [u for u in (self._units or {}).values() if u._status is Status.FAILED]
+    def _wait_for(self, finished: Callable[[UnitStateMachine], bool], follow: bool = True) -> None:
+        """Waits until ``finished(machine)``. Meanwhile polls followed units (``follow``; less and less
+        often) and, every second, takes over cancellations that another process recorded."""
+        interval, watched = _FIRST_POLL_S, time.monotonic()
+        while True:
+            polling = follow and self._tracker.machine.detached > 0
+            if self._tracker.wait_until(finished, interval if polling else _WATCH_S):
+                return
+            if polling:
+                self._follower.poll()
+                interval = min(interval * 1.5, _MAX_POLL_S)
+            if time.monotonic() - watched >= _WATCH_S:
+                self._follower.watch_cancellations()
+                watched = time.monotonic()
 
-    def _adopt_cancellations(self, failed: list[LocalWorkUnit]) -> list[LocalWorkUnit]:
-        """Units cancelled from another process (``xmanager cancel``) died by signal here and
-        look failed; the store, written first by the canceller, says cancelled."""
-        self._store.writer.flush()
-        recorded = {row.work_unit_id: row for row in self._store.units(self.experiment_id) if row.status == "cancelled"}
-        for unit in failed:
-            row = recorded.get(unit.work_unit_id)
-            if row is not None:
-                unit._status, unit._message = Status.CANCELLED, row.message or "cancelled"
-        return [unit for unit in failed if unit.work_unit_id not in recorded]
-
-    def _raise_failures(self) -> None:
-        failed = [u for u in self.failed_units() if u.work_unit_id not in self._reported]
-        if failed:
-            failed = self._adopt_cancellations(failed)
-        if not failed:
-            return
-        self._reported.update(u.work_unit_id for u in failed)
-        lines = [f"{len(failed)} of {self.work_unit_count} work units failed in experiment {self.experiment_id} ({self.title!r}):"]
-        for unit in failed[:_MAX_SUMMARY_LINES]:
-            logs = [j.stderr for j in unit._jobs.values() if j.status is Status.FAILED and j.stderr]
-            where = f"; log: {logs[0]}" if logs else ""
-            lines.append(f"  work unit {unit.work_unit_id}: {unit._message}{where}")
-        if len(failed) > _MAX_SUMMARY_LINES:
-            lines.append(f"  ... and {len(failed) - _MAX_SUMMARY_LINES} more (xmanager show {self.experiment_id})")
-        raise core.ExperimentFailedError("\n".join(lines), failed)
-
-    def _close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for backend in self._backends.values():
-            backend.close()
-        self._store.writer.flush()
-        atexit.unregister(self._at_exit)
-
-    def _interrupted(self) -> None:
-        print(f"xmanager: interrupted; cancelling the running units of experiment {self.experiment_id}", file=sys.stderr)
-        self.cancel("cancelled: the launcher was interrupted")
-
-    def _finish_waiting(self) -> None:
+    def _wait_here(self) -> None:
+        """Waits for the units this process runs (not the followed ones); interrupted, cancels them."""
         try:
-            self._wait_all()
+            self._wait_for(lambda machine: machine.waited_here <= 0, follow=False)
         except KeyboardInterrupt:
-            self._interrupted()
-            self._close()
+            self._stop_on_interrupt()
             raise
 
+    # ---- leaving -------------------------------------------------------------------------------------
     def __enter__(self) -> LocalExperiment:
         self._context_token = core._current_experiment.set(self)  # get_xid_from_context() inside the block.
         return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._leave_context()
-        if exc_type is not None and not issubclass(exc_type, Exception):
-            try:
-                self._interrupted()
-            finally:
-                self._close()
-            return
-        self._finish_waiting()
-        self._close()
-        self._announce_detached()
-        if exc_type is None:
-            self._raise_failures()
-
-    def _announce_detached(self) -> None:
-        if self._detached_active:
-            print(
-                f"xmanager: {self._detached_active} work unit(s) of experiment {self.experiment_id} run on in their "
-                f"cluster queue; follow them with `xmanager show {self.experiment_id}`",
-                file=sys.stderr,
-            )
 
     async def __aenter__(self) -> LocalExperiment:
         self._context_token = core._current_experiment.set(self)
         return self
 
-    def _leave_context(self) -> None:
-        token, self._context_token = getattr(self, "_context_token", None), None
-        if token is not None:
-            with contextlib.suppress(ValueError):  # Left from another context (a generator's task).
-                core._current_experiment.reset(token)
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._leave_context()
+        self._finish(exc_type)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         import asyncio
 
         self._leave_context()
-
-        if exc_type is not None and not issubclass(exc_type, Exception):
-            try:
-                self._interrupted()
-            finally:
-                self._close()
-            return
-        while self._tasks:
-            tasks, self._tasks = self._tasks, []
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if not _interrupted(exc_type):
+            await self._await_generators()
         try:
-            await asyncio.to_thread(self._wait_all)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            self._interrupted()
-            self._close()
+            await asyncio.to_thread(self._finish, exc_type)
+        except asyncio.CancelledError:
+            self._stop_on_interrupt()
             raise
+
+    def _finish(self, exc_type: Optional[type[BaseException]]) -> None:
+        """Leaving the experiment's block: waits for the units this process runs, closes their backends,
+        says how to follow detached units, and raises one error for the failed ones (unless the block
+        raised). Interrupted (Ctrl-C, a cancelled task), it cancels the running units instead."""
+        if _interrupted(exc_type):
+            self._stop_on_interrupt()
+            return
+        self._wait_here()
         self._close()
+        self._announce_detached()
         if exc_type is None:
             self._raise_failures()
+
+    def _leave_context(self) -> None:
+        token, self._context_token = self._context_token, None
+        if token is not None:
+            with contextlib.suppress(ValueError):  # Left from another context (a generator's task).
+                core._current_experiment.reset(token)
+
+    def _stop_on_interrupt(self) -> None:
+        print(f"xmanager: interrupted; cancelling the running units of experiment {self.experiment_id}", file=sys.stderr)
+        try:
+            self.cancel("cancelled: the launcher was interrupted")
+        finally:
+            self._close()
+
+    def _announce_detached(self) -> None:
+        followed = self._tracker.machine.detached if "_tracker" in self.__dict__ else 0
+        if followed:
+            print(
+                f"xmanager: {followed} work unit(s) of experiment {self.experiment_id} run on in their "
+                f"cluster queue; follow them with `xmanager show {self.experiment_id}`",
+                file=sys.stderr,
+            )
+
+    def _raise_failures(self) -> None:
+        if any(unit_id not in self._reported for unit_id in self._failed_ids()):
+            self._store.flush()
+            self._follower.watch_cancellations()  # Units killed by `xmanager cancel` looked failed here.
+        failed = [self._units[unit_id] for unit_id in self._failed_ids() if unit_id not in self._reported]
+        if not failed:
+            return
+        self._reported.update(unit.work_unit_id for unit in failed)
+        lines = [f"{len(failed)} of {self.work_unit_count} work units failed in experiment {self.experiment_id} "
+                 f"({self.title!r}):"]
+        for unit in failed[:_MAX_SUMMARY_LINES]:
+            logs = [job.log for job in unit._state.jobs.values() if job.status is Status.FAILED and job.log]
+            where = f"; log: {logs[0]}" if logs else ""
+            lines.append(f"  work unit {unit.work_unit_id}: {unit._state.message}{where}")
+        if len(failed) > _MAX_SUMMARY_LINES:
+            lines.append(f"  ... and {len(failed) - _MAX_SUMMARY_LINES} more (xmanager show {self.experiment_id})")
+        raise core.ExperimentFailedError("\n".join(lines), failed)
+
+    def _failed_ids(self) -> list[int]:
+        if "_tracker" not in self.__dict__:
+            return []
+        with self._tracker.lock:
+            return [unit_id for unit_id, unit in self._tracker.machine.units.items() if unit.status is Status.FAILED]
+
+    def _close(self) -> None:
+        """Closes the backends and flushes the store (once, from whichever thread comes first)."""
+        with self._tracker.lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._backends.close()
+        self._store.flush()
+        if self._holding:
+            atexit.unregister(self._at_exit)
 
     def _at_exit(self) -> None:
         """Used without ``with``: the interpreter waits for the units and saves their records."""
         try:
-            self._finish_waiting()
+            self._wait_here()
         finally:
             self._close()
+
+
+def _interrupted(exc_type: Optional[type[BaseException]]) -> bool:
+    """The block ended by Ctrl-C, a cancelled task or an exit, not by an error of its own."""
+    return exc_type is not None and not issubclass(exc_type, Exception)
 
 
 # ---- module-level API ---------------------------------------------------------------------------
@@ -855,9 +490,8 @@ def create_experiment(
     ``max_parallel`` caps concurrently running local units (default: number of CPUs).
     """
     store = _store(database_url)
-    script = os.environ.get("XM_LAUNCH_SCRIPT")
-    experiment_id = store.insert_experiment(
-        int(time.time() * 1000), experiment_title, list(tags), notes, _user(), script, sys.argv,
+    experiment_id = store.create_experiment(
+        experiment_title, list(tags), notes, _user(), os.environ.get("XM_LAUNCH_SCRIPT"), sys.argv
     )
     row = store.get_experiment(experiment_id)
     assert row is not None

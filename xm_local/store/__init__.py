@@ -1,26 +1,51 @@
 """The metadata store: every experiment, unit, job, status change and result.
 
-Reads are synchronous queries; writes from a running launch go through a
-:class:`~.writer.BatchWriter`. Experiments are inserted synchronously, so their ids are
-unique across processes sharing the database.
+The only code that builds SQL. Reads are synchronous queries returning row classes
+(:mod:`.rows`) or, for large reads, :data:`~.rows.Chunk` blocks of columns; writes from a
+running launch are queued on a :class:`~.writer.BatchWriter` in the order they are made.
+Experiments are inserted synchronously, so their ids are unique across processes sharing
+the database; cancellations are recorded synchronously, before anything is stopped.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Optional
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
-import attrs
+from xmanager.xm.status import Status
+from xmanager.xm_local.store import sql
 from xmanager.xm_local.store.driver import Connection, StoreError, connect
+from xmanager.xm_local.store.rows import (
+    EXPERIMENT_COLUMNS,
+    JOB_COLUMNS,
+    JSON_COLUMNS,
+    SWEEP_COLUMNS,
+    UNIT_COLUMNS,
+    Chunk,
+    ExperimentRow,
+    JobRow,
+    UnitRow,
+    chunk_of,
+    decode_all,
+    encode,
+    rows_of,
+)
 from xmanager.xm_local.store.schema import migrate
 from xmanager.xm_local.store.writer import BatchWriter
 
-__all__ = ["ExperimentRow", "JobRow", "Store", "StoreError", "UnitRow", "add_pending_write", "wait_pending_writes"]
+if TYPE_CHECKING:
+    from xmanager.xm.core import PsetInfo
+
+__all__ = [
+    "Chunk", "ExperimentRow", "JobRow", "Store", "StoreError", "UnitRow", "add_pending_write", "wait_pending_writes",
+]
 
 _PENDING: list[Any] = []
+#: Rows per block of a large read: small enough that a block's Python objects stay a few MB.
+CHUNK_ROWS = 16_384
+_MAX_IN_LIST = 500
 
 
 def add_pending_write(wait: Any) -> None:
@@ -34,94 +59,13 @@ def wait_pending_writes() -> None:
         _PENDING.pop(0)()
 
 
-@attrs.frozen
-class ExperimentRow:
-    experiment_id: int
-    title: str
-    tags: tuple[str, ...]
-    notes: str
-    creator: Optional[str]
-    created_at: float
-    launch_script: Optional[str]
-    launch_argv: tuple[str, ...]
-    work_unit_count: int = 0
-    status_counts: dict[str, int] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class UnitRow:
-    experiment_id: int
-    work_unit_id: int
-    args: dict[str, Any]
-    status: str
-    message: Optional[str]
-    exit_code: Optional[int]
-    host: Optional[str]
-    created_at: float
-    started_at: Optional[float]
-    ended_at: Optional[float]
-    results: Optional[dict[str, Any]]
-    pset_hash: Optional[str] = None
-    pset_id: Optional[str] = None
-    run_id: Optional[str] = None
-    run_seq: Optional[int] = None
-    pset_seq: Optional[int] = None
-    calc_dir: Optional[str] = None
-
-
-@attrs.frozen
-class JobRow:
-    experiment_id: int
-    work_unit_id: int
-    job_name: str
-    executor: str
-    executable: dict[str, Any]
-    args: list[str]
-    env: dict[str, str]
-    handle: Optional[dict[str, Any]]
-    status: str
-    message: Optional[str]
-    exit_code: Optional[int]
-    host: Optional[str]
-    stdout_path: Optional[str]
-    stderr_path: Optional[str]
-    started_at: Optional[float]
-    ended_at: Optional[float]
-
-
-_EXPERIMENT_COLUMNS = "experiment_id, title, tags, notes, creator, created_at, launch_script, launch_argv"
-_UNIT_QUERY = (
-    "SELECT u.experiment_id, u.work_unit_id, u.args, u.status, u.message, u.exit_code, u.host, "
-    "u.created_at, u.started_at, u.ended_at, u.results, u.pset_hash, u.pset_id, u.run_id, u.run_seq, u.pset_seq, "
-    "u.calc_dir FROM work_units u WHERE u.experiment_id = :experiment_id"
-)
-_JOB_COLUMNS = (
-    "experiment_id, work_unit_id, job_name, executor, executable, args, env, handle, status, message, "
-    "exit_code, host, stdout_path, stderr_path, started_at, ended_at"
-)
-
-
-_FINISHED_UNIT_COLUMNS = (
-    "experiment_id", "work_unit_id", "args", "status", "message", "host", "created_at", "started_at", "ended_at",
-    "results", "pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir",
-)
-_INSERT_FINISHED_UNIT = (
-    f"INSERT INTO work_units ({', '.join(_FINISHED_UNIT_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + column for column in _FINISHED_UNIT_COLUMNS)})"
-)
-
-
-def _loads(text: Optional[str]) -> Any:
-    return None if text is None else json.loads(text)
-
-
 class Store:
     """One database, opened and migrated to the current schema."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: Connection = connect(url)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         try:
             migrate(self._conn)
         except StoreError:
@@ -132,58 +76,54 @@ class Store:
             raise StoreError(f"cannot prepare database {url!r}: {error}") from error
         self.writer = BatchWriter(url)
 
+    def flush(self) -> None:
+        """Returns once every queued write is committed; raises the writer's error, if any."""
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.flush()
         self._conn.close()
 
-    # ---- experiments -----------------------------------------------------------------
-    def insert_experiment(
+    def _query(self, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.query(statement, params)
+
+    # ---- experiments -------------------------------------------------------------------------
+    def create_experiment(
         self,
-        experiment_id: int,
         title: str,
         tags: Sequence[str],
         notes: str,
         creator: Optional[str],
         launch_script: Optional[str],
         launch_argv: Sequence[str],
+        *,
+        first_id: Optional[int] = None,
     ) -> int:
-        """Inserts an experiment; on an id clash takes the next free id. Returns the id."""
+        """Inserts an experiment; its id is ``first_id`` (default: the time in milliseconds) or the next free one."""
+        experiment_id = int(time.time() * 1000) if first_id is None else first_id
         for _ in range(1000):
             params = {
-                "experiment_id": experiment_id, "title": title, "tags": json.dumps(list(tags)),
-                "notes": notes, "creator": creator, "created_at": time.time(),
-                "launch_script": launch_script, "launch_argv": json.dumps(list(launch_argv)),
+                "experiment_id": experiment_id, "title": title, "tags": encode(list(tags)), "notes": notes,
+                "creator": creator, "created_at": time.time(), "launch_script": launch_script,
+                "launch_argv": encode(list(launch_argv)),
             }
             try:
                 with self._lock, self._conn.transaction():
-                    self._conn.execute(
-                        f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES (:experiment_id, :title, :tags, "
-                        ":notes, :creator, :created_at, :launch_script, :launch_argv)",
-                        params,
-                    )
-                    self._replace_tags(self._conn, experiment_id, tags)
+                    self._conn.execute(sql.INSERT_EXPERIMENT, params)
+                    _replace_tags(self._conn, experiment_id, tags)
                 return experiment_id
             except self._conn.is_integrity_error:
                 experiment_id += 1
         raise StoreError("could not find a free experiment id")
 
-    @staticmethod
-    def _replace_tags(conn: Connection, experiment_id: int, tags: Sequence[str]) -> None:
-        conn.execute("DELETE FROM experiment_tags WHERE experiment_id = :e", {"e": experiment_id})
-        conn.executemany(
-            "INSERT INTO experiment_tags (experiment_id, tag) VALUES (:e, :tag)",
-            [{"e": experiment_id, "tag": tag} for tag in dict.fromkeys(tags)],
-        )
-
     def update_experiment(self, experiment_id: int, title: str, tags: Sequence[str], notes: str) -> None:
         """Queues new metadata for an experiment (through the writer, in order)."""
 
         def apply(conn: Connection) -> None:
-            conn.execute(
-                "UPDATE experiments SET title = :title, tags = :tags, notes = :notes WHERE experiment_id = :e",
-                {"title": title, "tags": json.dumps(list(tags)), "notes": notes, "e": experiment_id},
-            )
-            self._replace_tags(conn, experiment_id, tags)
+            params = {"experiment_id": experiment_id, "title": title, "tags": encode(list(tags)), "notes": notes}
+            conn.execute(sql.UPDATE_EXPERIMENT, params)
+            _replace_tags(conn, experiment_id, tags)
 
         self.writer.call(apply)
 
@@ -197,12 +137,13 @@ class Store:
         limit: Optional[int] = None,
     ) -> list[ExperimentRow]:
         """Experiments newest first, with unit counts per status: two queries in all."""
-        where, params = [], {}
+        where: list[str] = []
+        params: dict[str, Any] = {}
         if title is not None:
             where.append("e.title LIKE :title")
             params["title"] = title.replace("*", "%") if "*" in title else f"%{title}%"
         if tag is not None:
-            where.append("EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.tag = :tag)")
+            where.append(sql.HAS_TAG)
             params["tag"] = tag
         if since is not None:
             where.append("e.created_at >= :since")
@@ -210,125 +151,211 @@ class Store:
         if until is not None:
             where.append("e.created_at < :until")
             params["until"] = until
-        selection = " FROM experiments e"
-        if where:
-            selection += " WHERE " + " AND ".join(where)
+        selection = (" WHERE " + " AND ".join(where)) if where else ""
         selection += " ORDER BY e.created_at DESC, e.experiment_id DESC"
         if limit is not None:
             selection += f" LIMIT {int(limit)}"
-        columns = ", ".join("e." + c for c in _EXPERIMENT_COLUMNS.split(", "))
-        counts_sql = "SELECT experiment_id, status, COUNT(*) FROM work_units"
+        counts_sql = sql.COUNT_UNITS
         if where or limit is not None:  # Count only the selected experiments' units.
-            counts_sql += f" WHERE experiment_id IN (SELECT e.experiment_id{selection})"
+            counts_sql += f" WHERE experiment_id IN (SELECT e.experiment_id FROM experiments e{selection})"
         with self._lock:
-            rows = self._conn.query(f"SELECT {columns}{selection}", params)
+            rows = self._conn.query(sql.SELECT_EXPERIMENTS + selection, params)
             counts = self._conn.query(counts_sql + " GROUP BY experiment_id, status", params)
         by_experiment: dict[int, dict[str, int]] = {}
         for experiment_id, status, count in counts:
             by_experiment.setdefault(experiment_id, {})[status] = count
-        return [self._experiment(row, by_experiment.get(row[0], {})) for row in rows]
-
-    @staticmethod
-    def _experiment(row: tuple[Any, ...], counts: dict[str, int]) -> ExperimentRow:
-        return ExperimentRow(
-            experiment_id=row[0], title=row[1], tags=tuple(json.loads(row[2])), notes=row[3],
-            creator=row[4], created_at=row[5], launch_script=row[6],
-            launch_argv=tuple(json.loads(row[7] or "[]")),
-            work_unit_count=sum(counts.values()), status_counts=counts,
-        )
+        return _experiment_rows(rows, by_experiment)
 
     def get_experiment(self, experiment_id: int) -> Optional[ExperimentRow]:
+        params = {"experiment_id": experiment_id}
         with self._lock:
-            rows = self._conn.query(
-                f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id = :e", {"e": experiment_id}
-            )
+            rows = self._conn.query(sql.SELECT_EXPERIMENTS + " WHERE e.experiment_id = :experiment_id", params)
             if not rows:
                 return None
-            counts = self._conn.query(
-                "SELECT status, COUNT(*) FROM work_units WHERE experiment_id = :e GROUP BY status",
-                {"e": experiment_id},
-            )
-        return self._experiment(rows[0], dict(counts))
+            counts = self._conn.query(sql.COUNT_UNITS + " WHERE experiment_id = :experiment_id GROUP BY "
+                                      "experiment_id, status", params)
+        return _experiment_rows(rows, {experiment_id: {status: count for _, status, count in counts}})[0]
 
-    # ---- units and jobs ----------------------------------------------------------------
-    def unit_tuples(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[tuple[Any, ...]]:
-        """Raw unit rows (results included), for callers that build columns in bulk."""
-        sql, params = _UNIT_QUERY, {"experiment_id": experiment_id}
-        if work_unit_id is not None:
-            sql += " AND u.work_unit_id = :w"
-            params["w"] = work_unit_id
+    # ---- writing units and jobs (queued, in order) ---------------------------------------------
+    def create_unit(
+        self, experiment_id: int, work_unit_id: int, args: Mapping[str, Any], created_at: float,
+        pset: Optional[PsetInfo] = None,
+    ) -> None:
+        """A new pending unit with its args and, when it is a pset of a sweep, the pset's columns."""
+        params = {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "args": encode(args),
+            "status": Status.PENDING.value, "created_at": created_at,
+        }
+        for name in SWEEP_COLUMNS:
+            params[name] = None if pset is None else getattr(pset, name)
+        self.writer.put(sql.INSERT_UNIT, params)
+
+    def create_job(
+        self, experiment_id: int, work_unit_id: int, job_name: str, executor: str,
+        executable: Mapping[str, Any], args: Sequence[str], env: Mapping[str, str],
+    ) -> None:
+        """A new pending job of a unit: its executor's name, what it runs, its argv tail and env."""
+        self.writer.put(sql.INSERT_JOB, {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "job_name": job_name, "executor": executor,
+            "executable": encode(executable), "args": encode(list(args)), "env": encode(env),
+            "status": Status.PENDING.value,
+        })
+
+    def record_job_status(
+        self, experiment_id: int, work_unit_id: int, job_name: str, status: Status, *, at: float,
+        message: str = "", exit_code: Optional[int] = None, host: Optional[str] = None,
+        handle: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """A job's new status (ignored by the database once the job's row is terminal), and its history row."""
+        self.writer.put(sql.UPDATE_JOB, {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "job_name": job_name,
+            "status": status.value, "message": message, "exit_code": exit_code, "host": host,
+            "handle": None if handle is None else encode(handle),
+            "started_at": at if status is Status.RUNNING else None, "ended_at": at if status.is_terminal else None,
+        })
+        self.writer.put(sql.INSERT_EVENT, {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "job_name": job_name,
+            "status": status.value, "at": at, "message": message,
+        })
+
+    def record_unit_status(
+        self, experiment_id: int, work_unit_id: int, status: Status, *, at: float,
+        message: str = "", exit_code: Optional[int] = None, host: Optional[str] = None,
+    ) -> None:
+        """A unit's new status (ignored by the database once the unit's row is terminal)."""
+        self.writer.put(sql.UPDATE_UNIT, {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "status": status.value,
+            "message": message, "exit_code": exit_code, "host": host,
+            "started_at": at if status is Status.RUNNING else None, "ended_at": at if status.is_terminal else None,
+        })
+
+    def record_results(self, experiment_id: int, work_unit_id: int, results: Mapping[str, Any]) -> None:
+        """A unit's results so far (all of them: each call replaces the last)."""
+        self.writer.put(sql.SET_RESULTS, {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "results": encode(results),
+        })
+
+    def record_handle(
+        self, experiment_id: int, work_unit_id: int, job_name: str, handle: Mapping[str, Any],
+        stdout_path: Optional[str], stderr_path: Optional[str],
+    ) -> None:
+        """Where a launched job can be found again (``Handle.to_json()``), and its log files."""
+        self.writer.put(sql.SET_HANDLE, {
+            "experiment_id": experiment_id, "work_unit_id": work_unit_id, "job_name": job_name,
+            "handle": encode(handle), "stdout_path": stdout_path, "stderr_path": stderr_path,
+        })
+
+    def record_cancelled(
+        self, experiment_id: int, work_unit_ids: Optional[Collection[int]], message: str, at: float
+    ) -> list[int]:
+        """Records the unfinished units among ``work_unit_ids`` (None: all) and their unfinished jobs as
+        cancelled, now and in one transaction. Returns those units' ids.
+
+        Done before the jobs are stopped, so that their launcher's report of the kill (a failure)
+        cannot overwrite it: terminal statuses are never overwritten."""
+        self.writer.flush()  # This process's own queued writes come first.
+        params = {"experiment_id": experiment_id}
+        with self._lock, self._conn.transaction():
+            unfinished = [row[0] for row in self._conn.query(sql.UNFINISHED_UNITS, params)]
+            if work_unit_ids is not None:
+                wanted = set(work_unit_ids)
+                unfinished = [unit_id for unit_id in unfinished if unit_id in wanted]
+            rows = [{"experiment_id": experiment_id, "work_unit_id": unit_id, "message": message, "at": at}
+                    for unit_id in unfinished]
+            if rows:
+                self._conn.executemany(sql.CANCEL_UNIT_JOBS, rows)
+                self._conn.executemany(sql.CANCEL_UNIT, rows)
+        return sorted(unfinished)
+
+    def insert_finished_units(self, experiment_id: int, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Inserts units that already ran (sweeps run in-process), in one transaction.
+
+        ``columns`` maps ``work_units`` column names (:data:`~.rows.UNIT_COLUMNS`) to one value per
+        unit; JSON columns (``args``, ``results``) as text; columns left out are NULL.
+        """
+        unknown = set(columns) - set(UNIT_COLUMNS)
+        if unknown:
+            raise ValueError(f"not work_units columns: {', '.join(sorted(unknown))}")
+        count = len(columns["work_unit_id"])
+        given = [name for name in UNIT_COLUMNS if name in columns and name != "experiment_id"]
+        missing = {name: None for name in UNIT_COLUMNS if name not in columns}
+        missing["experiment_id"] = experiment_id
+        rows = [{**missing, **dict(zip(given, values))} for values in zip(*(columns[name] for name in given))]
+        if len(rows) != count:
+            raise ValueError("insert_finished_units: columns of different lengths")
+        with self._lock, self._conn.transaction():
+            self._conn.executemany(sql.INSERT_FINISHED_UNIT, rows)
+
+    # ---- reading units and jobs ------------------------------------------------------------------
+    def unit_chunks(
+        self, experiment_id: int, work_unit_ids: Optional[Collection[int]] = None, *, size: int = CHUNK_ROWS,
+    ) -> Iterator[Chunk]:
+        """The experiment's units (those of ``work_unit_ids``, None: all) in id order, as blocks of
+        columns named as in :data:`~.rows.UNIT_COLUMNS`; JSON columns as text."""
+        statement, params = sql.SELECT_UNITS, {"experiment_id": experiment_id}
+        wanted: Optional[set[int]] = None
+        if work_unit_ids is not None:
+            if len(work_unit_ids) <= _MAX_IN_LIST:
+                placeholders = []
+                for index, unit_id in enumerate(sorted(work_unit_ids)):
+                    placeholders.append(f":w{index}")
+                    params[f"w{index}"] = unit_id
+                statement += f" AND work_unit_id IN ({', '.join(placeholders) or 'NULL'})"
+            else:
+                wanted = set(work_unit_ids)
         with self._lock:
-            return self._conn.query(sql + " ORDER BY u.work_unit_id", params)
+            for rows in self._conn.stream(statement + " ORDER BY work_unit_id", params, size):
+                if wanted is not None:
+                    rows = [row for row in rows if row[1] in wanted]
+                yield chunk_of(UNIT_COLUMNS, rows)
 
     def units(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[UnitRow]:
-        return [
-            UnitRow(*row[:2], json.loads(row[2]), *row[3:10], _loads(row[10]), *row[11:17])
-            for row in self.unit_tuples(experiment_id, work_unit_id)
-        ]
+        """The experiment's units (or one of them), results included."""
+        ids = None if work_unit_id is None else (work_unit_id,)
+        return [row for chunk in self.unit_chunks(experiment_id, ids) for row in rows_of(UnitRow, chunk)]
+
+    def units_with_status(self, experiment_id: int, status: Status) -> dict[int, Optional[str]]:
+        """The experiment's units whose stored status is ``status``: id -> stored message."""
+        params = {"experiment_id": experiment_id, "status": status.value}
+        return dict(self._query(sql.UNITS_WITH_STATUS, params))  # type: ignore[arg-type]
 
     def next_work_unit_id(self, experiment_id: int) -> int:
-        with self._lock:
-            rows = self._conn.query(
-                "SELECT MAX(work_unit_id) FROM work_units WHERE experiment_id = :e", {"e": experiment_id}
-            )
+        rows = self._query(sql.NEXT_UNIT_ID, {"experiment_id": experiment_id})
         return int(rows[0][0] or 0) + 1
 
     def sweep_counters(self, experiment_id: int) -> tuple[int, int]:
         """The next ``run_seq`` and ``pset_seq`` of an experiment's sweeps."""
-        with self._lock:
-            rows = self._conn.query(
-                "SELECT MAX(run_seq), MAX(pset_seq) FROM work_units WHERE experiment_id = :e", {"e": experiment_id}
-            )
-        run_seq, pset_seq = rows[0]
+        run_seq, pset_seq = self._query(sql.SWEEP_COUNTERS, {"experiment_id": experiment_id})[0]
         return (-1 if run_seq is None else int(run_seq)) + 1, (-1 if pset_seq is None else int(pset_seq)) + 1
 
     def completed_pset_hashes(self, experiment_id: int) -> set[str]:
         """Hashes of the experiment's psets that completed (what a resumed sweep skips)."""
-        with self._lock:
-            rows = self._conn.query(
-                "SELECT DISTINCT pset_hash FROM work_units WHERE experiment_id = :e AND pset_hash IS NOT NULL "
-                "AND status = 'completed'",
-                {"e": experiment_id},
-            )
-        return {row[0] for row in rows}
+        return {row[0] for row in self._query(sql.COMPLETED_PSET_HASHES, {"experiment_id": experiment_id})}
 
     def pset_ids(self, experiment_id: int) -> set[str]:
-        with self._lock:
-            rows = self._conn.query(
-                "SELECT pset_id FROM work_units WHERE experiment_id = :e AND pset_id IS NOT NULL", {"e": experiment_id}
-            )
-        return {row[0] for row in rows}
-
-    def insert_finished_units(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Inserts units that already ran (sweeps run in-process) with their results, in one transaction.
-
-        Each row has the ``work_units`` columns, ``results`` being the results JSON or ``None``.
-        """
-        with self._lock, self._conn.transaction():
-            self._conn.executemany(_INSERT_FINISHED_UNIT, rows)
+        return {row[0] for row in self._query(sql.PSET_IDS, {"experiment_id": experiment_id})}
 
     def jobs(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[JobRow]:
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE experiment_id = :e"
-        params: dict[str, Any] = {"e": experiment_id}
+        """The experiment's jobs (or one unit's), by unit and name."""
+        statement, params = sql.SELECT_JOBS, {"experiment_id": experiment_id}
         if work_unit_id is not None:
-            sql += " AND work_unit_id = :w"
-            params["w"] = work_unit_id
-        with self._lock:
-            rows = self._conn.query(sql + " ORDER BY work_unit_id, job_name", params)
-        return [
-            JobRow(
-                *row[:4], json.loads(row[4]), json.loads(row[5]), json.loads(row[6]), _loads(row[7]), *row[8:]
-            )
-            for row in rows
-        ]
+            statement += " AND work_unit_id = :work_unit_id"
+            params["work_unit_id"] = work_unit_id
+        rows = self._query(statement + " ORDER BY work_unit_id, job_name", params)
+        return rows_of(JobRow, chunk_of(JOB_COLUMNS, rows))
 
-    def status_events(self, experiment_id: int, work_unit_id: int) -> list[tuple[str, str, float, Optional[str]]]:
-        with self._lock:
-            return [
-                tuple(row)  # type: ignore[misc]
-                for row in self._conn.query(
-                    "SELECT job_name, status, at, message FROM status_events WHERE experiment_id = :e "
-                    "AND work_unit_id = :w ORDER BY at",
-                    {"e": experiment_id, "w": work_unit_id},
-                )
-            ]
+
+def _replace_tags(conn: Connection, experiment_id: int, tags: Sequence[str]) -> None:
+    conn.execute(sql.DELETE_TAGS, {"experiment_id": experiment_id})
+    conn.executemany(sql.INSERT_TAG, [{"experiment_id": experiment_id, "tag": tag} for tag in dict.fromkeys(tags)])
+
+
+def _experiment_rows(rows: list[tuple[Any, ...]], counts: Mapping[int, dict[str, int]]) -> list[ExperimentRow]:
+    """Experiment rows with their units' counts; JSON columns decoded one column at a time."""
+    chunk = chunk_of(EXPERIMENT_COLUMNS, rows)
+    columns = [decode_all(chunk[name]) if name in JSON_COLUMNS else chunk[name] for name in EXPERIMENT_COLUMNS]
+    result = []
+    for experiment_id, values in zip(chunk["experiment_id"], zip(*columns)):
+        by_status = counts.get(experiment_id, {})
+        result.append(ExperimentRow(*values, work_unit_count=sum(by_status.values()), status_counts=by_status))
+    return result

@@ -37,6 +37,10 @@ class Connection(abc.ABC):
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
 
     @abc.abstractmethod
+    def stream(self, sql: str, params: Params | None, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query in lists of at most ``size``, so a large result is never held whole."""
+
+    @abc.abstractmethod
     @contextmanager
     def transaction(self) -> Iterator[None]: ...
 
@@ -91,6 +95,14 @@ class SqliteConnection(Connection):
 
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, params or {}).fetchall()
+
+    def stream(self, sql: str, params: Params | None, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        cursor = self._db.execute(sql, params or {})
+        try:
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            cursor.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -150,6 +162,16 @@ class SqlAlchemyConnection(Connection):
         if self._conn.in_transaction() and not self._in_explicit:
             self._conn.commit()  # End the implicit read transaction so later reads see new data.
         return [tuple(row) for row in rows]
+
+    def stream(self, sql: str, params: Params | None, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        result = self._conn.execute(self._text(sql), dict(params or {}))
+        try:
+            for rows in result.partitions(size):
+                yield [tuple(row) for row in rows]
+        finally:
+            result.close()
+            if self._conn.in_transaction() and not self._in_explicit:
+                self._conn.commit()
 
     _in_explicit = False
 

@@ -16,49 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Optional
 
-from xmanager.xm.status import TERMINAL_VALUES
 from xmanager.xm_local.store.driver import Connection, connect
+from xmanager.xm_local.store.sql import WRITE_ORDER
 
-#: Sweep columns: ``None`` for a unit that is not a pset of a sweep.
-SWEEP_COLUMNS = ("pset_hash", "pset_id", "run_id", "run_seq", "pset_seq", "calc_dir")
-INSERT_UNIT = (
-    f"INSERT INTO work_units (experiment_id, work_unit_id, args, status, created_at, {', '.join(SWEEP_COLUMNS)}) "
-    f"VALUES (:experiment_id, :work_unit_id, :args, :status, :created_at, {', '.join(':' + c for c in SWEEP_COLUMNS)})"
-)
-INSERT_JOB = (
-    "INSERT INTO jobs (experiment_id, work_unit_id, job_name, executor, executable, args, env, handle, "
-    "status, stdout_path, stderr_path) VALUES (:experiment_id, :work_unit_id, :job_name, :executor, "
-    ":executable, :args, :env, :handle, :status, :stdout_path, :stderr_path)"
-)
-_NOT_TERMINAL = f"status NOT IN ({', '.join(repr(value) for value in TERMINAL_VALUES)})"
-UPDATE_JOB = (
-    "UPDATE jobs SET status = :status, message = :message, exit_code = COALESCE(:exit_code, exit_code), "
-    "host = COALESCE(:host, host), handle = COALESCE(:handle, handle), "
-    "started_at = COALESCE(started_at, :started_at), ended_at = COALESCE(ended_at, :ended_at) "
-    f"WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id AND job_name = :job_name "
-    f"AND {_NOT_TERMINAL}"
-)
-UPDATE_UNIT = (
-    "UPDATE work_units SET status = :status, message = :message, exit_code = COALESCE(:exit_code, exit_code), "
-    "host = COALESCE(host, :host), started_at = COALESCE(started_at, :started_at), "
-    "ended_at = COALESCE(ended_at, :ended_at) "
-    f"WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id AND {_NOT_TERMINAL}"
-)
-SET_HANDLE = (
-    "UPDATE jobs SET handle = :handle, stdout_path = COALESCE(:stdout_path, stdout_path), "
-    "stderr_path = COALESCE(:stderr_path, stderr_path) "
-    "WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id AND job_name = :job_name"
-)
-INSERT_EVENT = (
-    "INSERT INTO status_events (experiment_id, work_unit_id, job_name, status, at, message) "
-    "VALUES (:experiment_id, :work_unit_id, :job_name, :status, :at, :message)"
-)
-UPSERT_RESULT = (
-    "UPDATE work_units SET results = :data WHERE experiment_id = :experiment_id AND work_unit_id = :work_unit_id"
-)
-
-#: Order in which statement groups of one batch run: inserts before the updates of those rows.
-_ORDER = (INSERT_UNIT, INSERT_JOB, SET_HANDLE, UPDATE_JOB, UPDATE_UNIT, INSERT_EVENT, UPSERT_RESULT)
 _MAX_BATCH = 50_000
 _RETRIES = 5
 
@@ -83,7 +43,7 @@ class BatchWriter:
         self._error: Optional[BaseException] = None
 
     def put(self, sql: str, params: dict[str, Any]) -> None:
-        """Queues one row for ``sql`` (one of this module's statements)."""
+        """Queues one row for ``sql`` (one of :data:`~.sql.WRITE_ORDER`'s statements)."""
         self._queue.put((sql, params))
         if self._thread is None:
             self._start()
@@ -157,7 +117,7 @@ class BatchWriter:
 
 
 def _run_segment(conn: Connection, segment: dict[str, list[dict[str, Any]]]) -> None:
-    for sql in _ORDER:
+    for sql in WRITE_ORDER:
         rows = segment.get(sql)
         if rows:
             conn.executemany(sql, rows)

@@ -51,8 +51,8 @@ def _experiment_id(store: Store, calc_dir: str) -> int:
             user: Optional[str] = getpass.getuser()
         except (KeyError, OSError):
             user = None
-        experiment_id = store.insert_experiment(
-            int(time.time() * 1000), f"sweep {calc_dir}", ["sweep", tag], os.path.abspath(calc_dir), user,
+        experiment_id = store.create_experiment(
+            f"sweep {calc_dir}", ["sweep", tag], os.path.abspath(calc_dir), user,
             os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None, sys.argv,
         )
     _STUDIES[(store.url, os.path.abspath(calc_dir))] = experiment_id
@@ -98,9 +98,16 @@ def _encode(value: dict[str, Any]) -> str:
         return _encode_fast(_text_keys(value))
 
 
-def _units(experiment_id: int, first_id: int, rows: Sequence[dict[str, Any]], pset_cols: set[str]) -> list[dict[str, Any]]:
-    """Rows of ``run()`` as ``work_units`` rows (``results`` holding the results JSON)."""
-    units = []
+_STORED_KEYS = {"_pset_hash": "pset_hash", "_pset_id": "pset_id", "_run_id": "run_id", "_run_seq": "run_seq",
+                "_pset_seq": "pset_seq", "_calc_dir": "calc_dir", "_exec_host": "host"}
+
+
+def _units(first_id: int, rows: Sequence[dict[str, Any]], pset_cols: set[str]) -> dict[str, list[Any]]:
+    """Rows of ``run()`` as ``work_units`` columns (``args``/``results`` as JSON text)."""
+    columns: dict[str, list[Any]] = {
+        name: [] for name in ("work_unit_id", "args", "status", "message", "created_at", "started_at", "ended_at",
+                              "results", *_STORED_KEYS.values())
+    }
     last_keys: Any = None
     arg_keys: list[str] = []
     result_keys: list[str] = []
@@ -121,16 +128,17 @@ def _units(experiment_id: int, first_id: int, rows: Sequence[dict[str, Any]], ps
         if failed:
             text = str(row.get("_exc_txt") or "").strip()
             message = text.splitlines()[-1] if text else "failed"
-        units.append({
-            "experiment_id": experiment_id, "work_unit_id": first_id + offset,
-            "args": _encode({key: row[key] for key in arg_keys}),
-            "status": "failed" if failed else "completed", "message": message, "host": row.get("_exec_host"),
-            "created_at": now if started is None else started, "started_at": started, "ended_at": ended,
-            "pset_hash": row.get("_pset_hash"), "pset_id": row.get("_pset_id"), "run_id": row.get("_run_id"),
-            "run_seq": row.get("_run_seq"), "pset_seq": row.get("_pset_seq"), "calc_dir": row.get("_calc_dir"),
-            "results": _encode({key: row[key] for key in result_keys}) if result_keys else None,
-        })
-    return units
+        columns["work_unit_id"].append(first_id + offset)
+        columns["args"].append(_encode({key: row[key] for key in arg_keys}))
+        columns["status"].append("failed" if failed else "completed")
+        columns["message"].append(message)
+        columns["created_at"].append(now if started is None else started)
+        columns["started_at"].append(started)
+        columns["ended_at"].append(ended)
+        columns["results"].append(_encode({key: row[key] for key in result_keys}) if result_keys else None)
+        for key, name in _STORED_KEYS.items():
+            columns[name].append(row.get(key))
+    return columns
 
 
 def record(
@@ -156,7 +164,6 @@ def record(
     if next_id - 1 != stored_before and all_rows is not None:
         known = store.pset_ids(experiment_id)
         rows = [row for row in all_rows() if row.get("_pset_id") not in known]
-    units = _units(experiment_id, next_id, rows, pset_cols)
-    if units:
-        store.insert_finished_units(units)
+    if rows:
+        store.insert_finished_units(experiment_id, _units(next_id, rows, pset_cols))
     return experiment_id

@@ -78,8 +78,8 @@ def test_a_sweep_becomes_labelled_jobs_and_one_list_call_follows_them(kubeconfig
     assert frame["loss"].tolist()[:2] == [0.25, 0.5]
     assert frame["_exit_code"].tolist()[2] == 2
     failed = experiment.work_units[3]
-    assert "BackoffLimitExceeded" in failed._message
-    work_dir = os.path.join(experiment._jobs_root, "3", failed._jobs[next(iter(failed._jobs))].name)
+    assert "BackoffLimitExceeded" in failed.get_status().message
+    work_dir = os.path.join(experiment._jobs_root, "3", next(iter(failed.jobs)))
     with open(os.path.join(work_dir, "pod.log")) as log:
         assert log.read() == "Traceback: boom\n"
 
@@ -157,8 +157,8 @@ def test_a_job_deleted_behind_our_back_counts_as_cancelled(kubeconfig, api_serve
     with api_server.lock:
         del api_server.jobs[("default", name)]
     experiment.refresh()
-    assert experiment.work_units[1]._status.value == "cancelled"
-    assert "deleted" in experiment.work_units[1]._message
+    assert experiment.work_units[1].get_status().status.value == "cancelled"
+    assert "deleted" in experiment.work_units[1].get_status().message
 
 
 def test_pending_jobs_say_why_their_pod_does_not_run(kubeconfig, api_server):
@@ -172,12 +172,12 @@ def test_pending_jobs_say_why_their_pod_does_not_run(kubeconfig, api_server):
     api_server.hold_job(second, unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
     experiment.refresh()
     units = experiment.work_units
-    [job_1], [job_2] = units[1]._jobs.values(), units[2]._jobs.values()
+    [job_1], [job_2] = units[1].jobs.values(), units[2].jobs.values()
     assert job_1.status.value == "pending" and "ImagePullBackOff (Back-off pulling image" in job_1.message
     assert job_2.status.value == "pending" and "Unschedulable (0/3 nodes are available" in job_2.message
     api_server.start_job(first)
     experiment.refresh()
-    assert experiment.work_units[1]._status.value == "running"
+    assert experiment.work_units[1].get_status().status.value == "running"
 
 
 def _add_one(**executor):

@@ -1,0 +1,82 @@
+"""Loading: an experiment's stored units and jobs, read into its state machine once each.
+
+Units are read in blocks of columns, so 100,000 of them cost one query and no per-row
+objects beyond the units themselves; their args are decoded when first asked for. Jobs
+(with the handles another process needs to follow or stop them) are read when needed: for
+all units, or for the few a caller names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Optional, TypeVar
+
+from xmanager.executors.api import Handle
+from xmanager.xm.status import Status
+from xmanager.xm_local.store import Store
+from xmanager.xm_local.store.rows import decode_all
+from xmanager.xm_local.tracking import UnitTracker
+from xmanager.xm_local.unit_state import JobState, UnitState
+
+_STATUSES = {status.value: status for status in Status}
+#: The jobs of up to this many units are read unit by unit; beyond, all at once.
+_FEW = 20
+
+UnitT = TypeVar("UnitT")
+
+
+class StoredUnits:
+    """Reads one experiment's units and jobs from the store, each at most once."""
+
+    def __init__(self, store: Store, tracker: UnitTracker, *, nothing_stored: bool = False) -> None:
+        self._store = store
+        self._tracker = tracker
+        #: True once the stored units are in the state machine (from the start for a new experiment).
+        self.units_loaded = nothing_stored
+        self._all_jobs_loaded = False
+        self._jobs_loaded: set[int] = set()
+
+    def load_units(self, make_unit: Callable[[UnitState, str], UnitT]) -> dict[int, UnitT]:
+        """Every stored unit, made by ``make_unit(state, args_json)``; empty after the first call."""
+        made: dict[int, UnitT] = {}
+        with self._tracker.lock:
+            if self.units_loaded:
+                return made
+            self.units_loaded = True
+            load = self._tracker.machine.load_unit
+            statuses = _STATUSES
+            for chunk in self._store.unit_chunks(self._tracker.experiment_id):
+                for unit_id, status, message, exit_code, results, args in zip(
+                    chunk["work_unit_id"], chunk["status"], chunk["message"], chunk["exit_code"],
+                    decode_all(chunk["results"]), chunk["args"],
+                ):
+                    state = load(unit_id, statuses[status], message or "", exit_code, results or {})
+                    made[unit_id] = make_unit(state, args)
+        return made
+
+    def load_jobs(self, work_unit_ids: Optional[Collection[int]] = None) -> None:
+        """The stored jobs of loaded units (of ``work_unit_ids``; None: all), with their handles."""
+        if self._all_jobs_loaded:
+            return
+        experiment_id = self._tracker.experiment_id
+        if work_unit_ids is not None and len(self._jobs_loaded.union(work_unit_ids)) > _FEW:
+            work_unit_ids = None  # One query for all costs less than many for a few each.
+        if work_unit_ids is None:
+            rows = self._store.jobs(experiment_id)
+            self._all_jobs_loaded = True
+        else:
+            wanted = set(work_unit_ids) - self._jobs_loaded
+            rows = [row for unit_id in sorted(wanted) for row in self._store.jobs(experiment_id, unit_id)]
+        with self._tracker.lock:
+            machine = self._tracker.machine
+            for row in rows:
+                if row.work_unit_id in self._jobs_loaded or row.work_unit_id not in machine.units:
+                    continue
+                handle = None if row.handle is None else Handle.from_json(
+                    row.handle, experiment_id, row.work_unit_id, row.job_name
+                )
+                machine.load_job(row.work_unit_id, JobState(
+                    row.job_name, row.executor, _STATUSES[row.status], row.message or "", row.exit_code, handle,
+                    row.stderr_path or row.stdout_path,
+                ))
+            self._jobs_loaded.update(machine.units if work_unit_ids is None else work_unit_ids)

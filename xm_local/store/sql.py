@@ -1,0 +1,95 @@
+"""Every statement the store runs (migrations aside), built from the row classes' column lists.
+
+Portable SQL with ``:name`` parameters; only :class:`~xmanager.xm_local.store.Store` and its
+writer use these. Updates of a status never overwrite a terminal one: the first process to
+record how a job or unit ended wins (``xmanager cancel`` records before it kills).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xmanager.xm.status import TERMINAL_VALUES
+from xmanager.xm_local.store.rows import (
+    EVENT_COLUMNS,
+    EXPERIMENT_COLUMNS,
+    JOB_COLUMNS,
+    SWEEP_COLUMNS,
+    TAG_COLUMNS,
+    UNIT_COLUMNS,
+)
+
+
+def insert(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + name for name in columns)})"
+
+
+def select(table: str, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table}"
+
+
+NOT_TERMINAL = f"status NOT IN ({', '.join(repr(value) for value in TERMINAL_VALUES)})"
+_UNIT_KEY = "experiment_id = :experiment_id AND work_unit_id = :work_unit_id"
+_JOB_KEY = f"{_UNIT_KEY} AND job_name = :job_name"
+
+# ---- experiments -------------------------------------------------------------------------------
+INSERT_EXPERIMENT = insert("experiments", EXPERIMENT_COLUMNS)
+UPDATE_EXPERIMENT = (
+    "UPDATE experiments SET title = :title, tags = :tags, notes = :notes WHERE experiment_id = :experiment_id"
+)
+DELETE_TAGS = "DELETE FROM experiment_tags WHERE experiment_id = :experiment_id"
+INSERT_TAG = insert("experiment_tags", TAG_COLUMNS)
+SELECT_EXPERIMENTS = select("experiments e", ["e." + name for name in EXPERIMENT_COLUMNS])
+HAS_TAG = "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.tag = :tag)"
+COUNT_UNITS = "SELECT experiment_id, status, COUNT(*) FROM work_units"
+
+# ---- units -------------------------------------------------------------------------------------
+#: A unit as ``add()`` creates it: pending, with its args and (in a sweep) its pset.
+INSERT_UNIT = insert("work_units", ("experiment_id", "work_unit_id", "args", "status", "created_at", *SWEEP_COLUMNS))
+#: A unit that already ran (``xm_local.sweep.run``): every column.
+INSERT_FINISHED_UNIT = insert("work_units", UNIT_COLUMNS)
+UPDATE_UNIT = (
+    "UPDATE work_units SET status = :status, message = :message, exit_code = COALESCE(:exit_code, exit_code), "
+    "host = COALESCE(host, :host), started_at = COALESCE(started_at, :started_at), "
+    f"ended_at = COALESCE(ended_at, :ended_at) WHERE {_UNIT_KEY} AND {NOT_TERMINAL}"
+)
+SET_RESULTS = f"UPDATE work_units SET results = :results WHERE {_UNIT_KEY}"
+SELECT_UNITS = select("work_units", UNIT_COLUMNS) + " WHERE experiment_id = :experiment_id"
+NEXT_UNIT_ID = "SELECT MAX(work_unit_id) FROM work_units WHERE experiment_id = :experiment_id"
+SWEEP_COUNTERS = "SELECT MAX(run_seq), MAX(pset_seq) FROM work_units WHERE experiment_id = :experiment_id"
+COMPLETED_PSET_HASHES = (
+    "SELECT DISTINCT pset_hash FROM work_units WHERE experiment_id = :experiment_id AND pset_hash IS NOT NULL "
+    "AND status = 'completed'"
+)
+PSET_IDS = "SELECT pset_id FROM work_units WHERE experiment_id = :experiment_id AND pset_id IS NOT NULL"
+UNITS_WITH_STATUS = "SELECT work_unit_id, message FROM work_units WHERE experiment_id = :experiment_id AND status = :status"
+UNFINISHED_UNITS = f"SELECT work_unit_id FROM work_units WHERE experiment_id = :experiment_id AND {NOT_TERMINAL}"
+
+# ---- jobs --------------------------------------------------------------------------------------
+INSERT_JOB = insert("jobs", ("experiment_id", "work_unit_id", "job_name", "executor", "executable", "args", "env", "status"))
+UPDATE_JOB = (
+    "UPDATE jobs SET status = :status, message = :message, exit_code = COALESCE(:exit_code, exit_code), "
+    "host = COALESCE(:host, host), handle = COALESCE(:handle, handle), "
+    "started_at = COALESCE(started_at, :started_at), ended_at = COALESCE(ended_at, :ended_at) "
+    f"WHERE {_JOB_KEY} AND {NOT_TERMINAL}"
+)
+SET_HANDLE = (
+    "UPDATE jobs SET handle = :handle, stdout_path = COALESCE(:stdout_path, stdout_path), "
+    f"stderr_path = COALESCE(:stderr_path, stderr_path) WHERE {_JOB_KEY}"
+)
+INSERT_EVENT = insert("status_events", EVENT_COLUMNS)
+SELECT_JOBS = select("jobs", JOB_COLUMNS) + " WHERE experiment_id = :experiment_id"
+
+# ---- cancelling from any process ---------------------------------------------------------------
+CANCEL_UNIT_JOBS = (
+    "UPDATE jobs SET status = 'cancelled', message = :message, ended_at = COALESCE(ended_at, :at) "
+    f"WHERE {_UNIT_KEY} AND {NOT_TERMINAL}"
+)
+CANCEL_UNIT = (
+    "UPDATE work_units SET status = 'cancelled', message = :message, ended_at = COALESCE(ended_at, :at) "
+    f"WHERE {_UNIT_KEY} AND {NOT_TERMINAL}"
+)
+
+#: The order in which the writer runs the statement groups of one batch: rows are inserted
+#: before they are updated, and a job's status before the unit's derived from it.
+WRITE_ORDER = (INSERT_UNIT, INSERT_JOB, SET_HANDLE, UPDATE_JOB, UPDATE_UNIT, INSERT_EVENT, SET_RESULTS)
