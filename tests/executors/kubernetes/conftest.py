@@ -1,17 +1,11 @@
 """Fixtures: a fake Kubernetes API server on loopback (HTTP, or HTTPS with a throwaway CA) and
 kubeconfig files pointing at it. The tests drive the real ``kubernetes`` client."""
 
-import importlib.util
-import os
 import shutil
 import subprocess
 
+import fake_apiserver  # tests/support/: also the contract suite's Kubernetes.
 import pytest
-
-_spec = importlib.util.spec_from_file_location("fake_apiserver", os.path.join(os.path.dirname(__file__),
-                                                                              "fake_apiserver.py"))
-fake_apiserver = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_apiserver)
 
 TOKEN = "s3cret-token"
 

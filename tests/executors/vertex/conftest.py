@@ -5,17 +5,11 @@ certificate is signed by a test CA that ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` nam
 that variable once, at the first TLS channel of the process, so it is set for the whole session.
 """
 
-import json
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import vertex_servicer  # noqa: E402
-
-PROJECT = "xm-test"
+import vertex_servicer  # tests/support/: also the contract suite's Vertex AI.
+from vertex_servicer import PROJECT, write_key_file
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +25,6 @@ def vertex_server(tmp_path_factory):
         os.environ.pop("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", None)
     else:
         os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = previous
-
-
-def write_key_file(folder, project=PROJECT):
-    path = folder / "service-account.json"
-    path.write_text(json.dumps(vertex_servicer.service_account_json(project)))
-    return str(path)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT, write_key_file
+from vertex_servicer import PROJECT, write_key_file
 from xmanager import xm, xm_local
 from xmanager.executors.api import ServiceUnavailableError
 from xmanager.executors.vertex.backend import GET_LIMIT, VertexError

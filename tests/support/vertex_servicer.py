@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -76,6 +77,17 @@ def make_tls(folder: str) -> tuple[str, bytes, bytes]:
     with open(ca_path, "wb") as file:
         file.write(ca.public_bytes(serialization.Encoding.PEM))
     return ca_path, _pem(key), leaf.public_bytes(serialization.Encoding.PEM)
+
+
+#: The project the tests' JobService knows.
+PROJECT = "xm-test"
+
+
+def write_key_file(folder: Any, project: Optional[str] = PROJECT) -> str:
+    """A service account key file for ``project`` in ``folder`` (a ``pathlib.Path``); returns its path."""
+    path = folder / "service-account.json"
+    path.write_text(json.dumps(service_account_json(project)))
+    return str(path)
 
 
 def service_account_json(project: Optional[str]) -> dict[str, Any]:
