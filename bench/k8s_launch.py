@@ -4,7 +4,7 @@
 
 No real API server runs on our machines, so the executor talks (through the real
 ``kubernetes`` client) to the loopback fake API server of the tests
-(``tests/executors/kubernetes/fake_apiserver.py``), run in its own process so that it does
+(``tests/support/fake_apiserver.py``), run in its own process so that it does
 not share our interpreter lock, with schema validation off and an artificial delay on every
 request (``--latency-ms``, default 20 ms: a real API server takes 20-50 ms per create).
 Measurements, each for N units (default 1,000; ``--quick``: 200) of one ``xm.Container``:
@@ -40,8 +40,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 UNITS, UNITS_QUICK = 1000, 200
 IMAGE = "127.0.0.1:5000/xm/bench:1"
 TOKEN = "bench-token"
-FAKE = os.path.join(_HERE, "..", "tests", "executors", "kubernetes",
-                    "fake_apiserver.py")
+FAKE = os.path.join(_HERE, "..", "tests", "support", "fake_apiserver.py")
 
 
 def _load_fake() -> Any:

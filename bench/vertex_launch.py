@@ -4,7 +4,7 @@
 
 No Vertex AI project is available here, so the executor talks, through the real
 ``google-cloud-aiplatform`` GAPIC client over TLS, to the local ``JobService`` of the tests
-(``tests/executors/vertex/vertex_servicer.py``), run in its own process so that it does not
+(``tests/support/vertex_servicer.py``), run in its own process so that it does not
 share our interpreter lock, with an artificial delay on every call (``--latency-ms``,
 default 100 ms: a real CreateCustomJob takes 100-300 ms) and list pages capped at
 ``--page-size`` jobs (default 100). Measurements, each for N units (default 200; ``--quick``: 50)
@@ -40,7 +40,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 UNITS, UNITS_QUICK = 200, 50
 IMAGE = "us-docker.pkg.dev/xm-test/repo/trainer:1"
 PROJECT = "xm-test"
-SERVICER = os.path.join(_HERE, "..", "tests", "executors", "vertex", "vertex_servicer.py")
+SERVICER = os.path.join(_HERE, "..", "tests", "support", "vertex_servicer.py")
 
 
 def _load_servicer() -> Any:

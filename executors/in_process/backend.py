@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from xmanager.executors import in_memory
 from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
@@ -62,16 +63,8 @@ class InProcessBackend(ExecutorBackend[InProcess]):
         return handles
 
     def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:
-        updates = []
         with self._lock:
-            for handle in handles:
-                status = self._status.get((handle.work_unit_id, handle.job_name))
-                message = ""
-                if status is None:
-                    status, message = Status.FAILED, "not known to this process (the launcher that ran it has exited)"
-                updates.append(StatusUpdate(handle.experiment_id, handle.work_unit_id, handle.job_name, status,
-                                            message=message))
-        return updates
+            return in_memory.refresh(self._status, handles)
 
     def cancel(self, handles: Sequence[Handle]) -> None:
         """Queued jobs end as cancelled now; running ones when their function returns. Jobs of

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from xmanager.executors import in_memory
 from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
@@ -265,17 +266,8 @@ class VectorEngineBackend(ExecutorBackend[VectorEngine]):
         return handles
 
     def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:
-        updates = []
         with self._cv:
-            for handle in handles:
-                status = self._status.get((handle.work_unit_id, handle.job_name))
-                message = ""
-                if status is None:
-                    status, message = Status.FAILED, "not known to this process (the launcher that ran it has exited)"
-                updates.append(
-                    StatusUpdate(handle.experiment_id, handle.work_unit_id, handle.job_name, status, message=message)
-                )
-        return updates
+            return in_memory.refresh(self._status, handles)
 
     def cancel(self, handles: Sequence[Handle]) -> None:
         """Queued units end as cancelled now; a running call is not interrupted, its unit ends cancelled."""

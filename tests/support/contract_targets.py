@@ -129,18 +129,11 @@ class Target:
         """Whether the job of ``value``, which signalled that it started, has been stopped."""
         if self.driver is not None:
             return self.driver.stopped(value)
+        from xmanager.executors.local import processes
+
         with open(os.path.join(self.signals, f"{value}.started")) as file:
             pid = int(file.read())
-        return not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            stat = file.read()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
+        return not processes.is_alive(pid, processes.start_ticks(pid))  # A zombie has stopped too.
 
 
 def _args(argv: Any) -> dict[str, str]:
