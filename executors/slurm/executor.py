@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import ClassVar, Optional
 
 import attrs
@@ -16,7 +15,7 @@ from xmanager.xm.resources import JobRequirements
 _TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$")
 
 
-def _check_time(instance: object, attribute: attrs.Attribute, value: Optional[str]) -> None:  # type: ignore[type-arg]
+def _check_time(instance: object, attribute: attrs.Attribute[Optional[str]], value: Optional[str]) -> None:
     if value is None:
         return
     if not isinstance(value, str) or not _TIME.match(value):
@@ -26,7 +25,7 @@ def _check_time(instance: object, attribute: attrs.Attribute, value: Optional[st
         )
 
 
-def _check_directives(instance: object, attribute: attrs.Attribute, value: Sequence[str]) -> None:  # type: ignore[type-arg]
+def _check_directives(instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
     for directive in value:
         if not isinstance(directive, str) or not directive.startswith("-") or "\n" in directive:
             raise ValueError(f"Slurm(directives=...): {directive!r} is not an sbatch option such as '--constraint=a100'")
@@ -91,7 +90,7 @@ class Slurm(Executor):
     requeue_limit: int = 0
 
     @psets_per_task.validator
-    def _check_packing(self, attribute: attrs.Attribute, value: int) -> None:  # type: ignore[type-arg]
+    def _check_packing(self, attribute: attrs.Attribute[int], value: int) -> None:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"Slurm(psets_per_task={value!r}): must be a positive int")
 
