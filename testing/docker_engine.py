@@ -256,7 +256,7 @@ def _host_python() -> tuple[str, str]:
 
 
 def _stdlib_files(stdlib: str) -> list[str]:
-    files = []
+    files: list[str] = []
     for root, dirs, names in os.walk(stdlib):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_STDLIB and d != "site-packages")
         files.extend(os.path.join(root, name) for name in sorted(names) if name not in _SKIP_FILES)

@@ -226,9 +226,8 @@ def _wait_idle(cluster: DevCluster, env: dict[str, str], timeout: float) -> None
     while time.monotonic() < deadline:
         for process in cluster.processes:
             if process.poll() is not None:
-                raise DevClusterError(
-                    f"{process.args[0]} exited with {process.returncode}; see {cluster.run_dir}/*.log"
-                )
+                program = process.args[0] if isinstance(process.args, list) else process.args
+                raise DevClusterError(f"{program!s} exited with {process.returncode}; see {cluster.run_dir}/*.log")
         result = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True)
         state = result.stdout.strip()
         if result.returncode == 0 and state.startswith("idle"):
