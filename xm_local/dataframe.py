@@ -15,12 +15,13 @@ that are not plain numbers stay Python objects, and pandas types their column as
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import attrs
 from xmanager.xm_local.store import Store
-from xmanager.xm_local.store.rows import decode_all
+from xmanager.xm_local.store.rows import Chunk, collector_paused, decode_all
 
 SWEEP_RESERVED = ("_pset_id", "_pset_hash", "_run_id", "_pset_seq", "_run_seq", "_calc_dir")
 RESERVED = (
@@ -29,38 +30,35 @@ RESERVED = (
 )
 #: The ``work_units`` column each reserved column shows, and how it is kept while reading:
 #: ``int`` (int64), ``float`` (float64, NaN for NULL), ``Int64`` (pandas' nullable ints), ``text``
-#: (strings, repeats shared) or ``unique`` (strings that seldom repeat).
+#: (strings, repeats shared), ``unique`` (strings that seldom repeat); ``sweep Int64`` like ``Int64``
+#: but only filled when the units are psets.
 _SOURCES = {
     "_experiment_id": ("experiment_id", "int"), "_work_unit_id": ("work_unit_id", "int"),
     "_status": ("status", "text"), "_exit_code": ("exit_code", "Int64"), "_message": ("message", "text"),
     "_exec_host": ("host", "text"), "_time_utc": ("started_at", "float"), "_end_utc": ("ended_at", "float"),
     "_pset_id": ("pset_id", "unique"), "_pset_hash": ("pset_hash", "unique"), "_run_id": ("run_id", "text"),
-    "_pset_seq": ("pset_seq", "Int64"), "_run_seq": ("run_seq", "Int64"), "_calc_dir": ("calc_dir", "text"),
+    "_pset_seq": ("pset_seq", "sweep Int64"), "_run_seq": ("run_seq", "sweep Int64"), "_calc_dir": ("calc_dir", "text"),
 }
 
 
-def experiment_dataframe(store: Store, experiment_id: int) -> Any:
+def experiment_dataframe(store: Store, experiment_id: int, expected_rows: int = 0) -> Any:
+    """The experiment's DataFrame; ``expected_rows`` (the units it had when last counted) sizes the arrays."""
     import pandas as pd
 
     args, results = _DictColumns(), _DictColumns()
-    stored = _StoredColumns()
-    for chunk in store.unit_chunks(experiment_id):
-        args.add(decode_all(chunk["args"]))
-        results.add([{} if item is None else item for item in decode_all(chunk["results"])])
-        stored.add(chunk)
+    stored = _StoredColumns(experiment_id, expected_rows)
+    with collector_paused():
+        for chunk in store.unit_chunks(experiment_id, columns=("args", "results", *stored.sources)):
+            args.add(decode_all(chunk["args"]))
+            results.add([{} if item is None else item for item in decode_all(chunk["results"])])
+            stored.add(chunk)
     reserved: dict[str, Any] = {}
     if stored.has_values("pset_hash"):
         for name in SWEEP_RESERVED:
             if name != "_calc_dir" or stored.has_values("calc_dir"):
-                reserved[name] = stored.column(*_SOURCES[name])
+                reserved[name] = stored.column(name)
     for name in RESERVED:
-        if name == "_pset_runtime":
-            reserved[name] = stored.column("ended_at", "float") - stored.column("started_at", "float")
-        elif name in ("_time_utc", "_end_utc"):
-            seconds = pd.Series(stored.column(*_SOURCES[name]), dtype="float64")
-            reserved[name] = pd.to_datetime(seconds, unit="s", utc=True)
-        else:
-            reserved[name] = stored.column(*_SOURCES[name])
+        reserved[name] = stored.column(name)
     data: dict[str, Any] = {}
     for source in (args, results):
         for key, values in source.columns():
@@ -69,52 +67,124 @@ def experiment_dataframe(store: Store, experiment_id: int) -> Any:
     return pd.DataFrame(data, copy=False)
 
 
-class _StoredColumns:
-    """The stored columns behind the reserved ones, kept compact block by block."""
+class _Filling:
+    """A NumPy column filled block by block: sized for the expected rows, doubled if more come."""
 
-    def __init__(self) -> None:
-        self._blocks: dict[str, list[Any]] = {source: [] for source, _ in _SOURCES.values()}
-        self._shared: dict[Optional[str], Optional[str]] = {}
-        self._kinds = dict(_SOURCES.values())
-        self.rows = 0
-
-    def add(self, chunk: Any) -> None:
+    def __init__(self, dtype: Any, expected: int) -> None:
         import numpy as np
 
-        for source, blocks in self._blocks.items():
-            values = chunk[source]
-            kind = self._kinds[source]
-            if kind == "int":
-                blocks.append(np.array(values, dtype=np.int64))
-            elif kind == "float":
-                blocks.append(np.array(values, dtype=np.float64))  # NULL becomes NaN.
-            elif kind == "Int64":
-                blocks.append(_Numbers.of(values, np.int64))
-            elif kind == "text":
-                shared = self._shared
-                blocks.append([shared.setdefault(value, value) for value in values])
-            else:
-                blocks.append(values)
-        self.rows += len(chunk["work_unit_id"])
+        self._data = np.empty(max(expected, 1), dtype=dtype)
+        self.size = 0
 
-    def has_values(self, source: str) -> bool:
-        return any(value is not None for block in self._blocks[source] for value in block)
+    def extend(self, values: Any) -> None:
+        import numpy as np
 
-    def column(self, source: str, kind: str) -> Any:
+        end = self.size + len(values)
+        if end > len(self._data):
+            grown = np.empty(max(end, 2 * len(self._data)), dtype=self._data.dtype)
+            grown[:self.size] = self._data[:self.size]
+            self._data = grown
+        self._data[self.size:end] = values
+        self.size = end
+
+    def array(self) -> Any:
+        return self._data[:self.size]
+
+
+class _StoredColumns:
+    """The stored columns behind the reserved ones, filled block by block into their final arrays."""
+
+    def __init__(self, experiment_id: int, expected_rows: int) -> None:
+        import numpy as np
+
+        self._experiment_id = experiment_id
+        self._kinds = dict(source for name, source in _SOURCES.items() if name != "_experiment_id")
+        #: The ``work_units`` columns to read (the experiment id is known).
+        self.sources = tuple(self._kinds)
+        dtypes = {"int": np.int64, "float": np.float64, "Int64": np.int64}
+        self._arrays = {source: _Filling(dtypes[kind], expected_rows) for source, kind in self._kinds.items()
+                        if kind in dtypes}
+        self._gaps = {source: _Filling(bool, expected_rows) for source, kind in self._kinds.items() if kind == "Int64"}
+        self._blocks: dict[str, list[_Block]] = {
+            source: [] for source, kind in self._kinds.items() if kind not in dtypes
+        }
+        self.rows = 0
+
+    def add(self, chunk: Chunk) -> None:
         import numpy as np
         import pandas as pd
 
-        blocks = self._blocks[source]
-        if kind in ("int", "float"):
-            # No units: an empty list, which pandas types as it always did.
-            return np.concatenate(blocks) if self.rows else ([] if kind == "int" else np.empty(0))
+        for source, array in self._arrays.items():
+            values = chunk[source]
+            if source in self._gaps:  # Nullable ints: the values, 0 where NULL, and where.
+                self._gaps[source].extend(np.fromiter((value is None for value in values), bool, len(values)))
+                values = [0 if value is None else value for value in values]
+            array.extend(values)  # For floats, NULL becomes NaN.
+        for source, blocks in self._blocks.items():
+            values = chunk[source]
+            if all(value is None for value in values):  # E.g. the sweep columns of units that are not psets.
+                blocks.append(_Nones(len(values)))
+            elif self._kinds[source] == "sweep Int64":
+                blocks.append(_Numbers.of(values, np.int64))
+            else:  # Text: typed now, a block at a time (all at once, pandas would take a lot more memory).
+                blocks.append(pd.array(list(values), dtype=_text_dtype()))
+        self.rows += len(chunk["work_unit_id"])
+
+    def has_values(self, source: str) -> bool:
+        return not all(isinstance(block, _Nones) for block in self._blocks[source])
+
+    def column(self, name: str) -> Any:
+        """The reserved column ``name``, typed as pandas always typed it (lists where there are no units)."""
+        import numpy as np
+        import pandas as pd
+
+        if name == "_pset_runtime":
+            return self._arrays["ended_at"].array() - self._arrays["started_at"].array()
+        if name == "_experiment_id":
+            return np.full(self.rows, self._experiment_id, dtype=np.int64) if self.rows else []
+        source, kind = _SOURCES[name]
+        if name in ("_time_utc", "_end_utc"):
+            return _utc_times(self._arrays[source].array())
         if kind == "Int64":
-            if not self.rows:
+            return pd.arrays.IntegerArray(self._arrays[source].array(), self._gaps[source].array())
+        if kind == "int":
+            return self._arrays[source].array() if self.rows else []
+        blocks = self._blocks.pop(source)
+        if kind == "sweep Int64":
+            values = [np.zeros(b.count, np.int64) if isinstance(b, _Nones) else b.values for b in blocks]
+            gaps = [np.ones(b.count, bool) if isinstance(b, _Nones) else b.gaps for b in blocks]
+            if not blocks:
                 return pd.array([], dtype="Int64")
-            return pd.arrays.IntegerArray(
-                np.concatenate([block.values for block in blocks]), np.concatenate([block.gaps for block in blocks])
-            )
-        return [value for block in blocks for value in block]
+            return pd.arrays.IntegerArray(np.concatenate(values), np.concatenate(gaps))
+        if all(isinstance(block, _Nones) for block in blocks):
+            return _typed([None] * self.rows)  # No text at all: pandas makes objects of the Nones.
+        parts = [pd.array([None] * b.count, dtype=_text_dtype()) if isinstance(b, _Nones) else b for b in blocks]
+        return pd.concat([pd.Series(part, copy=False) for part in parts], ignore_index=True)
+
+
+def _utc_times(seconds: Any) -> Any:
+    """``pd.to_datetime(seconds, unit="s", utc=True)``, a slice at a time: on a million values at once its
+    temporaries would take as much memory again as the whole DataFrame. (pandas picks the resolution
+    from the values; should slices differ, the whole array is converted at once after all.)"""
+    import numpy as np
+    import pandas as pd
+
+    def convert(part: Any) -> Any:
+        return pd.to_datetime(pd.Series(part, dtype="float64"), unit="s", utc=True)
+
+    first = convert(seconds[:_TIME_SLICE])
+    if len(seconds) <= _TIME_SLICE:
+        return first
+    times = np.empty(len(seconds), dtype=first.dtype.base)
+    for start in range(0, len(seconds), _TIME_SLICE):
+        part = first if start == 0 else convert(seconds[start:start + _TIME_SLICE])
+        if part.dtype != first.dtype:
+            return convert(seconds)
+        times[start:start + _TIME_SLICE] = part.dt.tz_localize(None).to_numpy()
+    return pd.Series(times).dt.tz_localize("UTC")
+
+
+_TIME_SLICE = 65_536
 
 
 @attrs.frozen
@@ -193,6 +263,21 @@ def _unpack(blocks: list[_Block], rows: int) -> Any:
     return values
 
 
+@functools.cache
+def _text_dtype() -> Any:
+    """The dtype pandas gives a column of strings (and missing values)."""
+    import pandas as pd
+
+    return pd.Series(["text"]).dtype
+
+
+def _typed(values: Any) -> Any:
+    """A list of values as the column pandas makes of it, now, so that the list can go (arrays stay)."""
+    import pandas as pd
+
+    return pd.Series(values) if isinstance(values, list) and values else values
+
+
 class _DictColumns:
     """Columns of a stream of dicts: keys in first-seen order, None where a dict lacks the key."""
 
@@ -201,8 +286,8 @@ class _DictColumns:
         self.rows = 0
 
     def add(self, dicts: list[dict[str, Any]]) -> None:
-        first = dicts[0].keys() if dicts else {}.keys()
-        if all(item.keys() == first for item in dicts):  # The usual case: every unit has the same keys.
+        first = tuple(dicts[0]) if dicts else ()
+        if all(tuple(item) == first for item in dicts):  # The usual case: the same keys in the same order.
             by_key: dict[str, Sequence[Any]] = dict(zip(first, zip(*(item.values() for item in dicts))))
         else:
             keys: dict[str, None] = {}
@@ -222,4 +307,4 @@ class _DictColumns:
     def columns(self) -> Iterator[tuple[str, Any]]:
         """Each column once, its blocks released as it is built."""
         for key in list(self._blocks):
-            yield key, _unpack(self._blocks.pop(key), self.rows)
+            yield key, _typed(_unpack(self._blocks.pop(key), self.rows))

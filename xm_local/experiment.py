@@ -172,7 +172,7 @@ class LocalExperiment(core.Experiment):
         from xmanager.xm_local.dataframe import experiment_dataframe
 
         self.refresh()
-        return experiment_dataframe(self._store, self.experiment_id)
+        return experiment_dataframe(self._store, self.experiment_id, expected_rows=self.work_unit_count)
 
     def __repr__(self) -> str:
         return f"<LocalExperiment {self.experiment_id} {self.title!r} units={self.work_unit_count}>"

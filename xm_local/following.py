@@ -60,7 +60,8 @@ class Follower:
 
     def read_back(self, work_unit_ids: Collection[int]) -> None:
         """Terminal statuses (and results) that the processes running these units wrote to the store."""
-        for chunk in self._store.unit_chunks(self._tracker.experiment_id, work_unit_ids):
+        columns = ("status", "message", "exit_code", "results")
+        for chunk in self._store.unit_chunks(self._tracker.experiment_id, work_unit_ids, columns=columns):
             for unit_id, status, message, exit_code, results in zip(
                 chunk["work_unit_id"], chunk["status"], chunk["message"], chunk["exit_code"],
                 decode_all(chunk["results"]),

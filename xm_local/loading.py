@@ -14,7 +14,7 @@ from typing import Optional, TypeVar
 from xmanager.executors.api import Handle
 from xmanager.xm.status import Status
 from xmanager.xm_local.store import Store
-from xmanager.xm_local.store.rows import decode_all
+from xmanager.xm_local.store.rows import collector_paused, decode_all
 from xmanager.xm_local.tracking import UnitTracker
 from xmanager.xm_local.unit_state import JobState, UnitState
 
@@ -39,13 +39,14 @@ class StoredUnits:
     def load_units(self, make_unit: Callable[[UnitState, str], UnitT]) -> dict[int, UnitT]:
         """Every stored unit, made by ``make_unit(state, args_json)``; empty after the first call."""
         made: dict[int, UnitT] = {}
-        with self._tracker.lock:
+        with self._tracker.lock, collector_paused():
             if self.units_loaded:
                 return made
             self.units_loaded = True
             load = self._tracker.machine.load_unit
             statuses = _STATUSES
-            for chunk in self._store.unit_chunks(self._tracker.experiment_id):
+            columns = ("status", "message", "exit_code", "results", "args")
+            for chunk in self._store.unit_chunks(self._tracker.experiment_id, columns=columns):
                 for unit_id, status, message, exit_code, results, args in zip(
                     chunk["work_unit_id"], chunk["status"], chunk["message"], chunk["exit_code"],
                     decode_all(chunk["results"]), chunk["args"],

@@ -161,8 +161,9 @@ class UnitStateMachine:
         job = unit.jobs.get(update.job_name)
         if job is None or job.status.is_terminal:
             return NO_CHANGE
-        if job.status is update.status and not update.results and update.message == job.message:
-            return NO_CHANGE  # A poll that found nothing new.
+        if (job.status is update.status and update.message == job.message
+                and (not update.results or update.results.items() <= unit.results.items())):
+            return NO_CHANGE  # A duplicate, or a poll that found nothing new.
         job.status, job.message = update.status, update.message
         if update.exit_code is not None:
             job.exit_code = update.exit_code

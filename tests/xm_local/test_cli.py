@@ -131,17 +131,16 @@ def test_cancel_from_another_process(tmp_path, python):
     experiment_id = process.stdout.readline().split()[1]
     from xmanager import xm_local
 
-    store = xm_local.get_experiment(experiment_id)._store
+    def statuses():
+        return [unit.get_status().status.value for unit in xm_local.get_experiment(experiment_id).work_units.values()]
+
     import time
 
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # The unit's row is written by a background writer.
-        units = store.units(int(experiment_id))
-        if units and units[0].status == "running":
-            break
+    while time.monotonic() < deadline and statuses() != ["running"]:  # Written by a background writer.
         time.sleep(0.05)
     result = run("cancel", experiment_id)
     assert result.returncode == 0 and "cancelled 1 work unit" in result.stdout
     process.communicate(timeout=30)
-    assert [u.status for u in store.units(int(experiment_id))] == ["cancelled"]
+    assert statuses() == ["cancelled"]
     assert process.returncode == 0

@@ -195,9 +195,9 @@ def test_job_group_failure_cancels_the_rest(script):
             )
             experiment.add(xm.JobGroup(server=xm.Job(s, xm_local.Local()), client=xm.Job(f, xm_local.Local())))
     assert time.monotonic() - start < 30
-    jobs = {job.job_name: job for job in experiment._store.jobs(experiment.experiment_id)}
-    assert jobs["client"].status == "failed" and jobs["client"].exit_code == 3
-    assert jobs["server"].status == "cancelled"
+    jobs = xm_local.get_experiment(experiment.experiment_id).work_units[1].jobs
+    assert jobs["client"].status.value == "failed" and jobs["client"].exit_code == 3
+    assert jobs["server"].status.value == "cancelled"
     unit = experiment.work_units[1]
     assert unit.get_status().is_failed and "client" in unit.get_status().message
 
@@ -311,20 +311,12 @@ def test_interrupt_cancels_running_units(tmp_path, python):
     )
     process = subprocess.Popen([python, str(launcher)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     experiment_id = int(process.stdout.readline())
-    experiment = xm_local.get_experiment(experiment_id)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # Wait until both slots run.
-        units = experiment._store.units(experiment_id)
-        if sum(u.status == "running" for u in units) == 2:
-            break
-        time.sleep(0.05)
-    pids = [job.handle["data"]["pid"] for job in experiment._store.jobs(experiment_id) if job.handle and "pid" in job.handle["data"]]
-    assert len(pids) == 2
+    pids = _pids_once_running(experiment_id, 2).values()  # Both slots run.
     process.send_signal(2)  # SIGINT, as Ctrl-C.
     _, stderr = process.communicate(timeout=30)
     assert process.returncode != 0
     assert "cancelling" in stderr
-    assert sorted(u.status for u in experiment._store.units(experiment_id)) == ["cancelled"] * 3
+    assert xm_local.get_experiment(experiment_id).status_counts == {"cancelled": 3}
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -358,3 +350,86 @@ def test_get_xid_from_context_inside_with_and_async_with():
         assert core.get_xid_from_context() == -1
 
     asyncio.run(main())
+
+
+SLEEPERS = """
+import sys
+from xmanager import xm, xm_local
+with xm_local.create_experiment('sleepers', max_parallel=int(sys.argv[1])) as e:
+    [exe] = e.package([xm.binary(xm_local.Local.Spec(), '/bin/sleep')])
+    for _ in range(3):
+        e.add(xm.Job(exe, xm_local.Local(), args=['60']))
+    print(e.experiment_id, flush=True)
+print('left the block', flush=True)
+"""
+
+
+def _launch_sleepers(tmp_path, python, max_parallel):
+    launcher = tmp_path / "sleepers.py"
+    launcher.write_text(SLEEPERS)
+    process = subprocess.Popen([python, str(launcher), str(max_parallel)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    return process, int(process.stdout.readline())
+
+
+def _pids_once_running(experiment_id, count):
+    """The pids of the experiment's running jobs, once ``count`` of them run (as another process sees them)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        units = xm_local.get_experiment(experiment_id).work_units.values()
+        pids = {unit.work_unit_id: job.handle.data["pid"] for unit in units for job in unit.jobs.values()
+                if job.status.value == "running" and job.handle is not None and "pid" in job.handle.data}
+        if len(pids) == count:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"{count} jobs never ran")
+
+
+def _gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_loaded_experiment_cancels_units_another_process_runs_or_queues(tmp_path, python):
+    process, experiment_id = _launch_sleepers(tmp_path, python, max_parallel=1)
+    [pid] = _pids_once_running(experiment_id, 1).values()
+    assert xm_local.get_experiment(experiment_id).cancel() == 3
+    stdout, stderr = process.communicate(timeout=60)  # The launcher's two queued units never start.
+    assert process.returncode == 0, stderr
+    assert "left the block" in stdout and "failed" not in stderr
+    loaded = xm_local.get_experiment(experiment_id)
+    assert loaded.status_counts == {"cancelled": 3}
+    assert all(unit.get_status().is_cancelled for unit in loaded.work_units.values())
+    assert [job.handle for unit in list(loaded.work_units.values())[1:] for job in unit.jobs.values()] == [None, None]
+    assert _gone(pid)
+
+
+def test_a_loaded_unit_stops_from_another_process_and_the_others_run_on(tmp_path, python):
+    process, experiment_id = _launch_sleepers(tmp_path, python, max_parallel=3)
+    pids = _pids_once_running(experiment_id, 3)
+    stop = f"from xmanager import xm_local\nxm_local.get_experiment({experiment_id}).work_units[2].stop()\n"
+    subprocess.run([python, "-c", stop], check=True, env=os.environ, timeout=60)
+    assert _gone(pids[2])
+    units = xm_local.get_experiment(experiment_id).work_units
+    assert units[2].get_status().is_cancelled and units[2].get_status().message == "stopped"
+    assert [units[u].get_status().status.value for u in (1, 3)] == ["running", "running"]
+    assert not _gone(pids[1]) and not _gone(pids[3])
+    assert xm_local.get_experiment(experiment_id).cancel("enough") == 2
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    statuses = {u: unit.get_status() for u, unit in xm_local.get_experiment(experiment_id).work_units.items()}
+    assert [(s.status.value, s.message) for s in statuses.values()] == [
+        ("cancelled", "enough"), ("cancelled", "stopped"), ("cancelled", "enough")]
+    assert _gone(pids[1]) and _gone(pids[3])
+
+
+def test_a_loaded_experiment_without_units_to_cancel():
+    with xm_local.create_experiment("done") as experiment:
+        pass
+    loaded = xm_local.get_experiment(experiment.experiment_id)
+    assert loaded.cancel() == 0
+    with loaded:  # Entering and leaving a loaded experiment that launched nothing is a no-op.
+        pass

@@ -288,11 +288,17 @@ class Store:
 
     # ---- reading units and jobs ------------------------------------------------------------------
     def unit_chunks(
-        self, experiment_id: int, work_unit_ids: Optional[Collection[int]] = None, *, size: int = CHUNK_ROWS,
+        self, experiment_id: int, work_unit_ids: Optional[Collection[int]] = None, *,
+        columns: Sequence[str] = UNIT_COLUMNS, size: Optional[int] = None,
     ) -> Iterator[Chunk]:
-        """The experiment's units (those of ``work_unit_ids``, None: all) in id order, as blocks of
-        columns named as in :data:`~.rows.UNIT_COLUMNS`; JSON columns as text."""
-        statement, params = sql.SELECT_UNITS, {"experiment_id": experiment_id}
+        """The experiment's units (those of ``work_unit_ids``; None: all) in id order, as blocks of
+        ``columns`` (names of :data:`~.rows.UNIT_COLUMNS`; JSON columns as text)."""
+        unknown = set(columns).difference(UNIT_COLUMNS)
+        if unknown:
+            raise ValueError(f"not work_units columns: {', '.join(sorted(unknown))}")
+        names = tuple(dict.fromkeys(("work_unit_id", *columns)))
+        statement = sql.select("work_units", names) + " WHERE experiment_id = :experiment_id"
+        params: dict[str, Any] = {"experiment_id": experiment_id}
         wanted: Optional[set[int]] = None
         if work_unit_ids is not None:
             if len(work_unit_ids) <= _MAX_IN_LIST:
@@ -304,10 +310,11 @@ class Store:
             else:
                 wanted = set(work_unit_ids)
         with self._lock:
-            for rows in self._conn.stream(statement + " ORDER BY work_unit_id", params, size):
+            for rows in self._conn.stream(statement + " ORDER BY work_unit_id", params, size or CHUNK_ROWS):
                 if wanted is not None:
-                    rows = [row for row in rows if row[1] in wanted]
-                yield chunk_of(UNIT_COLUMNS, rows)
+                    rows = [row for row, unit_id in zip(rows, chunk_of(names, rows)["work_unit_id"])
+                            if unit_id in wanted]
+                yield chunk_of(names, rows)
 
     def units(self, experiment_id: int, work_unit_id: Optional[int] = None) -> list[UnitRow]:
         """The experiment's units (or one of them), results included."""
@@ -353,7 +360,10 @@ def _replace_tags(conn: Connection, experiment_id: int, tags: Sequence[str]) -> 
 def _experiment_rows(rows: list[tuple[Any, ...]], counts: Mapping[int, dict[str, int]]) -> list[ExperimentRow]:
     """Experiment rows with their units' counts; JSON columns decoded one column at a time."""
     chunk = chunk_of(EXPERIMENT_COLUMNS, rows)
-    columns = [decode_all(chunk[name]) if name in JSON_COLUMNS else chunk[name] for name in EXPERIMENT_COLUMNS]
+    columns = [
+        [tuple(value or ()) for value in decode_all(chunk[name])] if name in JSON_COLUMNS else chunk[name]
+        for name in EXPERIMENT_COLUMNS
+    ]
     result = []
     for experiment_id, values in zip(chunk["experiment_id"], zip(*columns)):
         by_status = counts.get(experiment_id, {})

@@ -7,8 +7,10 @@ they are text in the database and in :data:`Chunk` columns, and decoded values i
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional, TypeVar
 
 import attrs
@@ -26,12 +28,12 @@ class ExperimentRow:
 
     experiment_id: int
     title: str
-    tags: tuple[str, ...] = attrs.field(converter=lambda value: tuple(value or ()), metadata=_JSON)
+    tags: tuple[str, ...] = attrs.field(metadata=_JSON)
     notes: str
     creator: Optional[str]
     created_at: float
     launch_script: Optional[str]
-    launch_argv: tuple[str, ...] = attrs.field(converter=lambda value: tuple(value or ()), metadata=_JSON)
+    launch_argv: tuple[str, ...] = attrs.field(metadata=_JSON)
     work_unit_count: int = attrs.field(default=0, metadata=_DERIVED)
     status_counts: Mapping[str, int] = attrs.field(factory=dict, metadata=_DERIVED)
 
@@ -119,6 +121,19 @@ def encode(value: Any) -> str:
 def decode_all(texts: Iterable[Optional[str]]) -> list[Any]:
     """Decodes a column of JSON texts (``None`` stays ``None``) in one parser call."""
     return json.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """For bulk reads: without the cyclic garbage collector, which would walk every object made so
+    far again and again (a third of the time of reading 100,000 units)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 RowT = TypeVar("RowT")

@@ -114,8 +114,13 @@ def _v3_results_in_units(conn: Connection) -> None:
     _statements(_V2[:3])(conn)  # Add the column, move the results into it, drop the old table.
 
 
+#: Units counted per status without reading their rows (``list_experiments``, ``get_experiment``).
+_V4 = ["CREATE INDEX ix_work_units_status ON work_units (experiment_id, status)"]
+
 #: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_statements(_V1), _statements(_V2), _v3_results_in_units]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _statements(_V1), _statements(_V2), _v3_results_in_units, _statements(_V4),
+]
 LATEST = len(MIGRATIONS)
 
 

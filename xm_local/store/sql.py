@@ -54,7 +54,6 @@ UPDATE_UNIT = (
     f"ended_at = COALESCE(ended_at, :ended_at) WHERE {_UNIT_KEY} AND {NOT_TERMINAL}"
 )
 SET_RESULTS = f"UPDATE work_units SET results = :results WHERE {_UNIT_KEY}"
-SELECT_UNITS = select("work_units", UNIT_COLUMNS) + " WHERE experiment_id = :experiment_id"
 NEXT_UNIT_ID = "SELECT MAX(work_unit_id) FROM work_units WHERE experiment_id = :experiment_id"
 SWEEP_COUNTERS = "SELECT MAX(run_seq), MAX(pset_seq) FROM work_units WHERE experiment_id = :experiment_id"
 COMPLETED_PSET_HASHES = (
