@@ -113,9 +113,13 @@ SWEEP_COLUMNS = UNIT_COLUMNS[UNIT_COLUMNS.index("pset_hash"):]
 JSON_COLUMNS = _json_columns(ExperimentRow) | _json_columns(UnitRow) | _json_columns(JobRow)
 
 
+#: ``json.dumps(value, default=str)`` without building an encoder per call (a launch encodes five values a unit).
+_ENCODER = json.JSONEncoder(default=str)
+
+
 def encode(value: Any) -> str:
     """The JSON text of a JSON column (values JSON lacks are written as their ``str``)."""
-    return json.dumps(value, default=str)
+    return _ENCODER.encode(value)
 
 
 def decode_all(texts: Iterable[Optional[str]]) -> list[Any]:
