@@ -135,7 +135,7 @@ class Creations:
     happened, and the indices to roll back if anything failed (created, or with an unknown outcome)."""
 
     results: list[Any]
-    failures: list[tuple[int, BaseException]]
+    failures: list[tuple[int, Exception]]
     undo: list[int]
 
 
@@ -154,7 +154,7 @@ def create_all(
     """
     results: list[Any] = [None] * len(items)
     states = ["waiting"] * len(items)
-    failures: list[tuple[int, BaseException]] = []
+    failures: list[tuple[int, Exception]] = []
     lock = threading.Lock()
     stop = threading.Event()
 

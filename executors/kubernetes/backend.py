@@ -321,8 +321,10 @@ class KubernetesBackend(ExecutorBackend[Kubernetes]):
 
         api = client.CoreV1Api(connection.api_client)
         try:
-            response = retry.call(api.read_namespaced_pod_log, pod, namespace, container=manifests.CONTAINER,
-                                  _preload_content=False, _request_timeout=_TIMEOUT)
+            response: Any = retry.call(  # Not preloaded: the raw HTTP response, its body undecoded.
+                api.read_namespaced_pod_log, pod, namespace, container=manifests.CONTAINER, _preload_content=False,
+                _request_timeout=_TIMEOUT,
+            )
         except Exception as error:
             raise explain(error, connection, f"read the log of pod {pod}") from None
         text = response.data.decode("utf-8", errors="replace")

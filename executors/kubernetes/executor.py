@@ -36,7 +36,7 @@ class TpuCapability:
     tpu_runtime_version: str
 
 
-def _check_tpu_capability(_instance: object, _attribute: object, value: object) -> None:
+def _check_tpu_capability(_instance: object, _attribute: object, value: Optional[TpuCapability]) -> None:
     if value is not None and not isinstance(value, TpuCapability):
         raise TypeError(f"Kubernetes(tpu_capability=...) takes xm_local.TpuCapability, got {type(value).__name__}")
 

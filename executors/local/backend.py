@@ -432,12 +432,12 @@ class LocalBackend(ExecutorBackend[Local]):
                 pump.finish()
         finally:
             container_jobs.remove_quietly(container)
-        results, error = read_results(results_path)
-        if error is not None:
-            _append_line(stderr, f"xmanager: {error}")
-        ok = code == 0 and error is None
+        results, unusable = read_results(results_path)
+        if unusable is not None:
+            _append_line(stderr, f"xmanager: {unusable}")
+        ok = code == 0 and unusable is None
         signalled = 128 < code <= 128 + 64  # The engine reports a signal death as 128 + signal.
-        message = "" if ok else (error or processes.describe_exit(-(code - 128) if signalled else code))
+        message = "" if ok else (unusable or processes.describe_exit(-(code - 128) if signalled else code))
         return self._finish(unit, job, ok, message, code, results)
 
 

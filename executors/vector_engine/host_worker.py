@@ -27,7 +27,7 @@ _libc.free.argtypes = [ctypes.c_void_p]
 _libc.free.restype = None
 
 
-def _with_segment(path: str, size: int, action: Callable[[int], None]) -> None:
+def _with_segment(path: str, size: int, action: Callable[[int], object]) -> None:
     """Maps the parent's shared segment and runs ``action(address)`` on it."""
     fd = os.open(path, os.O_RDWR)
     try:
@@ -117,6 +117,7 @@ class Worker:
 
     def op_write(self, addr: int, data: Optional[bytes], size: int, segment: Optional[str]) -> int:
         if segment is None:
+            assert data is not None  # Sent inline when there is no shared segment.
             ctypes.memmove(addr, data, size)
         else:
             _with_segment(segment, size, lambda source: ctypes.memmove(addr, source, size))

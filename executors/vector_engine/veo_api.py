@@ -681,17 +681,18 @@ def _open_backend(node: int, veorun_bin: Optional[str], backend: str, isolated: 
         return "veo", "requested", veo_adapter.VeoAdapterProc(node, veorun_bin)
     reason = "requested"
     if backend == "auto":
-        reason = _veo_unavailable(node, veorun_bin) if not isolated else "isolated mode is host-only"
-        if reason is None:
+        unavailable = _veo_unavailable(node, veorun_bin) if not isolated else "isolated mode is host-only"
+        if unavailable is None:
             from xmanager.executors.vector_engine import veo_adapter
 
             try:
                 impl = veo_adapter.VeoAdapterProc(node, veorun_bin)
             except RuntimeError as error:
-                reason = f"VeoProc({node}) failed: {error}"
+                unavailable = f"VeoProc({node}) failed: {error}"
             else:
                 _log.info("VeoProc(%d): backend auto -> veo (a VE card answered)", node)
                 return "veo", "a VE card answered", impl
+        reason = unavailable
         _log.info("VeoProc(%d): backend auto -> host (%s)", node, reason)
     if isolated:
         from xmanager.executors.vector_engine import host_isolated

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from http import HTTPStatus
 from typing import Any, Optional, TypeVar
 
 import attrs
@@ -129,7 +130,7 @@ def _api_error(error: Exception, target: Target, doing: str) -> Exception:
             "(console: IAM & Admin > Quotas)"
         )
     if isinstance(error, api.GoogleAPICallError):
-        return VertexError(f"{doing}: {where} answered {error.code.name if error.code else ''}: {text}")
+        return VertexError(f"{doing}: {where} answered {HTTPStatus(error.code).name if error.code else ''}: {text}")
     return error
 
 

@@ -48,7 +48,7 @@ def _check_output(instance: object, attribute: _Attribute, value: Optional[str])
         raise ValueError(f"Vertex(base_output_directory={value!r}): must be a Cloud Storage URI (gs://bucket/path)")
 
 
-def _check_tensorboard(instance: object, attribute: _Attribute, value: object) -> None:
+def _check_tensorboard(instance: object, attribute: _Attribute, value: Union[str, TensorboardCapability, None]) -> None:
     if value is not None and not isinstance(value, (str, TensorboardCapability)):
         raise TypeError(f"Vertex(tensorboard=...) takes a resource name or xm_local.TensorboardCapability, "
                         f"got {type(value).__name__}")
