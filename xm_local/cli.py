@@ -16,9 +16,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from xmanager.xm_local import config
+
+if TYPE_CHECKING:
+    from xmanager.xm_local.experiment import LocalExperiment
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED_UNITS = 1
@@ -152,7 +155,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment(experiment_id: str) -> Any:
+def _experiment(experiment_id: str) -> LocalExperiment:
     from xmanager.xm_local.experiment import get_experiment
 
     return get_experiment(experiment_id)

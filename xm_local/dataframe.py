@@ -117,12 +117,13 @@ class _StoredColumns:
         for source, array in self._arrays.items():
             values = chunk[source]
             if source in self._gaps:  # Nullable ints: the values, 0 where NULL, and where.
-                self._gaps[source].extend(np.fromiter((value is None for value in values), bool, len(values)))
-                values = [0 if value is None else value for value in values]
+                numbers = _Numbers.of(values, np.int64)
+                self._gaps[source].extend(numbers.gaps)
+                values = numbers.values
             array.extend(values)  # For floats, NULL becomes NaN.
         for source, blocks in self._blocks.items():
             values = chunk[source]
-            if all(value is None for value in values):  # E.g. the sweep columns of units that are not psets.
+            if values.count(None) == len(values):  # E.g. the sweep columns of units that are not psets.
                 blocks.append(_Nones(len(values)))
             elif self._kinds[source] == "sweep Int64":
                 blocks.append(_Numbers.of(values, np.int64))
@@ -199,6 +200,11 @@ class _Numbers:
         """``values`` (numbers of ``dtype``'s kind, or None), with every row's gap flag."""
         import numpy as np
 
+        missing = values.count(None)
+        if not missing:
+            return cls(np.array(values, dtype=dtype), np.zeros(len(values), dtype=bool))
+        if missing == len(values):
+            return cls(np.zeros(len(values), dtype=dtype), np.ones(len(values), dtype=bool))
         gaps = np.fromiter((value is None for value in values), dtype=bool, count=len(values))
         return cls(np.array([0 if value is None else value for value in values], dtype=dtype), gaps)
 
@@ -287,7 +293,7 @@ class _DictColumns:
 
     def add(self, dicts: list[dict[str, Any]]) -> None:
         first = tuple(dicts[0]) if dicts else ()
-        if all(tuple(item) == first for item in dicts):  # The usual case: the same keys in the same order.
+        if all(map(first.__eq__, map(tuple, dicts))):  # The usual case: the same keys in the same order.
             by_key: dict[str, Sequence[Any]] = dict(zip(first, zip(*(item.values() for item in dicts))))
         else:
             keys: dict[str, None] = {}

@@ -33,7 +33,6 @@ class StoredUnits:
         self._tracker = tracker
         #: True once the stored units are in the state machine (from the start for a new experiment).
         self.units_loaded = nothing_stored
-        self._all_jobs_loaded = False
         self._jobs_loaded: set[int] = set()
 
     def load_units(self, make_unit: Callable[[UnitState, str], UnitT]) -> dict[int, UnitT]:
@@ -56,22 +55,22 @@ class StoredUnits:
         return made
 
     def load_jobs(self, work_unit_ids: Optional[Collection[int]] = None) -> None:
-        """The stored jobs of loaded units (of ``work_unit_ids``; None: all), with their handles."""
-        if self._all_jobs_loaded:
-            return
+        """The stored jobs, with their handles, of the loaded units among ``work_unit_ids`` (None: all);
+        each unit's once. Units created by this process have their jobs already."""
         experiment_id = self._tracker.experiment_id
-        if work_unit_ids is not None and len(self._jobs_loaded.union(work_unit_ids)) > _FEW:
-            work_unit_ids = None  # One query for all costs less than many for a few each.
-        if work_unit_ids is None:
-            rows = self._store.jobs(experiment_id)
-            self._all_jobs_loaded = True
-        else:
-            wanted = set(work_unit_ids) - self._jobs_loaded
-            rows = [row for unit_id in sorted(wanted) for row in self._store.jobs(experiment_id, unit_id)]
         with self._tracker.lock:
             machine = self._tracker.machine
+            loaded = {unit_id for unit_id, unit in machine.units.items() if not unit.launched_here}
+            missing = loaded - self._jobs_loaded
+            wanted = missing if work_unit_ids is None else missing.intersection(work_unit_ids)
+            if not wanted:
+                return
+            if work_unit_ids is None or len(self._jobs_loaded) + len(wanted) > _FEW:
+                wanted, rows = missing, self._store.jobs(experiment_id)  # One query for all.
+            else:
+                rows = [row for unit_id in sorted(wanted) for row in self._store.jobs(experiment_id, unit_id)]
             for row in rows:
-                if row.work_unit_id in self._jobs_loaded or row.work_unit_id not in machine.units:
+                if row.work_unit_id not in wanted:
                     continue
                 handle = None if row.handle is None else Handle.from_json(
                     row.handle, experiment_id, row.work_unit_id, row.job_name
@@ -80,4 +79,4 @@ class StoredUnits:
                     row.job_name, row.executor, _STATUSES[row.status], row.message or "", row.exit_code, handle,
                     row.stderr_path or row.stdout_path,
                 ))
-            self._jobs_loaded.update(machine.units if work_unit_ids is None else work_unit_ids)
+            self._jobs_loaded |= wanted

@@ -121,8 +121,9 @@ class UnitStateMachine:
     def load_job(self, work_unit_id: int, job: JobState) -> None:
         """A job of a loaded unit as the store holds it."""
         unit = self.units[work_unit_id]
-        if not unit.launched_here:
-            unit.jobs[job.name] = job
+        if unit.launched_here:
+            raise ValueError(f"work unit {work_unit_id} was created here; its jobs are known")
+        unit.jobs[job.name] = job
 
     def add_jobs(self, work_unit_id: int, jobs: Iterable[tuple[str, str]]) -> list[JobState]:
         """New pending jobs ``(name, executor)`` of a unit created here; all or none are added."""

@@ -256,4 +256,7 @@ def test_finished_units_are_inserted_by_column_name(url):
         ({"a": 1}, "completed", {"r": 1}, "h1", None), ({"a": 2}, "failed", None, "h2", None)]
     with pytest.raises(ValueError, match="not work_units columns: nope"):
         store.insert_finished_units(experiment_id, {"work_unit_id": [3], "nope": [1]})
+    with pytest.raises(ValueError, match="different lengths"):
+        store.insert_finished_units(experiment_id, {"work_unit_id": [3, 4], "args": ["{}"]})
+    assert len(store.units(experiment_id)) == 2
     store.close()

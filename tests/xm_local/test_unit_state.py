@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from xmanager.executors.api import Handle, StatusUpdate
 from xmanager.xm.status import Status, combine
-from xmanager.xm_local.unit_state import NO_CHANGE, UnitStateMachine
+from xmanager.xm_local.unit_state import NO_CHANGE, JobState, UnitStateMachine
 
 P, R, C, F, X = Status.PENDING, Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED
 TERMINAL = (C, F, X)
@@ -222,12 +222,13 @@ def test_loaded_units_are_followed_when_unfinished():
     unit = machine.load_unit(2, R, "", None, {})
     assert (machine.active, machine.detached) == (1, 1)
     assert unit.sealed and unit.detached and not unit.launched_here
-    machine.units[2].jobs  # noqa: B018 - loaded without jobs until asked.
-    from xmanager.xm_local.unit_state import JobState
-
+    assert machine.units[2].jobs == {}  # Loaded without jobs until asked.
     machine.load_job(2, JobState("j", "local", R))
     assert machine.apply(update(2, "j", C, exit_code=0)).ended
     assert (machine.active, machine.detached) == (0, 0)
+    machine.add_unit(3)
+    with pytest.raises(ValueError, match="created here"):
+        machine.load_job(3, JobState("j", "local"))
 
 
 # ---- any order of events ------------------------------------------------------------------------------

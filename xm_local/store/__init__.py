@@ -276,13 +276,12 @@ class Store:
         unknown = set(columns) - set(UNIT_COLUMNS)
         if unknown:
             raise ValueError(f"not work_units columns: {', '.join(sorted(unknown))}")
-        count = len(columns["work_unit_id"])
         given = [name for name in UNIT_COLUMNS if name in columns and name != "experiment_id"]
-        missing = {name: None for name in UNIT_COLUMNS if name not in columns}
-        missing["experiment_id"] = experiment_id
-        rows = [{**missing, **dict(zip(given, values))} for values in zip(*(columns[name] for name in given))]
-        if len(rows) != count:
+        if len({len(columns[name]) for name in given}) > 1:
             raise ValueError("insert_finished_units: columns of different lengths")
+        absent = [name for name in UNIT_COLUMNS if name not in given and name != "experiment_id"]
+        names, first, last = ("experiment_id", *given, *absent), (experiment_id,), (None,) * len(absent)
+        rows = [dict(zip(names, first + values + last)) for values in zip(*(columns[name] for name in given))]
         with self._lock, self._conn.transaction():
             self._conn.executemany(sql.INSERT_FINISHED_UNIT, rows)
 
@@ -297,7 +296,8 @@ class Store:
         if unknown:
             raise ValueError(f"not work_units columns: {', '.join(sorted(unknown))}")
         names = tuple(dict.fromkeys(("work_unit_id", *columns)))
-        statement = sql.select("work_units", names) + " WHERE experiment_id = :experiment_id"
+        # The range on work_unit_id makes every planner read the primary key, in id order, without a sort.
+        statement = sql.select("work_units", names) + " WHERE experiment_id = :experiment_id AND work_unit_id >= 0"
         params: dict[str, Any] = {"experiment_id": experiment_id}
         wanted: Optional[set[int]] = None
         if work_unit_ids is not None:
