@@ -152,11 +152,12 @@ class _StoredColumns:
             return self._arrays[source].array() if self.rows else []
         blocks = self._blocks.pop(source)
         if kind == "sweep Int64":
-            values = [np.zeros(b.count, np.int64) if isinstance(b, _Nones) else b.values for b in blocks]
-            gaps = [np.ones(b.count, bool) if isinstance(b, _Nones) else b.gaps for b in blocks]
             if not blocks:
                 return pd.array([], dtype="Int64")
-            return pd.arrays.IntegerArray(np.concatenate(values), np.concatenate(gaps))
+            numbers = [block if isinstance(block, _Numbers) else _Numbers.of((None,) * len(block), np.int64)
+                       for block in blocks]
+            return pd.arrays.IntegerArray(np.concatenate([block.values for block in numbers]),
+                                          np.concatenate([block.gaps for block in numbers]))
         if all(isinstance(block, _Nones) for block in blocks):
             return _typed([None] * self.rows)  # No text at all: pandas makes objects of the Nones.
         parts = [pd.array([None] * b.count, dtype=_text_dtype()) if isinstance(b, _Nones) else b for b in blocks]
@@ -211,7 +212,12 @@ class _Numbers:
 
 @attrs.frozen
 class _Nones:
+    """A run of missing values."""
+
     count: int
+
+    def __len__(self) -> int:
+        return self.count
 
 
 _Block = Union[_Numbers, _Nones, list[Any]]
@@ -253,7 +259,7 @@ def _unpack(blocks: list[_Block], rows: int) -> Any:
                     column[start:end][block.gaps] = np.nan
                 start = end
             else:
-                start += block.count  # type: ignore[union-attr]
+                start += len(block)
         return column
     values: list[Any] = []
     for block in blocks:

@@ -140,7 +140,7 @@ class LocalExperiment(core.Experiment):
 
     # ---- reading units -----------------------------------------------------------------------------
     @property
-    def work_units(self) -> dict[int, LocalWorkUnit]:  # type: ignore[override]
+    def work_units(self) -> dict[int, LocalWorkUnit]:
         self._load_units()
         return dict(self._units)
 

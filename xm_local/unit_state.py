@@ -174,7 +174,7 @@ class UnitStateMachine:
         if update.results:
             unit.results.update(update.results)
             results = dict(unit.results)
-        stop = ()
+        stop: tuple[JobState, ...] = ()
         if update.status is Status.FAILED:  # The group fails as a whole: stop the others.
             stop = tuple(other for other in unit.jobs.values() if not other.status.is_terminal)
         changed = self._derive(unit)

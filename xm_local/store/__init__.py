@@ -324,7 +324,7 @@ class Store:
     def units_with_status(self, experiment_id: int, status: Status) -> dict[int, Optional[str]]:
         """The experiment's units whose stored status is ``status``: id -> stored message."""
         params = {"experiment_id": experiment_id, "status": status.value}
-        return dict(self._query(sql.UNITS_WITH_STATUS, params))  # type: ignore[arg-type]
+        return {unit_id: message for unit_id, message in self._query(sql.UNITS_WITH_STATUS, params)}
 
     def next_work_unit_id(self, experiment_id: int) -> int:
         rows = self._query(sql.NEXT_UNIT_ID, {"experiment_id": experiment_id})
@@ -365,7 +365,8 @@ def _experiment_rows(rows: list[tuple[Any, ...]], counts: Mapping[int, dict[str,
         for name in EXPERIMENT_COLUMNS
     ]
     result = []
-    for experiment_id, values in zip(chunk["experiment_id"], zip(*columns)):
-        by_status = counts.get(experiment_id, {})
-        result.append(ExperimentRow(*values, work_unit_count=sum(by_status.values()), status_counts=by_status))
+    for values in zip(*columns):
+        fields = dict(zip(EXPERIMENT_COLUMNS, values))
+        by_status = counts.get(fields["experiment_id"], {})
+        result.append(ExperimentRow(**fields, work_unit_count=sum(by_status.values()), status_counts=by_status))
     return result
