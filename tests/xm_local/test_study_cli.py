@@ -2,8 +2,8 @@
 
 Each subcommand is checked for what 0.3.9 prints (stdout bytes, loguru-style lines on stderr), the files it
 writes and its exit status; click's option syntax and error text; the help pages' layout (their descriptions
-are worded by us); and, with ``$XM_PEER_EXPERIMENT_SERVER`` set to 0.3.9's ``experiment-server`` executable,
-side by side with it.
+are worded by us); and side by side with 0.3.9's ``experiment-server`` (``$XM_PEER_EXPERIMENT_SERVER``, else
+installed from PyPI into a cached venv; skipped with the reason only when it cannot be installed).
 """
 
 from __future__ import annotations
@@ -480,7 +480,18 @@ def test_experiment_server_cli_group(tmp_path: pathlib.Path, monkeypatch: pytest
 
 # ---- side by side with experiment-server 0.3.9 ----------------------------------------------------
 
-PEER = os.environ.get("XM_PEER_EXPERIMENT_SERVER")
+@pytest.fixture(scope="module")
+def peer() -> str:
+    """0.3.9's ``experiment-server``: ``$XM_PEER_EXPERIMENT_SERVER``, else installed from PyPI into a cached venv."""
+    from peer_venv import PeerVenvError, peer_executable
+
+    given = os.environ.get("XM_PEER_EXPERIMENT_SERVER")
+    if given:
+        return given
+    try:
+        return peer_executable("experiment-server", "0.3.9", "experiment-server")
+    except PeerVenvError as error:
+        pytest.skip(str(error))
 
 
 def _normalized(text: str, prog: str) -> str:
@@ -490,7 +501,6 @@ def _normalized(text: str, prog: str) -> str:
     return text.replace(prog, "PROG")
 
 
-@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
 @pytest.mark.parametrize(
     "argv",
     [
@@ -501,35 +511,34 @@ def _normalized(text: str, prog: str) -> str:
         ["g", "s.toml", "-d", "s.toml", "-i", "1"],
     ],
 )
-def test_side_by_side_with_experiment_server(tmp_path: pathlib.Path, argv: list[str]) -> None:
+def test_side_by_side_with_experiment_server(tmp_path: pathlib.Path, argv: list[str], peer: str) -> None:
     def setup(folder: pathlib.Path) -> None:
         shutil.copy(GOLDEN / "choices.toml", folder / "s.toml")
         (folder / "bad.toml").write_text('[configuration]\norder = [["a"]]\n[[blocks]]\nname = "a"\nextends = "x"\n')
 
-    peer, ours = _side_by_side(tmp_path, argv, setup)
-    assert peer == ours
+    theirs, ours = _side_by_side(peer, tmp_path, argv, setup)
+    assert theirs == ours
 
 
-@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["v", "--help"], ["g", "--help"], ["generate-config-json", "--help"], ["run", "--help"],
      ["r", "--help"], ["new-config-file", "--help"], ["verify-config-file", "--help"]],
 )
-def test_side_by_side_help_layout(tmp_path: pathlib.Path, argv: list[str]) -> None:
+def test_side_by_side_help_layout(tmp_path: pathlib.Path, argv: list[str], peer: str) -> None:
     """Help pages as 0.3.9's in all but the descriptions, which we word ourselves: the same exit status, usage
     line, commands and aliases (but ``ui``, which we do not offer), options, metavars, order and columns."""
-    peer, ours = _side_by_side(tmp_path, argv, lambda folder: None)
-    assert (peer[0], peer[2], peer[3]) == (ours[0], ours[2], ours[3]) == (0, "", {})
-    usage, commands, options = _help_structure(peer[1])
+    theirs, ours = _side_by_side(peer, tmp_path, argv, lambda folder: None)
+    assert (theirs[0], theirs[2], theirs[3]) == (ours[0], ours[2], ours[3]) == (0, "", {})
+    usage, commands, options = _help_structure(theirs[1])
     commands = [(name, column) for name, column in commands if name != "ui (ui)"]
     assert _help_structure(ours[1]) == (usage, commands, options)
 
 
-def _side_by_side(tmp_path: pathlib.Path, argv: list[str], setup, peer_env: dict[str, str] | None = None) -> list:
+def _side_by_side(peer: str, tmp_path: pathlib.Path, argv: list[str], setup, peer_env: dict[str, str] | None = None) -> list:
     """Run 0.3.9 and ours in fresh folders made by ``setup``: exit status, stdout, log lines, files (normalized)."""
     results = []
-    for name, command in (("peer", [PEER]), ("ours", [XMANAGER, "study"])):
+    for name, command in (("peer", [peer]), ("ours", [XMANAGER, "study"])):
         folder = tmp_path / name
         folder.mkdir()
         setup(folder)
@@ -541,14 +550,14 @@ def _side_by_side(tmp_path: pathlib.Path, argv: list[str], setup, peer_env: dict
     return results
 
 
-def _peer_with_our_sample(tmp_path: pathlib.Path) -> dict[str, str]:
+def _peer_with_our_sample(peer: str, tmp_path: pathlib.Path) -> dict[str, str]:
     """An environment in which 0.3.9's new-config-file finds a sample file to copy: ours.
 
     Its wheel lacks the ``sample_config.toml`` it copies (so on its own the command fails on a new path); given
     ours, the two commands can be compared on what matters (exit status, messages, which files and folders are
     made or refused), not on the text of the sample.
     """
-    python = pathlib.Path(PEER).read_text(errors="replace").splitlines()[0].removeprefix("#!").strip()
+    python = pathlib.Path(peer).read_text(errors="replace").splitlines()[0].removeprefix("#!").strip()
     package = subprocess.run(
         [python, "-c", "import experiment_server, os; print(os.path.dirname(experiment_server.__file__))"],
         capture_output=True, text=True, check=True, timeout=60,
@@ -560,7 +569,6 @@ def _peer_with_our_sample(tmp_path: pathlib.Path) -> dict[str, str]:
     return {"PYTHONPATH": str(site)}
 
 
-@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
 @pytest.mark.parametrize(
     ("argv", "written"),
     [
@@ -569,32 +577,31 @@ def _peer_with_our_sample(tmp_path: pathlib.Path) -> dict[str, str]:
         (["new", "folder"], None), (["new", "s.toml"], None), (["new", "."], None), (["new-config-file"], None),
     ],
 )
-def test_side_by_side_new_config_file(tmp_path: pathlib.Path, argv: list[str], written: str | None) -> None:
+def test_side_by_side_new_config_file(tmp_path: pathlib.Path, argv: list[str], written: str | None, peer: str) -> None:
     """new-config-file as 0.3.9's: status, messages, files; the file written is the same (ours) for both."""
     def setup(folder: pathlib.Path) -> None:
         (folder / "s.toml").write_text("# mine\n")
         (folder / "folder").mkdir()
 
-    peer, ours = _side_by_side(tmp_path, argv, setup, _peer_with_our_sample(tmp_path))
-    assert peer == ours
+    theirs, ours = _side_by_side(peer, tmp_path, argv, setup, _peer_with_our_sample(peer, tmp_path))
+    assert theirs == ours
     assert sorted(ours[3]) == sorted(["s.toml", *([written] if written else [])])
     if written:
         assert ours[0] == 0 and ours[3][written] == SAMPLE_CONFIG.encode() and "New config at: " in ours[2]
 
 
-@pytest.mark.skipif(not PEER, reason="set $XM_PEER_EXPERIMENT_SERVER to experiment-server 0.3.9's executable")
 @pytest.mark.parametrize(
     "argv",
     [["verify-config-file", "s.toml"], ["generate-config-json", "s.toml", "-r", "8"], ["g", "s.toml", "-r", "3", "-d", "out"]],
 )
-def test_side_by_side_our_sample_is_a_study_for_both(tmp_path: pathlib.Path, argv: list[str]) -> None:
+def test_side_by_side_our_sample_is_a_study_for_both(tmp_path: pathlib.Path, argv: list[str], peer: str) -> None:
     """The file our new-config-file writes: 0.3.9 verifies and expands it as we do."""
     written = tmp_path / "written"
     written.mkdir()
     done = subprocess.run([XMANAGER, "study", "new-config-file", "s.toml"], cwd=written, capture_output=True, text=True)
     assert done.returncode == 0 and (written / "s.toml").read_text() == SAMPLE_CONFIG
 
-    peer, ours = _side_by_side(tmp_path, argv, lambda folder: shutil.copy(written / "s.toml", folder / "s.toml"))
-    assert peer == ours and peer[0] == 0
+    theirs, ours = _side_by_side(peer, tmp_path, argv, lambda folder: shutil.copy(written / "s.toml", folder / "s.toml"))
+    assert theirs == ours and theirs[0] == 0
     if argv[0] == "verify-config-file":
-        assert "Config file verification successful for s.toml" in peer[2]
+        assert "Config file verification successful for s.toml" in theirs[2]
