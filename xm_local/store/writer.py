@@ -21,6 +21,7 @@ from xmanager.xm_local.store.sql import WRITE_ORDER
 
 _MAX_BATCH = 50_000
 _RETRIES = 5
+_GATHER_S = 0.002  # After a first row, the writer waits this long for more (a flush() waits at most this much more).
 
 Call = Callable[[Connection], None]
 
@@ -74,6 +75,8 @@ class BatchWriter:
         conn: Optional[Connection] = None
         while True:
             batch = [self._queue.get()]
+            if not isinstance(batch[0], _Flush):
+                time.sleep(_GATHER_S)  # A burst of rows (a launch's status updates) then shares one commit.
             while len(batch) < _MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
