@@ -2,7 +2,8 @@
 
 Every event goes through :class:`UnitTracker`: it applies the event to the
 :class:`~xmanager.xm_local.unit_state.UnitStateMachine` under one lock, queues what changed for
-the store in the same order, and wakes the threads waiting for units to end.
+the store in the same order, and wakes the threads waiting for units to end once what they wait
+for holds (checked by the thread that ended a unit, so a waiter is not woken for every unit).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class UnitTracker:
         #: Held for every read or change of the machine's state.
         self.lock = threading.RLock()
         self._changed = threading.Condition(self.lock)
+        self._waiting: list[Callable[[UnitStateMachine], bool]] = []  # What the waiting threads wait for.
         self._store = store
         self._stop_jobs = stop_jobs
 
@@ -64,7 +66,7 @@ class UnitTracker:
         with self.lock:
             change = self.machine.adopt_recorded(work_unit_id, status, message, exit_code, results)
             if change.ended:
-                self._changed.notify_all()
+                self._unit_ended()
         return change.stop
 
     def _record(
@@ -86,10 +88,19 @@ class UnitTracker:
                 host=host,
             )
         if change.ended:
+            self._unit_ended()
+
+    def _unit_ended(self) -> None:
+        """Wakes the waiting threads when what one of them waits for holds. Called under the lock."""
+        if any(finished(self.machine) for finished in self._waiting):
             self._changed.notify_all()
 
     # ---- waiting ---------------------------------------------------------------------------------
     def wait_until(self, finished: Callable[[UnitStateMachine], bool], timeout: Optional[float]) -> bool:
         """Waits until ``finished(machine)`` holds (checked whenever a unit ends), at most ``timeout`` s."""
         with self._changed:
-            return self._changed.wait_for(lambda: finished(self.machine), timeout)
+            self._waiting.append(finished)
+            try:
+                return self._changed.wait_for(lambda: finished(self.machine), timeout)
+            finally:
+                self._waiting.remove(finished)
