@@ -47,6 +47,19 @@ def _paths(work_dir: str) -> tuple[str, str, str]:
     return (os.path.join(work_dir, STDOUT), os.path.join(work_dir, STDERR), os.path.join(work_dir, RESULTS))
 
 
+def _make_work_dir(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, in two ``mkdir`` calls when the jobs folder exists."""
+    for folder in (os.path.dirname(path), path):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
+            return
+
+
 def _append_line(path: str, line: str) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line.rstrip("\n") + "\n")
@@ -69,33 +82,24 @@ def read_results(path: str) -> tuple[Optional[dict[str, Any]], Optional[str]]:
 
 
 class _Running:
-    """A started job: its process, the function worker serving it, or its container."""
+    """A started job: its process (or the function worker serving it, or its container's init) by pid
+    and start ticks, and the worker or container."""
 
-    __slots__ = ("process", "worker", "container", "docker_host", "ticks", "container_pid")
+    __slots__ = ("pid", "ticks", "worker", "container", "docker_host")
 
     def __init__(
         self,
-        process: Optional[subprocess.Popen[bytes]],
-        worker: Optional[FunctionWorker],
+        pid: int,
+        ticks: Optional[int],
+        worker: Optional[FunctionWorker] = None,
         container: Any = None,
         docker_host: Optional[str] = None,
     ) -> None:
-        self.process = process
+        self.pid = pid
+        self.ticks = ticks
         self.worker = worker
         self.container = container
         self.docker_host = docker_host
-        self.container_pid = int(container.attrs["State"]["Pid"]) if container is not None else 0
-        pid = self.pid
-        self.ticks = processes.start_ticks(pid) if pid else None
-
-    @property
-    def pid(self) -> int:
-        if self.process is not None:
-            return self.process.pid
-        if self.container is not None:
-            return self.container_pid  # The container's init, as the host sees it.
-        assert self.worker is not None
-        return self.worker.pid
 
     def stop(self) -> None:
         if self.container is not None:
@@ -272,7 +276,7 @@ class LocalBackend(ExecutorBackend[Local]):
         assert isinstance(executable, (LocalExecutable, container_jobs.ContainerExecutable))
         env = {**job.env, RESULTS_ENV: results_path, "PYTHONUNBUFFERED": "1"}
         try:
-            os.makedirs(job.work_dir, exist_ok=True)
+            _make_work_dir(job.work_dir)
             with self._cv:
                 if key in self._cancelled:
                     raise _CancelledError
@@ -335,6 +339,7 @@ class LocalBackend(ExecutorBackend[Local]):
         assert isinstance(executable, LocalExecutable)
         stream = job.executor.experimental_stream_output
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            before = processes.boot_clock_ns()
             process = subprocess.Popen(
                 [*executable.command, *job.args],
                 stdin=subprocess.DEVNULL,
@@ -343,11 +348,11 @@ class LocalBackend(ExecutorBackend[Local]):
                 env={**self._base_env, **env},
                 start_new_session=True,
             )
-        running = _Running(process, None)
-        self._started(unit, job, running)
-        if stream:
-            assert process.stdout is not None
-            _tee(process.stdout, stdout, f"[{unit.work_unit_id}/{job.job_name}] ")
+            self._started(unit, job, _Running(process.pid, processes.new_start_ticks(process.pid, before)))
+            if stream:
+                assert process.stdout is not None
+                with process.stdout:
+                    _tee(process.stdout, out, f"[{unit.work_unit_id}/{job.job_name}] ")
         code = process.wait()
         results, error = read_results(results_path)
         if error is not None:
@@ -367,7 +372,7 @@ class LocalBackend(ExecutorBackend[Local]):
         executable = job.executable
         assert isinstance(executable, LocalExecutable)
         worker = self._functions.acquire()
-        running = _Running(None, worker)
+        running = _Running(worker.pid, processes.start_ticks(worker.pid), worker)
         self._started(unit, job, running)
         task = {
             "function": executable.function,
@@ -421,7 +426,9 @@ class LocalBackend(ExecutorBackend[Local]):
                 container_jobs.LogPump(container, stdout, True, prefix),
                 container_jobs.LogPump(container, stderr, False),
             ]
-            self._started(unit, job, _Running(None, None, container, self._docker_host))
+            pid = int(container.attrs["State"]["Pid"])  # The container's init, as the host sees it.
+            ticks = processes.start_ticks(pid) if pid else None
+            self._started(unit, job, _Running(pid, ticks, container=container, docker_host=self._docker_host))
             try:
                 code = container_jobs.wait(container)
             except Exception as error:  # The engine went away or the container vanished mid-run.
@@ -453,10 +460,9 @@ def _quietly(stop: Callable[[], None]) -> None:
         sys.stderr.write(f"xmanager: could not stop a job: {error}\n")
 
 
-def _tee(pipe: IO[bytes], path: str, prefix: str) -> None:
+def _tee(pipe: IO[bytes], log: IO[bytes], prefix: str) -> None:
     """Copies a job's stdout to its log and to our stdout, each line prefixed."""
-    with open(path, "wb") as log:
-        for line in pipe:
-            log.write(line)
-            sys.stdout.write(prefix + line.decode("utf-8", "replace"))
-        sys.stdout.flush()
+    for line in pipe:
+        log.write(line)
+        sys.stdout.write(prefix + line.decode("utf-8", "replace"))
+    sys.stdout.flush()
