@@ -5,7 +5,6 @@ import pickle
 import struct
 
 import pandas as pd
-import pytest
 from xmanager.xm_local.sweep import dbfile
 
 
@@ -51,7 +50,9 @@ def test_foreign_pickles_have_no_layout(tmp_path):
 
 
 def test_psweep_reads_the_file(tmp_path):
-    psweep = pytest.importorskip("psweep", reason="psweep 0.16 is installed by setup_scripts/test.sh")
+    from peer_venv import import_peer
+
+    psweep = import_peer("psweep", "0.16.0")
     path = str(tmp_path / "database.pk")
     layout = dbfile.write(path, [dbfile.encode_chunk(_frame(0, 2))])
     dbfile.append(path, layout, dbfile.encode_chunk(_frame(2, 4)))

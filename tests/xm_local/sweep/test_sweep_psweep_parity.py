@@ -7,7 +7,7 @@ dirs must hold the same files. Then, in this process, many params (missing keys,
 NaN, NA, mixed numbers, numpy scalars, nested values, datetimes, reserved ``_`` keys,
 each ``fill_value``) go through both ``run``s and ``prep_batch``es: ``func`` must get,
 and the database hold, the same values of the same types, cell by cell. psweep itself
-is installed by the test set-up.
+is installed from PyPI into its own folder (tests/support/peer_venv.py), never into our venv.
 """
 
 import datetime
@@ -21,9 +21,10 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from peer_venv import import_peer, peer_site
 from xmanager.xm_local import sweep as ours
 
-psweep = pytest.importorskip("psweep", reason="psweep 0.16 is installed by setup_scripts/test.sh")
+psweep = import_peer("psweep", "0.16.0")
 
 USER_SCRIPT = textwrap.dedent(
     """
@@ -56,7 +57,8 @@ def _run(folder, import_line):
     script = USER_SCRIPT.replace("IMPORT_LINE", import_line)
     with open(os.path.join(folder, "study.py"), "w") as handle:
         handle.write(script)
-    result = subprocess.run([sys.executable, "study.py"], cwd=folder, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": peer_site("psweep", "0.16.0")}
+    result = subprocess.run([sys.executable, "study.py"], cwd=folder, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
