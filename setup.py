@@ -8,8 +8,6 @@ folder with an ``__init__.py`` under a root below. A new executor is a folder un
 
 import os
 
-from setuptools import setup
-
 #: Import path -> source folder.
 ROOTS = {
     "xmanager.xm": "xm",
@@ -38,4 +36,7 @@ def _packages() -> list[str]:
     return found
 
 
-setup(packages=_packages(), package_dir=ROOTS, package_data={"": ["py.typed"]})
+if __name__ == "__main__":  # pip runs it as __main__; setup_scripts/typecheck.py and tests read ROOTS.
+    from setuptools import setup  # Here, so reading ROOTS never imports setuptools (and its distutils shim).
+
+    setup(packages=_packages(), package_dir=ROOTS, package_data={"": ["py.typed"]})

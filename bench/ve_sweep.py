@@ -15,7 +15,7 @@ is the executor's own overhead: creating the units and their store rows (the con
 plane's share, shown as the time until ``add_sweep`` returned, which includes binding and
 checking every unit's args), queueing, status updates and result rows in the store.
 Each side runs --repeat times (interleaved); the median is reported. Target: at most
-0.5 ms of overhead per unit, the same budget as ``launch_overhead.py`` for local processes.
+0.5 ms of overhead per unit (``launch_overhead.py`` holds local processes to 0.3 ms).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ source setup_scripts/_system.sh
 apt_install rsync tree slurm-wlm slurmdbd mariadb-server openssh-server chromium wrk \
   docker.io docker-registry busybox-static gcc g++ gfortran postgresql openssl bazel-bootstrap bazel-rules-java
 .venv/bin/ruff check .
+.venv/bin/python setup_scripts/typecheck.py  # mypy on every package under its import name (pyproject.toml [tool.mypy])
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Optional
 
 import attrs
 from xmanager.xm import job_operators
+from xmanager.xm.converters import str_tuple
 from xmanager.xm.futures import UnitFuture, WorkUnitCompletedAwaitable, await_launch, running_loop
 from xmanager.xm.job_blocks import Executable, Job, JobConfig, JobGroup, JobType, Packageable
 from xmanager.xm.metadata_context import ContextAnnotations, MetadataContext
@@ -120,7 +121,7 @@ class ExperimentUnitRole:
 class WorkUnitRole(ExperimentUnitRole):
     """A work unit: a trial of the experiment; its status counts for the experiment's."""
 
-    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
 
 
 @attrs.frozen
@@ -269,7 +270,8 @@ class ExperimentUnit(abc.ABC):
         _current_experiment.set(self.experiment)
         _current_experiment_unit.set(self)
         if isinstance(job, Job):
-            group = JobGroup(**{job.name: job})
+            group = JobGroup()  # Not JobGroup(**{job.name: job}): a job may be named "constraints".
+            group.jobs = {job.name: job}
             return await self._launch_job_group(group, _work_unit_arguments(job, self._args), identity)
         if isinstance(job, JobGroup):
             return await self._launch_job_group(job, _work_unit_arguments(job, self._args), identity)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import abc
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Optional, Union
 
 import attrs
+from xmanager.xm.converters import str_list, str_tuple
 from xmanager.xm.job_blocks import ExecutableSpec
 from xmanager.xm.utils import resolve_path_relative_to_launcher
 
@@ -29,6 +30,10 @@ class BinaryDependency(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
     """
 
 
+def _dependency_list(values: Iterable[BinaryDependency]) -> list[BinaryDependency]:
+    return list(values)  # A typed converter, as in xmanager.xm.converters.
+
+
 class ModuleName(NamedTuple):
     """A Python module run as ``python -m module_name`` (a PythonContainer entrypoint)."""
 
@@ -43,7 +48,7 @@ class CommandList(NamedTuple):
     never spliced into the text, so they arrive literally. Packaging refuses an empty list.
     """
 
-    commands: list[str]
+    commands: Sequence[str]  # XManager says list[str]; a tuple is kept as given too.
 
     @property
     def name(self) -> str:
@@ -68,6 +73,10 @@ def command_lines(command_list: CommandList) -> list[str]:
     return lines
 
 
+def _path_or_empty(value: Optional[str]) -> str:
+    return value or ""
+
+
 # The specs below are, as XManager's, mutable, compared and ordered by value, unhashable and keep a
 # __dict__; fields are converted when the spec is built, not when assigned later.
 @attrs.define(slots=False, order=True, on_setattr=attrs.setters.NO_OP)
@@ -80,7 +89,7 @@ class Dockerfile(ExecutableSpec):
 
     path: str = attrs.field(converter=resolve_path_relative_to_launcher, default=".")
     # Always a path once built; None (the default) stands for <path>/Dockerfile.
-    dockerfile: str = attrs.field(converter=lambda value: value or "", default=None)
+    dockerfile: str = attrs.field(converter=_path_or_empty, default=None)
 
     def __attrs_post_init__(self) -> None:
         self.dockerfile = resolve_path_relative_to_launcher(self.dockerfile or os.path.join(self.path, "Dockerfile"))
@@ -126,7 +135,7 @@ class Binary(ExecutableSpec):
     """A prebuilt executable file, with data ``dependencies`` packaged beside it."""
 
     path: str
-    dependencies: list[BinaryDependency] = attrs.field(converter=list, factory=list)
+    dependencies: list[BinaryDependency] = attrs.field(converter=_dependency_list, factory=list)
 
     @property
     def name(self) -> str:
@@ -138,7 +147,7 @@ class BazelContainer(ExecutableSpec):
     """A Bazel target producing a ``.tar`` image."""
 
     label: str
-    bazel_args: list[str] = attrs.field(converter=list, factory=list)
+    bazel_args: list[str] = attrs.field(converter=str_list, factory=list)
 
     @property
     def name(self) -> str:
@@ -150,8 +159,8 @@ class BazelBinary(ExecutableSpec):
     """A Bazel target producing a self-contained binary."""
 
     label: str
-    dependencies: list[BinaryDependency] = attrs.field(converter=list, factory=list)
-    bazel_args: list[str] = attrs.field(converter=list, factory=list)
+    dependencies: list[BinaryDependency] = attrs.field(converter=_dependency_list, factory=list)
+    bazel_args: list[str] = attrs.field(converter=str_list, factory=list)
 
     @property
     def name(self) -> str:
@@ -268,7 +277,7 @@ class VeKernel(ExecutableSpec):
     ret_type: str = "int"
     ve_flags: Optional[str] = None
     host_flags: Optional[str] = None
-    libs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    libs: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     name_override: Optional[str] = attrs.field(default=None, alias="name")
 
     def __attrs_post_init__(self) -> None:

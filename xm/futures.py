@@ -109,7 +109,7 @@ async def await_launch(launch: Any) -> Any:
     return await launch
 
 
-class WorkUnitCompletedAwaitable(collections.abc.Coroutine):
+class WorkUnitCompletedAwaitable(collections.abc.Coroutine[Any, Any, Any]):
     """What ``wait_until_complete()`` returns: await it for the unit; ``.work_unit`` is the unit.
 
     Usable with ``asyncio.wait``/``as_completed``: each result knows its unit. Sync code has

@@ -16,6 +16,7 @@ from typing import Any, Optional, TypeVar, Union
 
 import attrs
 from xmanager.xm.args import SequentialArgs, UserArgs, merge_args, print_none_warning
+from xmanager.xm.converters import any_dict
 
 _ENV_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -24,6 +25,11 @@ def _check_env_names(_instance: Any, _attribute: Any, env: Mapping[str, Any]) ->
     for key in env:
         if not _ENV_NAME.fullmatch(key):  # A key that is not a string raises TypeError here, as in XManager.
             raise ValueError(f"Environment variables names must conform to [a-zA-Z_][a-zA-Z0-9_]*. Got {key!r}.")
+
+
+def _sequential_args(value: Optional[UserArgs]) -> SequentialArgs:
+    # A function, not SequentialArgs.from_collection: mypy's attrs plugin reads converters that are functions.
+    return SequentialArgs.from_collection(value)
 
 
 def _env_strings(value: Optional[Mapping[str, Any]]) -> dict[str, str]:
@@ -52,7 +58,7 @@ class Executable(abc.ABC):  # noqa: B024 - instantiable, as in XManager.
 
     name: str
     args: SequentialArgs = attrs.field(
-        factory=SequentialArgs, converter=SequentialArgs.from_collection, kw_only=True, repr=False
+        factory=SequentialArgs, converter=_sequential_args, kw_only=True, repr=False
     )
     env_vars: dict[str, str] = attrs.field(factory=dict, converter=_env_strings, kw_only=True, repr=False)
 
@@ -85,8 +91,8 @@ class Packageable:
 
     executable_spec: ExecutableSpec
     executor_spec: ExecutorSpec
-    args: SequentialArgs = attrs.field(factory=list, converter=SequentialArgs.from_collection)
-    env_vars: dict[str, Any] = attrs.field(factory=dict, converter=dict, validator=_check_env_names)
+    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=_sequential_args)
+    env_vars: dict[str, Any] = attrs.field(factory=dict, converter=any_dict, validator=_check_env_names)
 
 
 class Constraint(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
@@ -108,8 +114,8 @@ class Job:
     executable: Executable
     executor: Executor
     name: str = attrs.field(default="", converter=_name)
-    args: SequentialArgs = attrs.field(factory=list, converter=SequentialArgs.from_collection)
-    env_vars: dict[str, Any] = attrs.field(factory=dict, converter=dict, validator=_check_env_names)
+    args: SequentialArgs = attrs.field(factory=SequentialArgs, converter=_sequential_args)
+    env_vars: dict[str, Any] = attrs.field(factory=dict, converter=any_dict, validator=_check_env_names)
 
 
 class JobGroup:
@@ -136,7 +142,8 @@ class JobConfig(abc.ABC):  # noqa: B024 - a marker base, as in XManager.
 
 
 #: ``async def generator(work_unit, **args)``: adds jobs to the unit it is given.
-JobGeneratorType = Callable[..., Optional[Awaitable[Any]]]
+# XManager's alias allows None; an `async def` is required (core._check_job_type), so it returns an awaitable.
+JobGeneratorType = Callable[..., Awaitable[Any]]
 JobType = Union[Job, JobGroup, JobGeneratorType, JobConfig]
 JobTypeVar = TypeVar("JobTypeVar", Job, JobGroup, JobGeneratorType, JobConfig)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import attrs
 from xmanager.xm.args import merge_args
@@ -22,7 +22,6 @@ from xmanager.xm.job_blocks import (
     Job,
     JobGroup,
     JobType,
-    JobTypeVar,
     _check_env_names,
     is_job_generator,
 )
@@ -30,7 +29,12 @@ from xmanager.xm.job_blocks import (
 _JOB_ARG_KEYS = frozenset({"args", "env_vars"})
 
 
-def shallow_copy_job_type(job_type: JobTypeVar) -> JobTypeVar:
+#: Any job type, kept through a copy (XManager's JobTypeVar is constrained, so it rejects a union such as
+#: ``Job | JobGroup``).
+_AnyJob = TypeVar("_AnyJob", bound=JobType)
+
+
+def shallow_copy_job_type(job_type: _AnyJob) -> _AnyJob:
     """A copy of the job structure (groups and jobs), sharing executables, executors and generators.
 
     Generators (anything callable) are returned as they are; anything else is copied with ``copy.copy``.

@@ -163,7 +163,8 @@ def _unpicklable(value: Any, error: Exception) -> PsetHashError:
 def json_encoder(*, sort_keys: bool, default: Callable[[Any], Any], ascii_only: bool = False) -> Callable[[Any], str]:
     """A compact JSON encoder, ``json``'s C encoder built once (``JSONEncoder.encode`` builds it per call)."""
     try:
-        from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii
+        # The ignore: typeshed leaves out json's private C encoder (None without the accelerator).
+        from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - interpreters without the C accelerator.
         c_make_encoder = None
     if c_make_encoder is None:

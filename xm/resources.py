@@ -21,7 +21,7 @@ import numbers
 import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 
 class _CaseInsensitiveLookup(enum.EnumMeta):
@@ -46,6 +46,9 @@ class ResourceType(enum.Enum, metaclass=_CaseInsensitiveLookup):
 
     Values are XManager's resource ids; ``str()`` is the name.
     """
+
+    #: Resource id -> the CPU architecture hosting it, set below the class (not a member).
+    __RESOURCE_TYPE_TO_ARCHITECTURE__: ClassVar[dict[int, Architecture]]
 
     CPU = 100002
     MEMORY = 39
@@ -154,7 +157,7 @@ GpuType = _enum_subset("GpuType", [
 AcceleratorType = _enum_subset("AcceleratorType", [ResourceType.LOCAL_GPU, *TpuType, *GpuType])
 
 
-class ResourceDict(MutableMapping):
+class ResourceDict(MutableMapping[ResourceType, float]):
     """Amounts by ResourceType, with ``+`` (per resource) and ``*`` by a number (every amount)."""
 
     def __init__(self) -> None:
@@ -230,6 +233,13 @@ class Topology:
 
 
 ResourceQuantity = Union[int, float, str, Topology]
+#: Amounts by ResourceType, by name, or both. XManager says Mapping[ResourceType | str, ResourceQuantity] alone,
+#: which refuses a dict typed with one kind of key (a Mapping's key type is invariant).
+ResourceAmounts = Union[
+    Mapping[ResourceType, ResourceQuantity],
+    Mapping[str, ResourceQuantity],
+    Mapping[Union[ResourceType, str], ResourceQuantity],
+]
 
 
 def _quantity(resource: Any, value: Any) -> tuple[float, Optional[Topology], Optional[int]]:
@@ -284,7 +294,7 @@ class JobRequirements:
 
     def __init__(
         self,
-        resources: Mapping[Union[ResourceType, str], ResourceQuantity] = {},  # noqa: B006 - never mutated.
+        resources: ResourceAmounts = {},  # noqa: B006 - never mutated.
         *,
         architecture: Optional[Architecture] = None,
         location: Optional[str] = None,
@@ -389,7 +399,7 @@ class JobRequirements:
         As in XManager, the amounts are re-read (a TPU's '4x4' becomes 16 chips) and the service tier
         is not carried over (the result has the default, PROD).
         """
-        resources: dict[ResourceType, Any] = dict(self.task_requirements)
+        resources = dict(self.task_requirements)
         if other.accelerator is not None and self.accelerator is not None:
             resources.pop(self.accelerator, None)
         resources.update(other.task_requirements)
@@ -415,7 +425,9 @@ class JobRequirements:
             and self.num_slices == other.num_slices
         )
 
-    __hash__ = None  # type: ignore[assignment] - mutable, and unhashable in XManager too.
+    # Mutable, and unhashable in XManager too. The ignore: typeshed types object.__hash__ as a method, and
+    # None is how Python marks a class unhashable (typeshed's own list does the same).
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         parts = []

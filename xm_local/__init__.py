@@ -10,9 +10,38 @@ scripts may read them.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xmanager import xm_flags as _xm_flags  # noqa: F401 - defines the --xm_* flags.
+
+if TYPE_CHECKING:  # What type checkers see (`X as X`: re-exported); at run time __getattr__ loads each on first use.
+    from xmanager.cloud import auth as auth
+    from xmanager.executors.in_process import InProcess as InProcess
+    from xmanager.executors.in_process import InProcessSpec as InProcessSpec
+    from xmanager.executors.kubernetes.config import ClusterConfig as ClusterConfig
+    from xmanager.executors.kubernetes.executor import Kubernetes as Kubernetes
+    from xmanager.executors.kubernetes.executor import KubernetesSpec as KubernetesSpec
+    from xmanager.executors.kubernetes.executor import Toleration as Toleration
+    from xmanager.executors.kubernetes.executor import TpuCapability as TpuCapability
+    from xmanager.executors.local import Local as Local
+    from xmanager.executors.local import LocalSpec as LocalSpec
+    from xmanager.executors.local.containers import DockerOptions as DockerOptions
+    from xmanager.executors.slurm.executor import Slurm as Slurm
+    from xmanager.executors.slurm.executor import SlurmSpec as SlurmSpec
+    from xmanager.executors.vector_engine.executor import VectorEngine as VectorEngine
+    from xmanager.executors.vector_engine.executor import VectorEngineSpec as VectorEngineSpec
+    from xmanager.executors.vertex.executor import TensorboardCapability as TensorboardCapability
+    from xmanager.executors.vertex.executor import Vertex as Vertex
+    from xmanager.executors.vertex.executor import VertexSpec as VertexSpec
+    from xmanager.xm_local.experiment import LocalExperiment as LocalExperiment
+    from xmanager.xm_local.experiment import LocalWorkUnit as LocalWorkUnit
+    from xmanager.xm_local.experiment import create_experiment as create_experiment
+    from xmanager.xm_local.experiment import get_experiment as get_experiment
+    from xmanager.xm_local.experiment import list_experiments as list_experiments
+    from xmanager.xm_local.store.driver import StoreError as StoreError
+
+    Caip = Vertex  # XManager's names of the Vertex executor.
+    CaipSpec = VertexSpec
 
 _EXPERIMENT_NAMES = (
     "create_experiment", "get_experiment", "list_experiments", "LocalExperiment", "LocalWorkUnit",

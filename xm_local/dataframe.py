@@ -177,7 +177,7 @@ def _utc_times(seconds: Any) -> Any:
     first = convert(seconds[:_TIME_SLICE])
     if len(seconds) <= _TIME_SLICE:
         return first
-    times = np.empty(len(seconds), dtype=first.dtype.base)
+    times: np.ndarray[Any, np.dtype[np.datetime64]] = np.empty(len(seconds), dtype=first.dtype.base)
     for start in range(0, len(seconds), _TIME_SLICE):
         part = first if start == 0 else convert(seconds[start:start + _TIME_SLICE])
         if part.dtype != first.dtype:

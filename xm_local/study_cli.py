@@ -248,7 +248,7 @@ def _crash_text(error: BaseException) -> str:
     """One line for an error experiment-server would crash on: ``[where: ]Kind: message``."""
     from xmanager.xm.study.errors import StudyConfigError
 
-    builtin = type(error)
+    builtin: type = type(error)  # Or the built-in exception class a StudyConfigError kind also is.
     if isinstance(error, StudyConfigError):
         builtin = next(c for c in type(error).__mro__ if not issubclass(c, StudyConfigError))
         where = f"{error.location}: " if error.location else ""

@@ -9,6 +9,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 from xmanager.executors.api import ServiceUnavailableError
 
@@ -18,7 +19,7 @@ _METADATA_ZONE = "http://metadata.google.internal/computeMetadata/v1/instance/zo
 _log = logging.getLogger(__name__)
 
 
-def _cluster_spec() -> dict | None:
+def _cluster_spec() -> dict[str, Any] | None:
     text = os.environ.get("CLUSTER_SPEC")
     return json.loads(text) if text else None
 
@@ -60,7 +61,7 @@ def get_workerpool_address(workerpool: str) -> str:
     return f"%objectname({workerpool})%"
 
 
-def _resolve(text: str, pools: dict) -> str:
+def _resolve(text: str, pools: dict[str, list[str]]) -> str:
     return _LATE_BINDING.sub(lambda match: pools[match.group(1)][0], text)
 
 
@@ -108,7 +109,7 @@ def get_closest_bucket(bucket_names: list[str]) -> str:
     """The first bucket located in this VM's region (needs Cloud Storage), else the first one."""
     region = get_region()
     try:
-        from google.cloud import storage
+        import google.cloud.storage as storage  # mypy misreads `from google.cloud import storage` (a namespace).
     except ImportError:
         raise ServiceUnavailableError("finding a bucket's location needs google-cloud-storage") from None
     client = storage.Client()

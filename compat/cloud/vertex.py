@@ -117,7 +117,7 @@ def cpu_ram_to_machine_type(cpu: Optional[int], ram: Optional[int]) -> str:
     """The smallest N1 machine with ``cpu`` vCPUs and ``ram`` bytes."""
     from xmanager.xm.resources import JobRequirements
 
-    requirements = JobRequirements(**{key: value for key, value in (("cpu", cpu), ("memory", ram)) if value})
+    requirements = JobRequirements({key: value for key, value in (("cpu", cpu), ("memory", ram)) if value})
     return str(machine_spec(requirements)["machine_type"])
 
 

@@ -55,7 +55,7 @@ class MultiWorkerMirroredStrategyBuilder:
         experiment_id = self.experiment.experiment_id
         addresses = [addressing.k8s_pod_domain(name, experiment_id, work_unit.work_unit_id) for name in names]
         cluster = {"worker": addresses}
-        jobs = {
+        jobs: dict[str, xm.JobType] = {
             name: xm.Job(
                 executable=self.worker_executable,
                 executor=self.worker_executor,
@@ -64,7 +64,9 @@ class MultiWorkerMirroredStrategyBuilder:
             )
             for index, name in enumerate(names)
         }
-        return xm.JobGroup(**jobs)
+        group = xm.JobGroup()  # Not JobGroup(**jobs): a job may be named "constraints".
+        group.jobs = jobs
+        return group
 
 
 @attrs.define
@@ -111,7 +113,7 @@ class ParameterServerStrategyBuilder:
             "worker": [address(name) for name in workers],
             "ps": [address(name) for name in servers],
         }
-        jobs: dict[str, xm.Job] = {
+        jobs: dict[str, xm.JobType] = {
             self.chief_name: xm.Job(
                 executable=self.chief_executable,
                 executor=self.chief_executor,
@@ -124,4 +126,6 @@ class ParameterServerStrategyBuilder:
         for index, name in enumerate(workers):
             jobs[name] = xm.Job(executable=self.worker_executable, executor=self.worker_executor, args=hparams,
                                 env_vars=_tf_config(cluster, "worker", index))
-        return xm.JobGroup(**jobs)
+        group = xm.JobGroup()  # Not JobGroup(**jobs): a job may be named "constraints".
+        group.jobs = jobs
+        return group

@@ -84,7 +84,9 @@ GCS_PATH = flags.DEFINE_string(
 
 def value(holder: flags.FlagHolder[T]) -> T:
     """The flag's current value, also before flags are parsed (then its default, or what a test set)."""
-    return flags.FLAGS[holder.name].value  # FlagHolder.value refuses unparsed flags.
+    # FlagHolder.value refuses unparsed flags. The ignore: absl types Flag.value as Optional[Any], while
+    # the holder's T already includes None where the flag may be None (absl's FlagHolder.default does the same).
+    return flags.FLAGS[holder.name].value  # type: ignore[return-value]
 
 
 def is_present(holder: flags.FlagHolder[Any]) -> bool:

@@ -30,8 +30,8 @@ class MockContextAnnotations(metadata_context.ContextAnnotations):
         super().__init__()
         self._tag_set: set[str] = set()
 
-    @property
-    def tags(self) -> set[str]:  # type: ignore[override]
+    @property  # type: ignore[override]  # A set where the base has a list: XManager's mock does the same.
+    def tags(self) -> set[str]:
         return self._tag_set
 
     @tags.setter

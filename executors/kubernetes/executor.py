@@ -9,6 +9,7 @@ import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
 from xmanager.executors.kubernetes import manifests
 from xmanager.executors.kubernetes.config import ClusterConfig
+from xmanager.xm.converters import str_tuple
 from xmanager.xm.executables import CommandList, Container, Dockerfile, ModuleName, PythonContainer, command_lines
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
@@ -116,7 +117,7 @@ class Kubernetes(Executor):
     node_selector: tuple[tuple[str, str], ...] = attrs.field(kw_only=True, default=(), converter=_pairs)
     tolerations: tuple[Toleration, ...] = attrs.field(kw_only=True, default=(), converter=_tolerations)
     service_account: Optional[str] = attrs.field(default=None, kw_only=True)
-    image_pull_secrets: tuple[str, ...] = attrs.field(kw_only=True, default=(), converter=tuple)
+    image_pull_secrets: tuple[str, ...] = attrs.field(kw_only=True, default=(), converter=str_tuple)
     image_pull_policy: Optional[str] = attrs.field(kw_only=True, default=None, validator=attrs.validators.in_(_PULL_POLICIES))
     backoff_limit: int = attrs.field(default=0, kw_only=True)
     active_deadline_seconds: Optional[int] = attrs.field(default=None, kw_only=True)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import attrs
+from xmanager.xm.converters import any_dict
 from xmanager.xm.executables import Container, Dockerfile, PythonContainer
 from xmanager.xm.job_blocks import Executable, Packageable
 from xmanager.xm.resources import ResourceType, requested
@@ -92,7 +93,7 @@ class DockerOptions:
     interactive: bool = False
     gpus: Optional[int] = attrs.field(default=None, validator=_gpus)
     network: Optional[str] = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=any_dict)
 
 
 @attrs.define(kw_only=True)

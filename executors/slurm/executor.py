@@ -7,6 +7,7 @@ from typing import ClassVar, Optional
 
 import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
+from xmanager.xm.converters import str_tuple
 from xmanager.xm.executables import Binary, CommandList, PythonCallable
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
@@ -79,11 +80,11 @@ class Slurm(Executor):
     account: Optional[str] = None
     qos: Optional[str] = None
     gres: Optional[str] = None
-    directives: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_directives)
-    setup: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    directives: tuple[str, ...] = attrs.field(default=(), converter=str_tuple, validator=_check_directives)
+    setup: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     python: Optional[str] = None
     cluster: Optional[str] = None
-    ssh_options: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    ssh_options: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     array_parallelism: Optional[int] = None
     psets_per_task: int = attrs.field(default=1)
     max_array_size: Optional[int] = None

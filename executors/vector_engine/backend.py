@@ -35,8 +35,9 @@ from xmanager.executors.api import (
     StatusUpdate,
     UnitLaunch,
 )
-from xmanager.executors.vector_engine.args import BindingError, VeBuffer, bind
+from xmanager.executors.vector_engine.args import BindingError, bind
 from xmanager.executors.vector_engine.executor import VectorEngine, VeKernelExecutable, resolve_backend
+from xmanager.xm.executables import VeBuffer
 from xmanager.xm.status import Status
 
 _log = logging.getLogger(__name__)

@@ -122,7 +122,7 @@ class _Segment:
                 pass
 
 
-def _kill(process: subprocess.Popen) -> None:
+def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -201,7 +201,7 @@ class IsolatedProc:
         return self._process.pid
 
     # -- messaging
-    def _send(self, op: str, ctx: Optional[int], args: tuple, finish: Any = None, owner: Any = None) -> IsolatedRequest:
+    def _send(self, op: str, ctx: Optional[int], args: tuple[Any, ...], finish: Any = None, owner: Any = None) -> IsolatedRequest:
         request = IsolatedRequest(owner, finish)
         with self._send_lock:
             if self._dead is not None:
@@ -323,7 +323,7 @@ class IsolatedProc:
         return self._send_with(segment, op, ident, (addr, data, size, segment and segment.path), finish, ctx)
 
     def _send_with(
-        self, segment: Optional[_Segment], op: str, ident: Optional[int], args: tuple, finish: Any, ctx: Any
+        self, segment: Optional[_Segment], op: str, ident: Optional[int], args: tuple[Any, ...], finish: Any, ctx: Any
     ) -> IsolatedRequest:
         try:
             return self._send(op, ident, args, finish, ctx)

@@ -21,6 +21,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Optional
 
+#: What a context's thread runs next: (request id, op, args), or None to stop.
+_Command = Optional[tuple[int, str, tuple[Any, ...]]]
+
 _libc = ctypes.CDLL(None)
 _libc.posix_memalign.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_size_t]
 _libc.free.argtypes = [ctypes.c_void_p]
@@ -50,13 +53,13 @@ class Worker:
         self.funcs: dict[int, Any] = {}
         self.posts: dict[int, Optional[str]] = {}
         self.allocs: set[int] = set()
-        self.contexts: dict[int, queue.SimpleQueue] = {}
+        self.contexts: dict[int, queue.SimpleQueue[_Command]] = {}
 
     def reply(self, rid: int, ok: bool, payload: Any) -> None:
         with self.send_lock:
             self.conn.send((rid, ok, payload))
 
-    def run_one(self, rid: int, op: str, args: tuple) -> None:
+    def run_one(self, rid: int, op: str, args: tuple[Any, ...]) -> None:
         try:
             result = getattr(self, "op_" + op)(*args)
         except Exception as error:  # Sent back and raised in the parent with the same type name.
@@ -124,7 +127,7 @@ class Worker:
         return 0
 
     def op_open(self, ctx: int) -> None:
-        commands: queue.SimpleQueue = queue.SimpleQueue()
+        commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self.contexts[ctx] = commands
         threading.Thread(target=self.context_loop, args=(commands,), name=f"ctx-{ctx}", daemon=True).start()
 
@@ -134,7 +137,7 @@ class Worker:
             commands.put(None)
 
     # -- context operations (the context's thread, FIFO)
-    def op_call(self, func: int, values: list[Any], stack: list[tuple[int, bytes, bool]]) -> tuple[Any, list]:
+    def op_call(self, func: int, values: list[Any], stack: list[tuple[int, bytes, bool]]) -> tuple[Any, list[Optional[bytes]]]:
         buffers = []
         for index, data, back in stack:
             buf = (ctypes.c_char * len(data)).from_buffer_copy(data)
@@ -157,7 +160,7 @@ class Worker:
     def op_sync(self) -> None:
         return None
 
-    def context_loop(self, commands: queue.SimpleQueue) -> None:
+    def context_loop(self, commands: queue.SimpleQueue[_Command]) -> None:
         while True:
             item = commands.get()
             if item is None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Optional, Union
 
 import attrs
 from xmanager.executors.api import BackendSettings, ExecutorBackend, ExecutorPlugin, StatusSink
+from xmanager.xm.converters import str_dict
 from xmanager.xm.executables import Container, Dockerfile, PythonContainer
 from xmanager.xm.job_blocks import Executable, Executor, ExecutorSpec, Packageable
 from xmanager.xm.resources import JobRequirements
@@ -128,7 +129,7 @@ class Vertex(Executor):
     base_output_directory: Optional[str] = attrs.field(kw_only=True, default=None, validator=_check_output)
     timeout_seconds: Optional[int] = attrs.field(kw_only=True, default=None, validator=_check_positive)
     boot_disk_size_gb: Optional[int] = attrs.field(kw_only=True, default=None, validator=_check_positive)
-    labels: Mapping[str, str] = attrs.field(kw_only=True, factory=dict, converter=dict, validator=_check_labels, hash=False)
+    labels: Mapping[str, str] = attrs.field(kw_only=True, factory=dict, converter=str_dict, validator=_check_labels, hash=False)
     api_endpoint: Optional[str] = attrs.field(default=None, kw_only=True)
     max_concurrent_creates: int = attrs.field(kw_only=True, default=DEFAULT_CONCURRENT_CREATES, validator=_check_concurrency)
 

@@ -558,8 +558,8 @@ def stratified_order(batches_per_member: Sequence[int]) -> np.ndarray:
         k = np.arange(int(n), dtype=np.int64)
         steps.append((k * longest + n - 1) // n)
         members.append(np.full(int(n), member, dtype=np.int64))
-    step, member = np.concatenate(steps), np.concatenate(members)
-    return member[np.lexsort((member, step))]
+    step, owner = np.concatenate(steps), np.concatenate(members)
+    return owner[np.lexsort((owner, step))]
 
 
 def stratified_shuffled_order(batches_per_member: Sequence[int], shuffle_rng: Any) -> np.ndarray:

@@ -70,8 +70,10 @@ def resolve_shuffle(shuffle: Any) -> RandomSource | None:
 def num_batches(n: int | float, batch_size: int) -> int | float:
     """The number of mini-batches needed to cover ``n`` samples (the last one may be short); inf stays inf."""
     batch_size = check_batch_size(batch_size)
-    if isinstance(n, float) and math.isinf(n):
-        return n
+    if isinstance(n, float):
+        if math.isinf(n):
+            return n
+        raise TypeError(f"'{type(n).__name__}' object cannot be interpreted as an integer")  # operator.index's
     return (operator.index(n) + batch_size - 1) // batch_size
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import itertools
 import math
 import multiprocessing
@@ -144,7 +145,7 @@ class _PoolBase:
 
         def submitters() -> Iterator[Callable[[], Any]]:
             for indices in indices_iter:
-                yield lambda indices=indices: self._submit_batch(owner.source, owner._key, indices)
+                yield functools.partial(self._submit_batch, owner.source, owner._key, indices)
 
         return self._ordered(submitters(), buffer_size)
 
@@ -155,7 +156,7 @@ class _PoolBase:
         def submitters() -> Iterator[Callable[[], Any]]:
             for task in task_generator:
                 fn, args, kwargs = _normalise_task(task)
-                yield lambda fn=fn, args=args, kwargs=kwargs: self._submit_call(fn, args, kwargs)
+                yield functools.partial(self._submit_call, fn, args, kwargs)
 
         return WorkStream(self._ordered(submitters(), task_buffer_size))
 
@@ -442,7 +443,9 @@ class WorkerProcessPool(_PoolBase):
         pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
         self._result_conns = [reader for reader, _ in pipes]
         self._procs = [
-            ctx.Process(
+            # The ignore: typeshed's get_context(str) returns BaseContext, which lacks the Process that
+            # every concrete context (what get_context returns) has.
+            ctx.Process(  # type: ignore[attr-defined]
                 target=_worker_main,
                 args=(self._task_qs[i], pipes[i][1], os.getpid()),
                 name=f"xm-data-worker-{i}",

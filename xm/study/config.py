@@ -348,7 +348,7 @@ def _json_default(value: Any) -> Any:
 
 def _seed_global(seed: Any) -> Draws:
     random.seed(seed)
-    return random  # type: ignore[return-value]
+    return random
 
 
 def process_config_file(

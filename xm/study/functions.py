@@ -48,7 +48,7 @@ class ChoicesFunction:
     asked for more values than ``args`` holds, which raises.
     """
 
-    def __init__(self, args: Any, params: Any, rng: Draws = random) -> None:  # type: ignore[assignment]
+    def __init__(self, args: Any, params: Any, rng: Draws = random) -> None:
         self.args = args
         self.largs, self.kwargs = _unpack_args(args)
         self.unique = False
@@ -89,7 +89,7 @@ def _resolve_function(
     params: Any = None,
     id: Any = None,  # noqa: A002 - the key's name in the file
     *,
-    rng: Draws = random,  # type: ignore[assignment]
+    rng: Draws = random,
 ) -> Any:
     """The value of one call table; ``function_calls`` holds the groups seen so far (one dict per participant)."""
     if id is None:
@@ -117,7 +117,7 @@ def _resolve(config: dict[str, Any], function_calls: dict[Any, ChoicesFunction],
     return resolved
 
 
-def resolve_function_calls(configs: list[dict[str, Any]], rng: Draws = random) -> list[dict[str, Any]]:  # type: ignore[assignment]
+def resolve_function_calls(configs: list[dict[str, Any]], rng: Draws = random) -> list[dict[str, Any]]:
     """New blocks with every call table replaced by its value (one group table for all of ``configs``)."""
     function_calls: dict[Any, ChoicesFunction] = {}
     return [_resolve(config, function_calls, rng) for config in configs]

@@ -90,13 +90,13 @@ def _fancy_grid(table: list[list[Any]]) -> str:
     def line(left: str, fill: str, middle: str, right: str) -> str:
         return left + middle.join(fill * (width + 2) for _, _, width in columns) + right
 
-    def cells(values: list[str]) -> str:
+    def row_line(values: list[str]) -> str:
         return "│ " + " │ ".join(values) + " │"
 
-    lines = [line("╒", "═", "╤", "╕"), cells([header for _, header, _ in columns]), line("╞", "═", "╪", "╡")]
+    lines = [line("╒", "═", "╤", "╕"), row_line([header for _, header, _ in columns]), line("╞", "═", "╪", "╡")]
     for number in range(len(rows)):
         if number:
             lines.append(line("├", "─", "┼", "┤"))
-        lines.append(cells([texts[number] for texts, _, _ in columns]))
+        lines.append(row_line([texts[number] for texts, _, _ in columns]))
     lines.append(line("╘", "═", "╧", "╛"))
     return "\n".join(lines)

@@ -95,7 +95,7 @@ def construct_participant_condition(
     init_blocks_strategy: Any = None,
     final_blocks_strategy: Any = None,
     *,
-    rng: Draws = random,  # type: ignore[assignment]
+    rng: Draws = random,
 ) -> list[dict[str, Any]]:
     """The blocks of ``config`` (dicts with a ``name``) in participant ``participant_index``'s order.
 

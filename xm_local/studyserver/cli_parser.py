@@ -175,11 +175,11 @@ def _parse_command(command: Command, argv: list[str], path: str) -> dict[str, An
         if option is None:
             if not positional:
                 raise _UsageError(f"Missing argument {command.argument!r}.")
-            value = positional.pop(0)
-            problem = _path_problem(value, "path") if command.argument_kind == "path" else None
+            argument = positional.pop(0)
+            problem = _path_problem(argument, "path") if command.argument_kind == "path" else None
             if problem:
                 raise _UsageError(f"Invalid value for {command.argument!r}: {problem}")
-            parsed["argument"] = value
+            parsed["argument"] = argument
             continue
         if option is _HELP:
             if values.get("help"):

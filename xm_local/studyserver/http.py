@@ -108,7 +108,7 @@ def _number(text: str) -> int:
     return int(text) if len(text) <= 15 else _HUGE
 
 
-def _error_text(error: ExperimentServerException) -> str:
+def _error_text(error: Exception) -> str:
     """An error for an answer body: its message, as experiment-server's ``e.message``."""
     return str(error)
 

@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from typing import TextIO
 
 __all__ = ["LoguruFormatter", "StderrHandler", "to_stderr"]
 
@@ -50,7 +51,7 @@ class LoguruFormatter(logging.Formatter):
         return line
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is when a record comes (so captured stderr sees it)."""
 
     def __init__(self) -> None:

@@ -257,12 +257,12 @@ def _operations() -> list[_Op]:
                 ("webui",),
             )
         )
-    for params in ((), ("ignored",), ("ignored", "ignored2")):
+    for ignored in ((), ("ignored",), ("ignored", "ignored2")):
         ops.append(
             (
                 "post",
                 "shutdown",
-                params,
+                ignored,
                 "Stop the server (after answering).",
                 {"200": _json("The server stops.", "ShutdownMessage", {"message": "shutting down"})},
                 (),

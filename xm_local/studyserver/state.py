@@ -51,6 +51,8 @@ _generate_config_json = generate_config_json
 class UnknownParticipantError(KeyError, ExperimentServerException):
     """The participant index is not known (a KeyError, as experiment-server's lookups raise)."""
 
+    message: str  # Always set here (the base allows None).
+
     def __init__(self, participant_id: int) -> None:
         self.message = f"participant with index {participant_id} is not known (add it first)"
         super().__init__(self.message)

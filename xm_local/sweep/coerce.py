@@ -127,17 +127,18 @@ def scan(values: np.ndarray) -> tuple[Optional[np.ndarray], Kind]:
             nan = np.isnan(values.astype(float))
             if not nan.any():
                 return None, Kind(frozenset(types))
-            present = _FLOAT if not nan.all() else frozenset()
-            return nan, Kind(present, _FLOAT)
+            floats = _FLOAT if not nan.all() else frozenset()
+            return nan, Kind(floats, _FLOAT)
         if only is _STAMP:  # NaT is not a Timestamp: nothing is missing.
             return None, Kind(frozenset(types), frozenset(), _stamps(values))
-    mask = missing_mask(values, types)
-    if mask.any():
+    gaps = missing_mask(values, types)
+    mask = gaps if gaps.any() else None
+    if mask is not None:
         missing = frozenset(map(type, values[mask]))
         kept = values[~mask]
         present = set(map(type, kept))
     else:
-        mask, missing, kept, present = None, frozenset(), values, types
+        missing, kept, present = frozenset(), values, types
     if np.ndarray in present and any(type(value) is np.ndarray and value.ndim == 0 for value in kept):
         present.add(_ZeroDim)
     if any(_special(kind) and not issubclass(kind, np.ndarray) for kind in present):
@@ -230,7 +231,8 @@ def _apply(values: np.ndarray, mask: Optional[np.ndarray], rule: _Rule) -> tuple
 def _infer(values: np.ndarray) -> Any:
     """pandas' inference of an object column, as ``Series.apply`` does it (one C pass, no per-cell call)."""
     try:
-        from pandas._libs.lib import maybe_convert_objects
+        # The ignore: pandas-stubs leaves out this private function.
+        from pandas._libs.lib import maybe_convert_objects  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - a pandas without it: the same inference, one call per cell.
         return pd.Series(values, dtype=object, copy=True).map(_identity)
     return pd.Series(maybe_convert_objects(values))

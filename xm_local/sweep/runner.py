@@ -683,9 +683,9 @@ def run(
         if "_failed" in df.columns:
             done_rows = df[df["_failed"].map(lambda value: value is not True)]
         done = set(done_rows["_pset_hash"].tolist())
-        keep = [index for index, digest in enumerate(hashes) if digest not in done]
-        todo = [todo[index] for index in keep]
-        hashes = [hashes[index] for index in keep]
+        pending = [index for index, digest in enumerate(hashes) if digest not in done]
+        todo = [todo[index] for index in pending]
+        hashes = [hashes[index] for index in pending]
     if not todo:
         df = study.extend(df, [])  # psweep washes (and saves) the database even when nothing runs.
         if save and (rehashed or study.old_changed or not from_file):  # Else the file holds it already.

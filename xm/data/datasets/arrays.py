@@ -45,11 +45,12 @@ def split_folds(n_samples: int, folds: Sequence[np.ndarray], n_val_folds: Any) -
         n_val_folds = 0
     if isinstance(n_val_folds, bool) or not isinstance(n_val_folds, numbers.Integral):
         raise ValueError(f"n_val_folds must be an int or None, got {n_val_folds!r}")
-    if not 0 <= n_val_folds <= len(folds):
-        raise ValueError(f"n_val_folds must be between 0 and the {len(folds)} folds, got {n_val_folds}")
-    if n_val_folds == 0:
+    count = int(n_val_folds)
+    if not 0 <= count <= len(folds):
+        raise ValueError(f"n_val_folds must be between 0 and the {len(folds)} folds, got {count}")
+    if count == 0:
         return None
-    val_idx = np.concatenate([np.asarray(f, dtype=np.int64) for f in folds[len(folds) - n_val_folds :]])
+    val_idx = np.concatenate([np.asarray(f, dtype=np.int64) for f in folds[len(folds) - count :]])
     mask = np.zeros(n_samples, dtype=bool)
     mask[val_idx] = True
     train_idx = np.flatnonzero(~mask)

@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+from xmanager.xm.converters import str_tuple
 from xmanager.xm.data import config, downloads
 
 __all__ = [
@@ -85,7 +86,7 @@ class SourceFile:
     """One raw file of a dataset as its authors publish it."""
 
     filename: str = attrs.field(validator=_check_filename)
-    urls: tuple[str, ...] = attrs.field(converter=tuple)
+    urls: tuple[str, ...] = attrs.field(converter=str_tuple)
     sha256: str | None = attrs.field(validator=_check_sha256)
 
 
