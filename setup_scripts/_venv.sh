@@ -1,5 +1,6 @@
 # Sourced by the other scripts: makes ./.venv with Python >= 3.11 and installs the project
-# with the extras named in $1 (e.g. "pandas" or "test").
+# with the extras named in $1 (e.g. "test"; "" for none), as a regular install, or as an editable one
+# (the tests run the source tree) when $2 is "editable".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
@@ -14,4 +15,10 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # The pip that ships with Python 3.11 resolves the cloud SDKs' dependency tree very slowly.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24.1"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$1]"
+target="."
+[ -n "${1:-}" ] && target=".[$1]"
+if [ "${2:-}" = editable ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+else  # A regular install: no editable-install warnings from setuptools, nothing tied to this folder's layout.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$target"
+fi

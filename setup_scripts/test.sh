@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need into ./.venv, then runs the linter and the test suite.
-source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test editable
 source setup_scripts/_system.sh
 # rsync: `xmanager sweep push/pull`; tree: psweep's own tests (tests/compat); slurm-wlm: a real single-node Slurm cluster, started and stopped by
 # the tests (tests/executors/slurm/conftest.py); slurmdbd + mariadb-server: the same with accounting;

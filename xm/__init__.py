@@ -103,11 +103,13 @@ from xmanager.xm.resources import (
 )
 from xmanager.xm.status import ExperimentUnitStatus, Status
 from xmanager.xm.utils import ShellSafeArg, run_in_asyncio_loop
+from xmanager.xm.version import __version__
 
 # Submodules XManager's package has loaded by the time it is imported, loaded here on first use.
 __getattr__, __dir__ = _exports("xmanager.xm", {"async_packager": None, "id_predictor": None})
 
 __all__ = [
+    "__version__",
     "GB", "KB", "MB", "PB", "TB", "GiB", "KiB", "MiB", "PiB", "TiB", "vCPU",
     # Experiments and units.
     "AuxiliaryUnit", "AuxiliaryUnitJob", "AuxiliaryUnitRole", "ContextAnnotations", "DebugInterrupt", "Experiment",

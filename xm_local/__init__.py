@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from xmanager import xm_flags as _xm_flags  # noqa: F401 - defines the --xm_* flags.
+from xmanager.xm.version import __version__ as __version__
 
 if TYPE_CHECKING:  # What type checkers see (`X as X`: re-exported); at run time __getattr__ loads each on first use.
     from xmanager.cloud import auth as auth
