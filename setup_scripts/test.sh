@@ -15,6 +15,7 @@ apt_install rsync tree slurm-wlm slurmdbd mariadb-server openssh-server chromium
   docker.io docker-registry busybox-static gcc g++ gfortran postgresql openssl bazel-bootstrap bazel-rules-java
 .venv/bin/ruff check .
 .venv/bin/python setup_scripts/typecheck.py  # mypy on every package under its import name (pyproject.toml [tool.mypy])
+.venv/bin/python setup_scripts/build_docs.py  # the docs site and API reference (mkdocs.yml), warnings as errors
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
