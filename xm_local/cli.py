@@ -2,10 +2,10 @@
 
 ``xmanager launch script.py -- --flag=value`` imports the script with its folder on
 ``sys.path`` and runs its ``main(argv)`` through absl, like XManager; XManager's
-``--xm_*`` flags (``xmanager.xm_flags``) are understood. The exit status is non-zero
-when a unit of an experiment it launched failed. Bad input (missing script, no ``main``,
-unknown id, unusable database URL) and a missing service (no Docker engine, no cloud
-credentials, no Bazel) get one line, no traceback.
+``--xm_*`` flags (``xmanager.xm_flags``) are understood. Every failure goes through
+:mod:`.cli_errors`: one line naming what and where (an error inside the launch script at the
+script's own line), exit status 2 for usage and input errors and 1 when units failed;
+``xmanager -v ...`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -19,21 +19,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from xmanager.xm_local import config
+from xmanager.xm_local.cli_errors import EXIT_FAILED_UNITS, FailedUnits, UsageError
 
 if TYPE_CHECKING:
     from xmanager.xm_local.experiment import LocalExperiment
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED_UNITS = 1
-
-
-class UsageError(Exception):
-    """Bad input: reported as one line."""
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    print(f"xmanager: error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+#: Experiment ids are SQLite/PostgreSQL BIGINTs.
+_MAX_ID = 2**63 - 1
 
 
 # ---- launch -------------------------------------------------------------------------------------
@@ -50,10 +42,7 @@ def _import_script(path: str) -> Any:
         raise UsageError(f"{path!r} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as error:
-        raise UsageError(f"{error.filename}:{error.lineno}: SyntaxError: {error.msg}") from None
+    spec.loader.exec_module(module)  # Its errors are reported at the script's line (cli_errors).
     return module
 
 
@@ -61,10 +50,6 @@ def _failed_units(experiment_ids: list[int]) -> int:
     from xmanager.xm_local.experiment import get_experiment
 
     return sum(get_experiment(experiment_id).status_counts.get("failed", 0) for experiment_id in experiment_ids)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
 
 
 def _apply_xm_flags() -> None:
@@ -95,8 +80,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
         script_args = script_args[1:]
     from absl import app, flags
     from xmanager import xm_flags  # noqa: F401 - XManager's --xm_* flags, before parsing.
-    from xmanager.executors.api import LaunchError
-    from xmanager.xm.core import ExperimentFailedError
     from xmanager.xm_local.experiment import created_experiments
 
     def run_main(argv: list[str]) -> Any:
@@ -106,23 +89,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
     created: list[int] = []
     created_experiments.set(created)
     try:
-        app.run(run_main, argv=[script, f"--xm_launch_script={script}", *script_args], flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+        app.run(run_main, argv=[script, f"--xm_launch_script={script}", *script_args],
+                flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
-            return exit_.code if isinstance(exit_.code, int) else 1
-    except ExperimentFailedError as error:
-        print(f"xmanager: {error}", file=sys.stderr)
-        return EXIT_FAILED_UNITS
-    except LaunchError as error:
-        print(f"xmanager: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_FAILED_UNITS
-    except KeyboardInterrupt:
-        print("xmanager: interrupted", file=sys.stderr)
-        return 130
+            return exit_.code if isinstance(exit_.code, int) else EXIT_FAILED_UNITS
     failed = _failed_units(created)
     if failed:
-        print(f"xmanager: {failed} work unit(s) failed", file=sys.stderr)
-        return EXIT_FAILED_UNITS
+        raise FailedUnits(f"{failed} work unit(s) failed")
     return 0
 
 
@@ -155,7 +129,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment(experiment_id: str) -> LocalExperiment:
+def experiment_id(text: str) -> int:
+    """An argparse type: an experiment id (a number the store can hold)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"experiment id must be a number, got {text!r}") from None
+    if not 0 <= number <= _MAX_ID:
+        raise argparse.ArgumentTypeError(f"no experiment {text}: ids are numbers from 0 to {_MAX_ID}")
+    return number
+
+
+def unit_id(text: str) -> int:
+    """An argparse type: a work unit id (1, 2, ...)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"work unit id must be a number, got {text!r}") from None
+    if not 0 <= number <= _MAX_ID:
+        raise argparse.ArgumentTypeError(f"no work unit {text}: ids are numbers from 1 to {_MAX_ID}")
+    return number
+
+
+def _experiment(experiment_id: int) -> LocalExperiment:
     from xmanager.xm_local.experiment import get_experiment
 
     return get_experiment(experiment_id)
@@ -195,15 +191,40 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
     message = "cancelled by xmanager cancel"
-    if args.work_unit is None:
+    if not args.work_units:
         count = experiment.cancel(message)
     else:
-        unit = experiment.work_units.get(args.work_unit)
-        count = int(unit is not None and unit.get_status().is_active)
-        if unit is not None:
-            unit.stop(message=message)
+        units = experiment.work_units
+        missing = [str(number) for number in args.work_units if number not in units]
+        if missing:  # Nothing is cancelled when any id is wrong: a typo must not stop the units named beside it.
+            raise UsageError(
+                f"experiment {experiment.experiment_id} has no work unit {', '.join(missing)} "
+                f"(it has {_id_ranges(sorted(units))}); nothing cancelled"
+            )
+        count = 0
+        for number in dict.fromkeys(args.work_units):
+            unit = units[number]
+            if unit.get_status().is_active:
+                count += 1
+                unit.stop(message=message)
     print(f"cancelled {count} work unit(s) of experiment {experiment.experiment_id}")
     return 0
+
+
+def _id_ranges(ids: Sequence[int]) -> str:
+    """``1-3, 5`` for [1, 2, 3, 5]; ``no work units`` for []."""
+    if not ids:
+        return "no work units"
+    parts: list[str] = []
+    start = previous = ids[0]
+    for number in [*ids[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    return "units " + ", ".join(parts)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -230,18 +251,27 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_file(path: str) -> str:
+    """``path`` if a file can be written there, else a UsageError naming the problem (checked before any work)."""
+    if os.path.isdir(path):
+        raise UsageError(f"export -o {path}: is a folder; name a file in it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"export -o {path}: folder {folder} does not exist")
+    return path
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
-    frame = experiment.to_dataframe()
     extension = {"csv": "csv", "parquet": "parquet", "pickle": "pkl"}[args.format]
-    output = args.output or f"experiment_{experiment.experiment_id}.{extension}"
+    output = _output_file(args.output or f"experiment_{experiment.experiment_id}.{extension}")
+    if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise UsageError("parquet export needs pyarrow: pip install 'xmanager[parquet]'")
+    frame = experiment.to_dataframe()
     if args.format == "csv":
         frame.to_csv(output, index=False)
     elif args.format == "parquet":
-        try:
-            frame.to_parquet(output, index=False)
-        except ImportError:
-            raise UsageError("parquet export needs pyarrow: pip install 'xmanager[parquet]'") from None
+        frame.to_parquet(output, index=False)
     else:
         frame.to_pickle(output)
     print(f"wrote {len(frame)} rows to {output}")
@@ -249,9 +279,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as UsageError, so they are one line like every other (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("xmanager").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xmanager", description="Launch experiments and inspect their results.")
+    parser = _Parser(prog="xmanager", description="Launch experiments and inspect their results.")
     parser.add_argument("--db", metavar="URL", help=f"database URL (default: ${config.DATABASE_ENV} or the SQLite file)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error too")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     launch = commands.add_parser("launch", help="run a launch script's main(argv)")
@@ -267,23 +306,23 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=cmd_list)
 
     show = commands.add_parser("show", help="an experiment's work units and their statuses")
-    show.add_argument("experiment_id")
+    show.add_argument("experiment_id", type=experiment_id)
     show.set_defaults(run=cmd_show)
 
     cancel = commands.add_parser("cancel", help="cancel an experiment's unfinished work units (or one of them)")
-    cancel.add_argument("experiment_id")
-    cancel.add_argument("work_unit", nargs="?", type=int, help="only this work unit")
+    cancel.add_argument("experiment_id", type=experiment_id)
+    cancel.add_argument("work_units", metavar="work_unit", nargs="*", type=unit_id, help="only these work units")
     cancel.set_defaults(run=cmd_cancel)
 
     logs = commands.add_parser("logs", help="print the logs of an experiment's jobs")
-    logs.add_argument("experiment_id")
-    logs.add_argument("work_unit", nargs="?", type=int)
+    logs.add_argument("experiment_id", type=experiment_id)
+    logs.add_argument("work_unit", nargs="?", type=unit_id)
     logs.add_argument("--job", help="only this job of each unit")
     logs.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")
     logs.set_defaults(run=cmd_logs)
 
     export = commands.add_parser("export", help="write an experiment's table to a file")
-    export.add_argument("experiment_id")
+    export.add_argument("experiment_id", type=experiment_id)
     export.add_argument("--format", choices=("csv", "parquet", "pickle"), default="csv")
     export.add_argument("-o", "--output")
     export.set_defaults(run=cmd_export)
@@ -301,19 +340,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.db:
-        os.environ[config.DATABASE_ENV] = args.db
-    from xmanager.xm.core import NotFoundError
-    from xmanager.xm_local.store.driver import StoreError
+    from xmanager.xm_local import cli_errors
 
-    run: Callable[[argparse.Namespace], int] = args.run
-    try:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    context = cli_errors.Context("xmanager", verbose=_verbose(argv))
+
+    def command() -> int:
+        args = _parser().parse_args(argv)
+        if args.db:
+            os.environ[config.DATABASE_ENV] = args.db
+        if args.command == "launch":
+            context.user_files.append(os.path.abspath(args.script))  # Its errors are reported at its own lines.
+        run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
-    except (UsageError, StoreError, NotFoundError) as error:
-        _fail(str(error))
-    except BrokenPipeError:  # `xmanager show ... | head`
-        return 0
+
+    return cli_errors.run(command, context)
+
+
+def _verbose(argv: Sequence[str]) -> bool:
+    """Whether -v/--verbose comes before the command (read before parsing, so parse errors see it too)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("-v", "--verbose"):
+            return True
+        elif arg == "--db":
+            skip = True  # Its value follows.
+        elif not arg.startswith("-") or arg == "--":
+            return False
+    return False
 
 
 def entrypoint() -> None:

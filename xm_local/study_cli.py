@@ -85,8 +85,11 @@ class _Aborted(Exception):  # noqa: N818 - click's Abort
     pass
 
 
-class _Refused(Exception):  # noqa: N818 - a refusal of ours, reported as one line with exit status 2
-    pass
+def _refused(message: str) -> Exception:
+    """A refusal of ours: one line, exit status 2."""
+    from xmanager.xm_local.cli_errors import UsageError
+
+    return UsageError(message)
 
 
 @functools.cache
@@ -224,7 +227,7 @@ def run(values: dict[str, Any]) -> int:
     if values.get("insecure"):
         extra["insecure"] = True
     elif not token and not http.is_loopback(host):  # Unlike 0.3.9: anyone who can reach it could move participants.
-        raise _Refused(
+        raise _refused(
             f"refusing to serve on {host!r} without an access token, as anyone who can reach it could move participants: "
             "pass --token TOKEN (clients send `Authorization: Bearer TOKEN` on POST and PUT), or --insecure to serve "
             "without one, as experiment-server does"
@@ -256,12 +259,35 @@ def _crash_text(error: BaseException) -> str:
     return f"{builtin.__name__}: {error}"
 
 
-def main(argv: Sequence[str], prog: str = "xmanager study", name: str = "xmanager") -> int:
-    """Run one command line (``argv`` after the program); the exit status. Errors are reported as ``name: error:``."""
+#: The commands whose argument is a study file, read as UTF-8 TOML.
+_READS_CONFIG = ("generate-config-json", "run", "verify-config-file")
+
+
+def _check_utf8(path: str) -> None:
+    """A study file that is not UTF-8 text is refused in one line (0.3.9 logs or prints a UnicodeDecodeError traceback)."""
+    from xmanager.xm_local.cli_errors import UsageError
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return  # Missing or unreadable: the command reports it as 0.3.9 does.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); study files are UTF-8 TOML"
+        ) from None
+
+
+def main(argv: Sequence[str], prog: str = "xmanager study", name: str = "xmanager", verbose: bool = False) -> int:
+    """Run one command line (``argv`` after the program); the exit status. Errors go through
+    :mod:`xmanager.xm_local.cli_errors`, reported as ``name: error:`` (``verbose``: with the traceback)."""
+    from xmanager.xm_local import cli_errors
     from xmanager.xm_local.studyserver import cli_parser
     from xmanager.xm_local.studyserver.loglines import to_stderr
 
-    with to_stderr():
+    def command() -> int:
         try:
             command, values = cli_parser.parse(prog, commands(), GROUP_HELP, list(argv))
         except cli_parser.ParseExit as end:
@@ -270,16 +296,17 @@ def main(argv: Sequence[str], prog: str = "xmanager study", name: str = "xmanage
         except _Aborted:
             print("Aborted!", file=sys.stderr)
             return 1
+        if command.name in _READS_CONFIG:
+            _check_utf8(values["argument"])
         try:
             return _HANDLERS[command.name](values)
-        except _Refused as refusal:
-            print(f"{name}: error: {refusal}", file=sys.stderr)
-            return 2
-        except BrokenPipeError:
+        except (cli_errors.UsageError, BrokenPipeError):
             raise
-        except Exception as error:  # experiment-server crashes here (a traceback, exit status 1).
-            print(f"{name}: error: {_crash_text(error)}", file=sys.stderr)
-            return 1
+        except Exception as error:  # experiment-server crashes here (a traceback, exit status 1): one line, status 1.
+            raise cli_errors.CommandFailed(_crash_text(error), 1) from error
+
+    with to_stderr():
+        return cli_errors.run(command, cli_errors.Context(name, verbose=verbose))
 
 
 # ---- registration -------------------------------------------------------------------------------
@@ -292,7 +319,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         prefix_chars="\x1f",  # Nothing after `study` is an option of this parser: main() reads it all.
     )
     study.add_argument("argv", nargs=argparse.REMAINDER)
-    study.set_defaults(run=lambda args: main(args.argv))
+    study.set_defaults(run=lambda args: main(args.argv, verbose=getattr(args, "verbose", False)))
     return study
 
 

@@ -36,7 +36,7 @@ from xmanager.executors.api import (
     UnitLaunch,
 )
 from xmanager.executors.vector_engine.args import BindingError, bind
-from xmanager.executors.vector_engine.executor import VectorEngine, VeKernelExecutable, resolve_backend
+from xmanager.executors.vector_engine.executor import VectorEngine, VeKernelExecutable, not_compiled, resolve_backend
 from xmanager.xm.executables import VeBuffer
 from xmanager.xm.status import Status
 
@@ -74,6 +74,10 @@ class _Work:
 
 class _UnitError(Exception):
     """Ends a unit as failed with this message."""
+
+
+class _NotCompiledError(_UnitError):
+    """The kernel did not compile and its spec says ``on_build_error="fail_units"``: its units fail, nothing raises."""
 
 
 class _TimedOutError(_UnitError):
@@ -224,7 +228,8 @@ class VectorEngineBackend(ExecutorBackend[VectorEngine]):
         """Binds every job now (bad args fail their unit at once); queues the rest on their node.
 
         When no unit of the batch could be bound, raises the first error, so a single
-        ``add()`` with bad args raises in the launch script.
+        ``add()`` with bad args raises in the launch script; a kernel that did not compile
+        under ``on_build_error="fail_units"`` only fails its units (the other kernels run).
         """
         handles: list[Handle] = []
         ready: list[tuple[_Node, _Work]] = []
@@ -240,7 +245,8 @@ class VectorEngineBackend(ExecutorBackend[VectorEngine]):
                         prepared.append(self._prepare(unit, job))
                     except (_UnitError, BindingError, TypeError, ValueError, RuntimeError, OSError) as failure:
                         error = str(failure)
-                        first_error = first_error or failure
+                        if not isinstance(failure, _NotCompiledError):
+                            first_error = first_error or failure
             if error is not None:
                 failures.extend((unit, job, error) for job in unit.jobs)
             else:
@@ -305,16 +311,30 @@ class VectorEngineBackend(ExecutorBackend[VectorEngine]):
         if not isinstance(executable, VeKernelExecutable):
             raise _UnitError(f"VectorEngine runs packaged xm.VeKernel executables, not {executable.name!r}")
         if executable.build_error is not None:
-            raise _UnitError(executable.build_error)
+            raise _NotCompiledError(executable.build_error)
         values = bind(executable.kernel.name, executable.kernel.args, dict(job.kwargs))
         kind = resolve_backend(executor.backend)
-        library = executable.library_for(kind)  # Built once per kernel and backend.
+        library = self._library(executable, kind)
         key = (executor.node, kind, executor.isolated, executor.veorun_bin)
         with self._cv:
             node = self._nodes.get(key)
             if node is None:
                 node = self._nodes[key] = _Node(self, executor.node, kind, executor.isolated, executor.veorun_bin)
         return node, _Work(unit, job, executable, library, values)
+
+    @staticmethod
+    def _library(executable: VeKernelExecutable, kind: str) -> str:
+        """The kernel's library for backend ``kind``, built once per kernel and backend (here if packaging built
+        another backend's); a compile error fails only this kernel's units under ``on_build_error="fail_units"``."""
+        from xmanager.executors.vector_engine.build import BuildError
+
+        try:
+            return executable.library_for(kind)
+        except BuildError as error:
+            if executable.on_build_error != "fail_units":
+                raise
+            executable.build_error = not_compiled(executable.kernel.name, error)
+            raise _NotCompiledError(executable.build_error) from None
 
     # ---- running ------------------------------------------------------------------------------
     def _run_node(self, node: _Node) -> None:

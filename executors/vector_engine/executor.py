@@ -113,7 +113,9 @@ class VeKernelExecutable(Executable):
     sources: dict[str, str] = attrs.field(factory=dict)
     libraries: dict[str, str] = attrs.field(factory=dict)
     build_dir: Optional[str] = None
+    #: The compiler's message when the kernel did not compile and ``on_build_error="fail_units"``.
     build_error: Optional[str] = None
+    on_build_error: str = "raise"
 
     def library_for(self, backend: str) -> str:
         """The shared library for ``backend``, built now (once, then cached) if packaging built another."""
@@ -166,7 +168,9 @@ def package_kernel(packageable: Packageable) -> VeKernelExecutable:
         return VeKernelExecutable(kernel=kernel, libraries={"any": path}, **common)
     sources = _read_sources(kernel)
     backend = resolve_backend(spec.backend)
-    executable = VeKernelExecutable(kernel=kernel, sources=sources, build_dir=spec.build_dir, **common)
+    executable = VeKernelExecutable(
+        kernel=kernel, sources=sources, build_dir=spec.build_dir, on_build_error=spec.on_build_error, **common
+    )
     from xmanager.executors.vector_engine.build import BuildError
 
     try:
@@ -174,8 +178,13 @@ def package_kernel(packageable: Packageable) -> VeKernelExecutable:
     except BuildError as error:
         if spec.on_build_error == "raise":
             raise
-        executable.build_error = f"VeKernel {kernel.name!r} did not compile:\n{error}"
+        executable.build_error = not_compiled(kernel.name, error)
     return executable
+
+
+def not_compiled(name: str, error: Exception) -> str:
+    """A failed unit's message for a kernel that did not compile: the compiler's message and source lines."""
+    return f"VeKernel {name!r} did not compile:\n{error}"
 
 
 class VectorEnginePlugin(ExecutorPlugin[VectorEngine]):
@@ -196,4 +205,7 @@ class VectorEnginePlugin(ExecutorPlugin[VectorEngine]):
 
 plugin = VectorEnginePlugin()
 
-__all__ = ["VeKernelExecutable", "VectorEngine", "VectorEnginePlugin", "VectorEngineSpec", "plugin", "resolve_backend"]
+__all__ = [
+    "VeKernelExecutable", "VectorEngine", "VectorEnginePlugin", "VectorEngineSpec", "not_compiled", "plugin",
+    "resolve_backend",
+]

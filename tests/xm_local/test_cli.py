@@ -144,3 +144,45 @@ def test_cancel_from_another_process(tmp_path, python):
     process.communicate(timeout=30)
     assert statuses() == ["cancelled"]
     assert process.returncode == 0
+
+
+def test_cancel_of_unknown_units_names_them_and_cancels_nothing(launcher):
+    result = run("launch", str(launcher), "--", "--n=2")
+    experiment_id = _experiment_id(result)
+    result = run("cancel", experiment_id, "2", "999", "7")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (f"xmanager: error: experiment {experiment_id} has no work unit 999, 7 "
+                                     "(it has units 1-2); nothing cancelled")
+    result = run("cancel", experiment_id, "2")
+    assert result.returncode == 0 and "cancelled 0 work unit(s)" in result.stdout  # Already completed.
+
+
+SPEC_ERROR = """
+from xmanager import xm, xm_local
+
+def main(argv):
+    with xm_local.create_experiment('spec error') as experiment:
+        [exe] = experiment.package([xm.binary(xm_local.Local.Spec(), 'no-such-binary')])
+"""
+
+
+def test_a_spec_error_in_main_is_the_script_s_line_and_v_adds_the_traceback(tmp_path):
+    path = tmp_path / "launcher.py"
+    path.write_text(SPEC_ERROR)
+    result = run("launch", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"xmanager: error: {path}:6: FileNotFoundError: xm.Binary: no file at "
+                                     f"'{tmp_path / 'no-such-binary'}' (given as 'no-such-binary')")
+    verbose = run("-v", "launch", str(path))
+    assert verbose.returncode == 2 and "Traceback (most recent call last):" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip()
+
+
+def test_an_internal_error_outside_the_script_keeps_its_traceback(tmp_path):
+    """Errors that are not expected failures (bugs) are not hidden behind one line."""
+    code = ("import sys\nfrom xmanager.xm_local import cli, cli_errors\n"
+            "def boom(args):\n    raise ZeroDivisionError('bug')\n"
+            "cli.cmd_list = boom\nsys.exit(cli.main(['list']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback (most recent call last):" in result.stderr
+    assert result.stderr.strip().endswith("ZeroDivisionError: bug")

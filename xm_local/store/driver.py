@@ -9,8 +9,10 @@ than a whole local launch should. Every other URL (``postgresql://...``, or
 from __future__ import annotations
 
 import abc
+import atexit
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -70,9 +72,44 @@ def sqlite_path(url: str) -> str | None:
     return path.split("?", 1)[0] or ":memory:"
 
 
+#: SQLite files this process has open -> how many connections; the last one to close checkpoints.
+_OPEN_FILES: dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
+#: How long a closing checkpoint waits for another process's reader or writer (then it does what it can).
+_CHECKPOINT_WAIT_MS = 100
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    """Moves the WAL's pages into the database file and empties the WAL, so the ``.sqlite3`` file alone holds
+    every row (a copy of it is a complete store). Never blocks long, never raises: another process may be reading
+    or writing (then the checkpoint does what it can), or the file may be read-only."""
+    try:
+        db.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error:
+        pass
+
+
+@atexit.register
+def _checkpoint_at_exit() -> None:
+    """Connections still open when the process exits (stores are rarely closed) checkpoint through a fresh one."""
+    with _OPEN_LOCK:
+        paths = list(_OPEN_FILES)
+    for path in paths:
+        try:
+            db = sqlite3.connect(path, timeout=_CHECKPOINT_WAIT_MS / 1000, isolation_level=None)
+        except sqlite3.Error:
+            continue
+        try:
+            _checkpoint(db)
+        finally:
+            db.close()
+
+
 class SqliteConnection(Connection):
     def __init__(self, url: str, path: str) -> None:
         self.url = url
+        self._file: str | None = None
         if path != ":memory:":
             folder = os.path.dirname(os.path.abspath(path))
             try:
@@ -86,6 +123,10 @@ class SqliteConnection(Connection):
             self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as error:
             raise StoreError(f"cannot open database {url!r}: {error}") from None
+        if path != ":memory:":
+            self._file = os.path.realpath(path)
+            with _OPEN_LOCK:
+                _OPEN_FILES[self._file] = _OPEN_FILES.get(self._file, 0) + 1
 
     def execute(self, sql: str, params: Params | None = None) -> None:
         self._db.execute(sql, params or {})
@@ -115,6 +156,19 @@ class SqliteConnection(Connection):
         self._db.execute("COMMIT")
 
     def close(self) -> None:
+        """Closes the connection; the process's last one to the file checkpoints it first (see :func:`_checkpoint`)."""
+        last = False
+        if self._file is not None:
+            with _OPEN_LOCK:
+                left = _OPEN_FILES.get(self._file, 0) - 1
+                if left > 0:
+                    _OPEN_FILES[self._file] = left
+                else:
+                    _OPEN_FILES.pop(self._file, None)
+                    last = True
+            self._file = None
+        if last:
+            _checkpoint(self._db)
         self._db.close()
 
     def has_table(self, name: str) -> bool:

@@ -2,7 +2,8 @@
 
 ``register(subparsers)`` adds the ``sweep`` command to the ``xmanager`` parser. Every
 subcommand sets ``run`` (a function of the parsed arguments returning the exit status),
-like the other ``xmanager`` commands.
+like the other ``xmanager`` commands; its errors are reported through
+:mod:`xmanager.xm_local.cli_errors` (one line, exit status 2 for bad input).
 
     xmanager sweep push HOST [RSYNC_OPTS...]     # ssh HOST mkdir -pv ...; rsync calc/ HOST:.../calc/
     xmanager sweep pull HOST [RSYNC_OPTS...]     # rsync HOST:.../calc ./
@@ -24,12 +25,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-EXIT_ERROR = 2
+from xmanager.xm_local.cli_errors import EXIT_BAD_INPUT, CommandFailed, UsageError
 
-
-def _error(message: str, code: int = EXIT_ERROR) -> int:
-    print(f"xmanager sweep: error: {message}", file=sys.stderr)
-    return code
+EXIT_ERROR = EXIT_BAD_INPUT
 
 
 def _rsync_opts(values: list[str]) -> list[str]:
@@ -45,9 +43,9 @@ def _transfer(args: argparse.Namespace, direction: str) -> int:
             args.host, _rsync_opts(args.rsync_opts), calc_dir=args.calc_dir, dry_run=args.dry_run, remote=args.remote
         )
     except FileNotFoundError as error:  # rsync or ssh not installed
-        return _error(f"{error.filename or error}: command not found")
+        raise UsageError(f"{error.filename or error}: command not found") from None
     except subprocess.CalledProcessError as error:
-        return _error(f"{error.cmd[0]} exited with status {error.returncode}", code=error.returncode or 1)
+        raise CommandFailed(f"{error.cmd[0]} exited with status {error.returncode}", error.returncode or 1) from None
     return 0
 
 
@@ -62,10 +60,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def _read_db(path: str) -> Any:
+    """The database at ``path``; a missing file is a UsageError, an unreadable one a DatabaseError (cli_errors)."""
     import os
 
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder, not a database file")
     if not os.path.isfile(path):
-        raise FileNotFoundError(path)
+        raise UsageError(f"no database {path}")
     from xmanager.xm_local.sweep.database import df_read
 
     return df_read(path)
@@ -75,10 +76,7 @@ def cmd_db2json(args: argparse.Namespace) -> int:
     """Print the database as JSON."""
     from xmanager.xm_local.sweep.database import df_to_json
 
-    try:
-        df = _read_db(args.db)
-    except FileNotFoundError:
-        return _error(f"no database {args.db}")
+    df = _read_db(args.db)
     print(df_to_json(df, orient=args.orient))
     return 0
 
@@ -98,25 +96,17 @@ def _table(df: Any, tablefmt: str, index: bool) -> str:
 
 def cmd_db2table(args: argparse.Namespace) -> int:
     """Print the database as a text table: ``-a`` all columns, else the named ones, else the non-``_`` ones."""
-    try:
-        df = _read_db(args.db)
-    except FileNotFoundError:
-        return _error(f"no database {args.db}")
+    df = _read_db(args.db)
     if not args.all:
         if args.columns:
             unknown = [column for column in args.columns if column not in df.columns]
             if unknown:
-                return _error(f"no columns {unknown} in {args.db} (have: {', '.join(map(str, df.columns))})")
+                raise UsageError(f"no columns {unknown} in {args.db} (have: {', '.join(map(str, df.columns))})")
             df = df[args.columns]
         else:
             df = df[[column for column in df.columns if not str(column).startswith("_")]]
-    try:
-        print(_table(df, args.tablefmt, args.index))
-        sys.stdout.flush()
-    except BrokenPipeError:  # E.g. piped into head: stop quietly, as psweep-db2table does.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # No second error when Python exits.
+    print(_table(df, args.tablefmt, args.index))
+    sys.stdout.flush()  # A closed pipe (| head) ends quietly, as psweep-db2table does (cli_errors.run).
     return 0
 
 
@@ -128,12 +118,8 @@ def cmd_checkdir(args: argparse.Namespace) -> int:
     from xmanager.xm_local.sweep.database import check_calc_dir
 
     if not os.path.isdir(args.calc_dir):
-        return _error(f"no calc dir {args.calc_dir}")
-    path = os.path.join(args.calc_dir, "database.pk")
-    try:
-        df = _read_db(path)
-    except FileNotFoundError:
-        return _error(f"no database {path}")
+        raise UsageError(f"no calc dir {args.calc_dir}")
+    df = _read_db(os.path.join(args.calc_dir, "database.pk"))
     found = check_calc_dir(args.calc_dir, df)
     print(json.dumps({key: sorted(value) for key, value in found.items()}))
     return 0
@@ -200,8 +186,22 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     commands = sweep.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
     for name, (help_text, add_arguments) in _COMMANDS.items():
         description = f"{help_text}. {_TRANSFER_HELP}" if name in ("push", "pull") else help_text
-        add_arguments(commands.add_parser(name, help=help_text, description=description))
+        parser = commands.add_parser(name, help=help_text, description=description)
+        add_arguments(parser)
+        parser.set_defaults(run=_reported(parser.get_default("run"), "xmanager sweep"))
     return sweep
+
+
+def _reported(command: Any, prog: str) -> Any:
+    """``command`` with its errors reported by :mod:`~xmanager.xm_local.cli_errors` (one line), returning the status."""
+
+    def run(args: argparse.Namespace) -> int:
+        from xmanager.xm_local import cli_errors
+
+        context = cli_errors.Context(prog, verbose=bool(getattr(args, "verbose", False)))
+        return cli_errors.run(lambda: int(command(args)), context)
+
+    return run
 
 
 def _script(name: str, argv: Optional[Sequence[str]]) -> int:
@@ -210,8 +210,8 @@ def _script(name: str, argv: Optional[Sequence[str]]) -> int:
         prog=f"psweep-{name}", description=f"{help_text} (the same as 'xmanager sweep {name}')."
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    args = parser.parse_args(argv)  # psweep's own usage errors (argparse's text).
+    return int(_reported(args.run, f"psweep-{name}")(args))
 
 
 def psweep_push(argv: Optional[Sequence[str]] = None) -> int:

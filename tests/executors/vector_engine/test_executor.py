@@ -258,19 +258,37 @@ def test_a_compile_error_shows_the_compiler_message_and_the_source_line(spec):
 
 
 def test_a_compile_error_can_fail_the_units_instead(tmp_path):
+    """on_build_error="fail_units": the broken kernel's units fail with gcc's message; the good kernels' units run."""
     spec = xm_local.VectorEngineSpec(backend="host", build_dir=str(tmp_path / "b"), on_build_error="fail_units")
-    with failing(1), xm_local.create_experiment() as experiment:
-        broken, good = experiment.package([
-            xm.ve_kernel(spec, "broken", ("n: int",), {"broken": BROKEN}),
+    with failing(4), xm_local.create_experiment() as experiment:
+        good, broken, other = experiment.package([
             kernel(spec, "divide"),
+            xm.ve_kernel(spec, "broken", ("n: int",), {"broken": BROKEN}),
+            kernel(spec, "nap"),
         ])
-        experiment.add(xm.Job(good, executor(), args={"a": 8, "b": 2}))
-        with pytest.raises(ValueError, match="did not compile"):
-            experiment.add(xm.Job(broken, executor(), args={"n": 1}))
+        experiment.add_sweep(xm.Job(good, executor(), args={"a": 8}), [{"b": 2}, {"b": 4}])
+        experiment.add_sweep(xm.Job(broken, executor()), [{"n": n} for n in range(3)])  # Does not raise.
+        experiment.add(xm.Job(broken, executor(), args={"n": 9}))
+        experiment.add_sweep(xm.Job(other, executor()), [{"ms": 1}, {"ms": 2}])
     rows = units_by_id(experiment)
-    assert rows[1]["_status"] == "completed"
-    assert rows[2]["_status"] == "failed"
-    assert "return n +* ;" in rows[2]["_message"]
+    assert [rows[i]["_status"] for i in range(1, 9)] == ["completed"] * 2 + ["failed"] * 4 + ["completed"] * 2
+    assert (rows[1]["return"], rows[2]["return"], rows[7]["return"], rows[8]["return"]) == (4, 2, 1, 2)
+    for i in range(3, 7):
+        assert "VeKernel 'broken' did not compile" in rows[i]["_message"]
+        assert "broken.c:2" in rows[i]["_message"] and "return n +* ;" in rows[i]["_message"]
+
+
+def test_a_kernel_that_compiles_for_another_backend_only_fails_its_units_there(tmp_path):
+    """fail_units also covers the build made at launch, when the executor's backend is not the one packaged for."""
+    spec = xm_local.VectorEngineSpec(backend="host", build_dir=str(tmp_path / "b"), on_build_error="fail_units")
+    [good] = xm_local.LocalExperiment.package([kernel(spec, "divide")])
+    good.libraries.clear()  # As if packaging had built another backend's library.
+    good.sources = {"kernels": BROKEN}
+    with failing(2), xm_local.create_experiment() as experiment:
+        experiment.add_sweep(xm.Job(good, executor(), args={"a": 8}), [{"b": 2}, {"b": 4}])
+    rows = units_by_id(experiment)
+    assert [rows[i]["_status"] for i in (1, 2)] == ["failed", "failed"]
+    assert "did not compile" in rows[1]["_message"] and "return n +* ;" in rows[1]["_message"]
 
 
 @pytest.mark.parametrize("contexts", [1, 2])
