@@ -121,6 +121,11 @@ class BackendSettings:
     """Settings the control plane passes when it opens a backend."""
 
     max_parallel: Optional[int] = None
+    #: Asked by a backend that starts jobs itself, right before it starts a unit's jobs, with the
+    #: unit's ``(experiment_id, work_unit_id)``: None to go on, or why the unit must not start (it
+    #: was cancelled, maybe by another process); the backend then reports its jobs cancelled with
+    #: that message. It must be cheap: it runs once per unit.
+    may_start: Optional[Callable[[int, int], Optional[str]]] = None
 
 
 class ExecutorBackend(abc.ABC, Generic[ExecutorT]):

@@ -156,6 +156,32 @@ def _is_async_callable(job: Any) -> bool:
     return inspect.iscoroutinefunction(job) or inspect.iscoroutinefunction(type(job).__call__)
 
 
+
+def _refuse_nul_psets(psets: Sequence[Pset], first_id: Optional[int]) -> None:
+    """A sweep is refused whole, before any unit exists, when a pset's key or text value holds a NUL byte."""
+    for index, pset in enumerate(psets):
+        for key, value in pset.items():
+            if "\0" in str(key) or (isinstance(value, str) and "\0" in value):
+                unit = f"pset {index}" if first_id is None else f"work unit {first_id + index}"
+                raise ValueError(f"arg {str(key)!r} of {unit} holds a NUL byte")
+
+
+def refuse_nul_bytes(jobs: Sequence[Job], work_unit_id: Optional[int]) -> None:
+    """Raises ValueError naming the first arg or env var of ``jobs`` holding a NUL byte: no process can
+    be started with one (argv and environ are C strings), so it is refused before the unit exists."""
+    from xmanager.xm.args import merge_args
+
+    unit = "the new work unit" if work_unit_id is None else f"work unit {work_unit_id}"
+    for job in jobs:
+        of = f"{unit}" if len(jobs) == 1 else f"job {job.name!r} of {unit}"
+        for key, value in merge_args(job.executable.args, job.args).to_indexed_dict().items():
+            if "\0" in str(getattr(value, "arg", value)) or "\0" in str(key):
+                name = key if key.isdigit() else repr(key)
+                raise ValueError(f"arg {name} of {of} holds a NUL byte")
+        for key, env_value in {**job.executable.env_vars, **job.env_vars}.items():
+            if "\0" in str(env_value) or "\0" in str(key):
+                raise ValueError(f"env var {key!r} of {of} holds a NUL byte")
+
 def _check_job_type(job: Any) -> None:
     """TypeError for what ``add`` cannot run; ValueError for a job generator that is not async."""
     if isinstance(job, (Job, JobGroup, JobConfig)):
@@ -647,6 +673,8 @@ class Experiment(abc.ABC):
         done = self._completed_pset_hashes() if skip_completed else set()
         run_seq, pset_seq = self._sweep_counters()
         run_id = str(uuid.uuid4())
+        _refuse_nul_psets([pset for pset, digest in zip(psets, hashes) if digest not in done],
+                          self._upcoming_work_unit_id())
         futures = []
         with self._launch_batch():
             for pset, digest in zip(psets, hashes):
@@ -681,6 +709,7 @@ class Experiment(abc.ABC):
         """Our protocol: the unit is created with its parameters, and its jobs launch now."""
         if isinstance(job, (Job, JobGroup)):
             jobs = job_operators.named_jobs(job, args)  # Validates before a unit is created.
+            refuse_nul_bytes(jobs, self._upcoming_work_unit_id())
             params = job_operators.unit_parameters(jobs, grouped=isinstance(job, JobGroup))
             unit = self._create_work_unit(role, identity, params, pset)
             try:
@@ -786,6 +815,10 @@ class Experiment(abc.ABC):
     ) -> Awaitable[ExperimentUnit]:
         """XManager's protocol: an existing unit by identity (for backends that reload units)."""
         raise NotImplementedError
+
+    def _upcoming_work_unit_id(self) -> Optional[int]:
+        """The id the next ``_create_work_unit`` gives (for messages about a unit not yet created), if known."""
+        return None
 
     def _should_reload_experiment_unit(self, role: ExperimentUnitRole) -> bool:
         """Whether ``add`` updates an existing unit in place instead of creating one."""

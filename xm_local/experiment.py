@@ -10,7 +10,9 @@ reports failed units in one summary.
 
 ``get_experiment`` gives the same object for a stored experiment: its units are read from the
 store (:mod:`.loading`), followed by polling (:mod:`.following`), and can be stopped, cancelled
-or added to from any process.
+or added to from any process. Opening an experiment settles the units of a launcher that died
+(:mod:`.ownership`). Cancelling is a state in the store: a launcher asks it right before it
+starts each unit, so nothing starts after a cancellation, whichever process recorded it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from xmanager.xm_local.backends import Backends
 from xmanager.xm_local.following import Follower
 from xmanager.xm_local.launching import Launcher
 from xmanager.xm_local.loading import StoredUnits
+from xmanager.xm_local.ownership import Reconciler, is_gone, launcher_id
 from xmanager.xm_local.store import ExperimentRow, Store, wait_pending_writes
 from xmanager.xm_local.tracking import UnitTracker
 from xmanager.xm_local.unit_state import JobState, UnitState, UnitStateMachine
@@ -90,7 +93,8 @@ class LocalExperiment(core.Experiment):
 
     @functools.cached_property
     def _backends(self) -> Backends:
-        return Backends(self._tracker.on_status, BackendSettings(max_parallel=self._max_parallel))
+        settings = BackendSettings(max_parallel=self._max_parallel, may_start=self._store.start_refusal)
+        return Backends(self._tracker.on_status, settings)
 
     @functools.cached_property
     def _stored(self) -> StoredUnits:
@@ -101,8 +105,12 @@ class LocalExperiment(core.Experiment):
         return Launcher(self._tracker, self._store, self._backends, self._jobs_root)
 
     @functools.cached_property
+    def _reconciler(self) -> Reconciler:
+        return Reconciler(self._tracker, self._backends, self._stored, self._jobs_root)
+
+    @functools.cached_property
     def _follower(self) -> Follower:
-        return Follower(self._tracker, self._store, self._backends, self._stored)
+        return Follower(self._tracker, self._store, self._backends, self._stored, self._reconciler)
 
     @property
     def _jobs_root(self) -> str:
@@ -215,6 +223,12 @@ class LocalExperiment(core.Experiment):
             self._load_units()  # New units come after the stored ones.
             self._accepting = True
             self._hold()
+            if self._row.cancelled_at is not None:  # Resuming a cancelled experiment reopens it.
+                self._store.reopen_experiment(self.experiment_id)
+
+    def _upcoming_work_unit_id(self) -> Optional[int]:
+        self._require_accepting()
+        return self._next_unit_id
 
     def _create_work_unit(
         self, role: core.ExperimentUnitRole, identity: str, params: dict[str, Any],
@@ -226,7 +240,7 @@ class LocalExperiment(core.Experiment):
             self._next_unit_id += 1
             unit = LocalWorkUnit(self, self._tracker.add_unit(work_unit_id), dict(params), role, identity)
             self._units[work_unit_id] = unit
-            self._store.create_unit(self.experiment_id, work_unit_id, params, time.time(), pset)
+            self._store.create_unit(self.experiment_id, work_unit_id, params, time.time(), pset, launcher_id())
         return unit
 
     def _launch(self, unit: LocalWorkUnit, jobs: list[Job]) -> None:
@@ -243,6 +257,8 @@ class LocalExperiment(core.Experiment):
         self._backends.stop(self._tracker.seal(unit.work_unit_id, message))
 
     def _completed_pset_hashes(self) -> set[str]:
+        if self._tracker.machine.adopted:  # Units of a launcher that died: rerun only if they do not complete.
+            self._wait_for(lambda machine: machine.adopted <= 0)
         self._store.flush()
         return self._store.completed_pset_hashes(self.experiment_id)
 
@@ -254,6 +270,25 @@ class LocalExperiment(core.Experiment):
         self._tasks.append(task)
 
     # ---- following, stopping and cancelling ------------------------------------------------------
+    def _reconcile(self) -> bool:
+        """Settles the unfinished units whose launcher died (on opening the experiment); True if any."""
+        if not self._stored_units_read() and not any(
+            count for status, count in self._row.status_counts.items() if status not in TERMINAL_VALUES
+        ):
+            return False
+        if not self._stored_units_read():
+            launchers = self._store.unfinished_launchers([self.experiment_id]).get(self.experiment_id, set())
+            if not any(is_gone(launcher) for launcher in launchers):
+                return False
+            self._load_units()
+        orphaned = self._reconciler.orphaned()
+        if not orphaned:
+            return False
+        self._hold()
+        self._reconciler.settle(orphaned)
+        self._store.flush()
+        return True
+
     def refresh(self) -> None:
         """Brings the statuses and results of unfinished units up to date (one query per executor)."""
         if not self._stored_units_read() and not any(
@@ -325,7 +360,8 @@ class LocalExperiment(core.Experiment):
         often) and, every second, takes over cancellations that another process recorded."""
         interval, watched = _FIRST_POLL_S, time.monotonic()
         while True:
-            polling = follow and self._tracker.machine.detached > 0
+            machine = self._tracker.machine
+            polling = (follow and machine.detached > 0) or machine.adopted > 0  # Adopted units: always.
             if self._tracker.wait_until(finished, interval if polling else _WATCH_S):
                 return
             if polling:
@@ -395,7 +431,11 @@ class LocalExperiment(core.Experiment):
             self._close()
 
     def _announce_detached(self) -> None:
-        followed = self._tracker.machine.detached if "_tracker" in self.__dict__ else 0
+        followed = 0
+        if "_tracker" in self.__dict__:  # Units launched here on a detached executor (not other processes').
+            with self._tracker.lock:
+                followed = sum(1 for unit in self._tracker.machine.units.values()
+                               if unit.launched_here and unit.detached and not unit.status.is_terminal)
         if followed:
             print(
                 f"xmanager: {followed} work unit(s) of experiment {self.experiment_id} run on in their "
@@ -518,7 +558,9 @@ def get_experiment(experiment_id: int | str, *, database_url: Optional[str] = No
     row = store.get_experiment(number)
     if row is None:
         raise core.NotFoundError(f"no experiment {number} in {store.url}")
-    return LocalExperiment(store, row, live=False)
+    experiment = LocalExperiment(store, row, live=False)
+    experiment._reconcile()
+    return experiment
 
 
 def list_experiments(
@@ -534,4 +576,10 @@ def list_experiments(
     ``since``/``until`` are epoch seconds. Costs two queries whatever the count."""
     store = _store(database_url)
     rows = store.list_experiments(title=title, tag=tag, since=since, until=until, limit=limit)
-    return [LocalExperiment(store, row, live=False) for row in rows]
+    experiments = [LocalExperiment(store, row, live=False) for row in rows]
+    for experiment in experiments:  # Units of launchers that died are settled first (a query per unfinished one).
+        if experiment._reconcile():
+            fresh = store.get_experiment(experiment.experiment_id)
+            if fresh is not None:
+                experiment._row = fresh
+    return experiments

@@ -5,7 +5,8 @@ without this process (a detached executor: Slurm, Kubernetes, Vertex) or when an
 launched it. Polling asks each detached executor once for all its open jobs, and reads the
 units another process runs from the store. Cancelling a unit of another process records it in
 the store first, then stops its jobs through their stored handles; the launching process sees
-that record while it waits and stops what it still runs or has queued.
+that record while it waits and stops what it still runs or has queued. Units whose launcher
+died are settled and followed through :mod:`.ownership` instead of read back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from xmanager.xm.status import Status
 from xmanager.xm_local import registry
 from xmanager.xm_local.backends import Backends
 from xmanager.xm_local.loading import StoredUnits
+from xmanager.xm_local.ownership import Reconciler
 from xmanager.xm_local.store import Store
 from xmanager.xm_local.store.rows import decode_all
 from xmanager.xm_local.tracking import UnitTracker
@@ -27,11 +29,14 @@ from xmanager.xm_local.unit_state import JobState
 class Follower:
     """Brings followed units up to date and cancels units launched by other processes."""
 
-    def __init__(self, tracker: UnitTracker, store: Store, backends: Backends, stored: StoredUnits) -> None:
+    def __init__(
+        self, tracker: UnitTracker, store: Store, backends: Backends, stored: StoredUnits, reconciler: Reconciler,
+    ) -> None:
         self._tracker = tracker
         self._store = store
         self._backends = backends
         self._stored = stored
+        self._reconciler = reconciler
 
     def poll(self) -> None:
         """One status query per detached executor for all its open jobs; units run by another
@@ -41,7 +46,7 @@ class Follower:
         elsewhere: set[int] = set()
         with self._tracker.lock:
             for unit in self._tracker.machine.units.values():
-                if unit.status.is_terminal or not unit.detached:
+                if unit.status.is_terminal or not unit.detached or unit.adopted:
                     continue
                 if not unit.jobs:
                     elsewhere.add(unit.work_unit_id)
@@ -57,6 +62,8 @@ class Follower:
                 self._tracker.on_status(update)
         if elsewhere:
             self.read_back(elsewhere)
+            self._reconciler.settle(self._reconciler.orphaned(elsewhere))  # Their launcher died meanwhile.
+        self._reconciler.poll()
 
     def read_back(self, work_unit_ids: Collection[int]) -> None:
         """Terminal statuses (and results) that the processes running these units wrote to the store."""

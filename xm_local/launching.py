@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from xmanager.executors.api import ExecutorPlugin, JobLaunch, StatusUpdate, UnitLaunch
 from xmanager.xm.args import merge_args
+from xmanager.xm.core import refuse_nul_bytes
 from xmanager.xm.job_blocks import Executable, Job
 from xmanager.xm.status import Status
 from xmanager.xm.utils import env_expanding_escaper
@@ -43,6 +44,7 @@ class Launcher:
     def launch(self, work_unit_id: int, jobs: Sequence[Job]) -> None:
         """Records the unit's new jobs and launches them (or adds them to the open batch)."""
         experiment_id = self._tracker.experiment_id
+        refuse_nul_bytes(jobs, work_unit_id)  # Jobs a generator launches: the unit fails with the reason.
         named: list[tuple[str, Job, ExecutorPlugin[Any]]] = []
         for job in jobs:
             assert job.name is not None

@@ -44,13 +44,13 @@ class StoredUnits:
             self.units_loaded = True
             load = self._tracker.machine.load_unit
             statuses = _STATUSES
-            columns = ("status", "message", "exit_code", "results", "args")
+            columns = ("status", "message", "exit_code", "results", "args", "launcher")
             for chunk in self._store.unit_chunks(self._tracker.experiment_id, columns=columns):
-                for unit_id, status, message, exit_code, results, args in zip(
+                for unit_id, status, message, exit_code, results, args, launcher in zip(
                     chunk["work_unit_id"], chunk["status"], chunk["message"], chunk["exit_code"],
-                    decode_all(chunk["results"]), chunk["args"],
+                    decode_all(chunk["results"]), chunk["args"], chunk["launcher"],
                 ):
-                    state = load(unit_id, statuses[status], message or "", exit_code, results or {})
+                    state = load(unit_id, statuses[status], message or "", exit_code, results or {}, launcher)
                     made[unit_id] = make_unit(state, args)
         return made
 

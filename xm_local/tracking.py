@@ -69,6 +69,16 @@ class UnitTracker:
                 self._unit_ended()
         return change.stop
 
+    def launcher_died(self, work_unit_id: int, job_names: Optional[Iterable[str]], message: str) -> None:
+        """Jobs of a unit whose launcher died that will never report (see :meth:`UnitStateMachine.launcher_died`)."""
+        with self.lock:
+            self._record(work_unit_id, self.machine.launcher_died(work_unit_id, job_names, message), time.time())
+
+    def adopt(self, work_unit_id: int) -> None:
+        """This process now follows and waits for the unit's running jobs: their launcher died."""
+        with self.lock:
+            self.machine.adopt(work_unit_id)
+
     def _record(
         self, work_unit_id: int, change: Change, at: float, host: Optional[str] = None,
         handle: Optional[Handle] = None,
@@ -80,6 +90,9 @@ class UnitTracker:
                 experiment_id, work_unit_id, job.name, job.status, at=at, message=job.message,
                 exit_code=job.exit_code, host=host, handle=None if handle is None else handle.to_json(),
             )
+        for other in change.jobs:
+            store.record_job_status(experiment_id, work_unit_id, other.name, other.status, at=at,
+                                    message=other.message, exit_code=other.exit_code)
         if change.results is not None:
             store.record_results(experiment_id, work_unit_id, change.results)
         if unit is not None:

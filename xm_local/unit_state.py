@@ -13,6 +13,9 @@ to record in the store and what to do next. The rules:
   to stop, and the unit ends failed whatever they end as.
 - A terminal status that another process recorded in the store first (``xmanager cancel``, the
   launcher of a unit followed from here) is adopted as it is; the store keeps the first record.
+- A unit whose launcher died is this process's to settle: its jobs still running are adopted
+  (followed by polling their processes, waited for like units launched here), and jobs whose
+  process is gone without an exit record, or that never started, end failed: "launcher died".
 
 Pure: no I/O, no threads, no clock. The caller serialises calls and records the changes.
 """
@@ -60,6 +63,10 @@ class UnitState:
     detached: bool = False
     #: Launched by this process (its jobs' backends are this process's own).
     launched_here: bool = True
+    #: The process that launched it (``host pid start-ticks``), for a unit read from the store.
+    launcher: Optional[str] = None
+    #: Its launcher died while its jobs ran on; this process follows them by polling their processes.
+    adopted: bool = False
 
 
 @attrs.frozen
@@ -76,6 +83,8 @@ class Change:
     stop: tuple[JobState, ...] = ()
     #: The unit reached a terminal status with this event.
     ended: bool = False
+    #: More jobs whose status changed (record each, as :attr:`job`).
+    jobs: tuple[JobState, ...] = ()
 
 
 NO_CHANGE = Change()
@@ -90,11 +99,14 @@ class UnitStateMachine:
         self.active = 0
         #: Of those, the units followed by polling (:attr:`UnitState.detached`).
         self.detached = 0
+        #: Of the followed units, those adopted from a launcher that died (:attr:`UnitState.adopted`).
+        self.adopted = 0
 
     @property
     def waited_here(self) -> int:
-        """Units not yet terminal whose end this process sees by itself (it runs their jobs)."""
-        return self.active - self.detached
+        """Units not yet terminal whose end this process waits for: it runs their jobs, or it adopted
+        them from a launcher that died."""
+        return self.active - self.detached + self.adopted
 
     # ---- units and jobs come in ------------------------------------------------------------------
     def add_unit(self, work_unit_id: int) -> UnitState:
@@ -106,12 +118,13 @@ class UnitStateMachine:
         return unit
 
     def load_unit(
-        self, work_unit_id: int, status: Status, message: str, exit_code: Optional[int], results: dict[str, Any]
+        self, work_unit_id: int, status: Status, message: str, exit_code: Optional[int], results: dict[str, Any],
+        launcher: Optional[str] = None,
     ) -> UnitState:
         """A unit as the store holds it (launched before, maybe by another process): sealed; followed if unfinished."""
         unfinished = not status.is_terminal
         unit = self.units[work_unit_id] = UnitState(
-            work_unit_id, status, message, exit_code, results, {}, True, None, unfinished, False
+            work_unit_id, status, message, exit_code, results, {}, True, None, unfinished, False, launcher
         )
         if unfinished:
             self.active += 1
@@ -231,6 +244,37 @@ class UnitStateMachine:
             unit.status = status  # The record that came first replaces this process's late view.
         return Change(stop=stop, ended=ended)
 
+    def adopt(self, work_unit_id: int) -> None:
+        """The unit's launcher died while its jobs run: this process follows them and waits for them."""
+        unit = self.units[work_unit_id]
+        if unit.launched_here or unit.adopted or unit.status.is_terminal:
+            return
+        unit.adopted = True
+        self.adopted += 1
+
+    def launcher_died(self, work_unit_id: int, job_names: Optional[Iterable[str]], message: str) -> Change:
+        """The unit's launcher died and these of its jobs (None: all unfinished) will never report: each
+        never started, or its process is gone without an exit record. They end failed with ``message``;
+        a unit that ends failed for it alone says so as it is."""
+        unit = self.units.get(work_unit_id)
+        if unit is None or unit.status.is_terminal:
+            return NO_CHANGE
+        names = set(unit.jobs) if job_names is None else set(job_names)
+        failed = tuple(job for name, job in unit.jobs.items() if name in names and not job.status.is_terminal)
+        for job in failed:
+            job.status, job.message = Status.FAILED, message
+        unit.sealed = True
+        if not unit.jobs and job_names is None:  # No job was ever recorded for it.
+            unit.message = message
+            self._end(unit, Status.FAILED)
+            return Change(unit=unit, ended=True)
+        changed = self._derive(unit)
+        if changed is not None and changed.status is Status.FAILED and all(
+            job.message == message for job in unit.jobs.values() if job.status is Status.FAILED
+        ):
+            changed.message = message
+        return Change(unit=changed, jobs=failed, ended=changed is not None and changed.status.is_terminal)
+
     # ---- the derivation --------------------------------------------------------------------------
     def _derive(self, unit: UnitState) -> Optional[UnitState]:
         """Sets the unit's status from its jobs'; returns the unit when its status changed."""
@@ -259,3 +303,5 @@ class UnitStateMachine:
         self.active -= 1
         if unit.detached:
             self.detached -= 1
+        if unit.adopted:
+            self.adopted -= 1

@@ -4,6 +4,18 @@ Design: ``slots`` worker threads (default: the number of CPUs) take units from a
 queue. A unit costs as many slots as the CPUs its jobs request (at least one per job,
 at most all slots). A worker starts the unit's jobs directly with ``Popen`` (no shell)
 and blocks in ``wait()``; nothing polls. Statuses go to the sink as they happen.
+
+Right before a unit starts, the control plane's ``may_start`` is asked (a cancellation
+recorded by any process stops it there). A start that fails, whatever the exception,
+fails its job with the reason and the worker goes on with the next unit.
+
+Exit records for when the launcher is gone: a Python-callable job's worker writes
+``exit.json`` (outcome and results, atomically) into the job's folder before it replies,
+and the launcher writes the serving worker's pid there (``worker.json``) before it sends
+the task. A binary's exit is known only to its launcher; :meth:`LocalBackend.refresh`
+(used once the launcher died) counts a binary gone with a results file (written atomically
+by ``xm.report``) as completed with its exit code unknown, and one gone without as failed
+with :data:`LAUNCHER_DIED`.
 """
 
 from __future__ import annotations
@@ -41,6 +53,9 @@ from xmanager.xm.status import Status
 
 NAME = "local"
 STDOUT, STDERR, RESULTS = "stdout.log", "stderr.log", "results.json"
+#: A Python-callable job's exit record and the pid of the worker serving it, in the job's folder.
+EXIT_RECORD, WORKER_RECORD = "exit.json", "worker.json"
+LAUNCHER_DIED = processes.LAUNCHER_DIED
 
 
 def _paths(work_dir: str) -> tuple[str, str, str]:
@@ -79,6 +94,44 @@ def read_results(path: str) -> tuple[Optional[dict[str, Any]], Optional[str]]:
     if not isinstance(value, dict):
         return None, f"results file {path} holds {type(value).__name__}, expected a JSON object"
     return value, None
+
+
+def _write_atomically(path: str, value: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(value, handle)
+    os.replace(tmp, path)
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _find_by_results_path(results_path: str) -> Optional[tuple[int, int]]:
+    """The process started with ``XM_RESULTS_PATH=results_path`` (a job whose pid was not recorded
+    before its launcher died), found through /proc; None when there is none."""
+    needle = f"{RESULTS_ENV}={results_path}".encode() + b"\0"
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        if (b"\0" + environ).find(b"\0" + needle) >= 0:
+            ticks = processes.start_ticks(int(name))
+            if ticks is not None:
+                return int(name), ticks
+    return None
 
 
 class _Running:
@@ -123,6 +176,7 @@ class LocalBackend(ExecutorBackend[Local]):
         self._base_env = dict(os.environ)
         self._functions = FunctionPool()
         self._docker_host = os.environ.get("DOCKER_HOST") or None
+        self._may_start = settings.may_start
 
     # ---- the interface ----------------------------------------------------------------
     def launch(self, units: Sequence[UnitLaunch[Local]]) -> list[Handle]:
@@ -142,20 +196,63 @@ class LocalBackend(ExecutorBackend[Local]):
     def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:
         updates = []
         for handle in handles:
-            pid, ticks = handle.data.get("pid"), handle.data.get("ticks")
             container = handle.data.get("container")
             if container is not None:
                 status, message = self._container_status(handle.data)
-            elif pid is None:
-                status, message = Status.PENDING, "queued"
-            elif processes.is_alive(pid, ticks):
-                status, message = Status.RUNNING, ""
             else:
-                status, message = Status.FAILED, "the process is gone and its exit was not recorded"
+                updates.append(self._process_status(handle))
+                continue
             updates.append(
                 StatusUpdate(handle.experiment_id, handle.work_unit_id, handle.job_name, status, message=message)
             )
         return updates
+
+    def _process_status(self, handle: Handle) -> StatusUpdate:
+        """A process job's status as what it left shows, for a job whose launcher is gone: its exit
+        record, else its process (by recorded pid, the worker's record, or its environment), else its
+        results file (a binary that reported and exited) or :data:`LAUNCHER_DIED`."""
+        data = dict(handle.data)
+        work_dir = data.get("work_dir")
+
+        def update(status: Status, message: str = "", **fields: Any) -> StatusUpdate:
+            return StatusUpdate(handle.experiment_id, handle.work_unit_id, handle.job_name, status,
+                                message=message, **fields)
+
+        def recorded() -> Optional[StatusUpdate]:
+            record = _read_json(os.path.join(work_dir, EXIT_RECORD)) if work_dir else None
+            if not isinstance(record, dict):
+                return None
+            if record.get("outcome") == "ok":
+                return update(Status.COMPLETED, exit_code=0, results=record.get("results") or {})
+            return update(Status.FAILED, str(record.get("message") or "failed"), exit_code=1)
+
+        done = recorded()
+        if done is not None:
+            return done
+        pid, ticks = data.get("pid"), data.get("ticks")
+        if pid is None and work_dir:
+            worker = _read_json(os.path.join(work_dir, WORKER_RECORD))
+            if isinstance(worker, dict):
+                pid, ticks = worker.get("pid"), worker.get("ticks")
+            elif os.path.exists(os.path.join(work_dir, STDOUT)):  # A start was tried: look for it.
+                found = _find_by_results_path(os.path.join(work_dir, RESULTS))
+                if found is not None:
+                    pid, ticks = found
+        if pid is None and not (work_dir and os.path.exists(os.path.join(work_dir, STDOUT))):
+            return update(Status.PENDING, "queued")  # Never started.
+        if pid is not None and processes.is_alive(pid, ticks):
+            data.update(pid=pid, ticks=ticks)
+            return update(Status.RUNNING, handle=Handle(NAME, handle.experiment_id, handle.work_unit_id,
+                                                        handle.job_name, data))
+        done = recorded()  # It may have ended since the first look.
+        if done is not None:
+            return done
+        if work_dir and not os.path.exists(os.path.join(work_dir, WORKER_RECORD)):
+            results, error = read_results(os.path.join(work_dir, RESULTS))
+            if results is not None and error is None:
+                return update(Status.COMPLETED, "exit code unknown (its launcher died); its results were "
+                              "written", results=results)
+        return update(Status.FAILED, LAUNCHER_DIED)
 
     @staticmethod
     def _container_status(data: Any) -> tuple[Status, str]:
@@ -240,12 +337,21 @@ class LocalBackend(ExecutorBackend[Local]):
                 self._free -= weight
             try:
                 self._run_unit(unit)
+            except Exception as error:  # Never lose a worker thread: its slot would be gone for good.
+                sys.stderr.write(f"xmanager: work unit {unit.work_unit_id} could not run: {error!r}\n")
             finally:
                 with self._cv:
                     self._free += weight
                     self._cv.notify_all()
 
     def _run_unit(self, unit: UnitLaunch[Local]) -> None:
+        reason = self._refusal(unit)
+        if reason is not None:
+            with self._cv:
+                self._cancelled.update((unit.work_unit_id, job.job_name) for job in unit.jobs)
+            for job in unit.jobs:
+                self._emit(unit, job, Status.CANCELLED, message=reason)
+            return
         if len(unit.jobs) == 1:
             self._run_job(unit, unit.jobs[0], None)
             return
@@ -256,6 +362,15 @@ class LocalBackend(ExecutorBackend[Local]):
             threading.Thread(target=self._run_job, args=(unit, job, done), daemon=True).start()
         for _ in unit.jobs:
             done.get()
+
+    def _refusal(self, unit: UnitLaunch[Local]) -> Optional[str]:
+        """Why the unit must not start (the control plane's ``may_start``), or None."""
+        if self._may_start is None:
+            return None
+        try:
+            return self._may_start(unit.experiment_id, unit.work_unit_id)
+        except Exception as error:  # The check itself failed: the unit is not started blindly.
+            return f"not started: could not check for a cancellation ({type(error).__name__}: {error})"
 
     # ---- one job -----------------------------------------------------------------------------
     def _handle(self, unit: UnitLaunch[Local], job: JobLaunch[Local], running: Optional[_Running]) -> Handle:
@@ -287,11 +402,12 @@ class LocalBackend(ExecutorBackend[Local]):
             run(unit, job, env, (stdout, stderr, results_path))
         except _CancelledError:
             self._emit(unit, job, Status.CANCELLED, message="cancelled before it started")
-        except OSError as error:
-            message = f"could not start: {error}"
+        except Exception as error:  # Whatever failed the start (e.g. a NUL byte), the job fails with it.
+            message = f"could not start: {error}" if isinstance(error, OSError) else \
+                f"could not start: {type(error).__name__}: {error}"
             try:
                 _append_line(stderr, f"xmanager: {message}")
-            except OSError:
+            except (OSError, ValueError):
                 pass
             self._emit(unit, job, Status.FAILED, message=message, host=self._host)
         finally:
@@ -372,9 +488,16 @@ class LocalBackend(ExecutorBackend[Local]):
         executable = job.executable
         assert isinstance(executable, LocalExecutable)
         worker = self._functions.acquire()
-        running = _Running(worker.pid, processes.start_ticks(worker.pid), worker)
+        running = _Running(worker.pid, worker.ticks, worker)
+        # Before the task is sent: whoever finds this job after the launcher died knows its worker.
+        try:
+            _write_atomically(os.path.join(job.work_dir, WORKER_RECORD), {"pid": worker.pid, "ticks": worker.ticks})
+        except BaseException:
+            self._functions.release(worker, True)
+            raise
         self._started(unit, job, running)
         task = {
+            "exit_path": os.path.join(job.work_dir, EXIT_RECORD),
             "function": executable.function,
             "kwargs": dict(job.kwargs),
             "env": env,

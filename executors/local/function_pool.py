@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from xmanager.executors.local import function_worker
+from xmanager.executors.local import function_worker, processes
 
 
 class FunctionWorker:
@@ -26,6 +26,8 @@ class FunctionWorker:
             env=env,
             start_new_session=True,
         )
+        #: The worker's start time (clock ticks since boot): with its pid, what a job's handle records.
+        self.ticks = processes.start_ticks(self.process.pid)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in = self.process.stdout
         self._out = self.process.stdin

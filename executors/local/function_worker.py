@@ -3,11 +3,15 @@
 Protocol over the worker's stdin/stdout (moved to private descriptors at start, so the
 function's own prints go to its log files): each message is a 4-byte big-endian length
 and a pickle. The first message is the parent's ``sys.path``. Each task is a dict;
-each reply is ``("ok", results_json)`` or ``("error", message)``.
+each reply is ``("ok", results_json)`` or ``("error", message)``. Before replying, the worker
+writes the outcome to the task's ``exit_path`` (atomically: a temporary file renamed), so a
+task that ends after its launcher died still leaves its exit and results; with no one to
+reply to, the worker then exits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import struct
@@ -81,7 +85,26 @@ def main() -> None:
             task = receive(channel_in)
         except EOFError:
             return
-        send(channel_out, run_task(task))
+        outcome = run_task(task)
+        _write_exit_record(task.get("exit_path"), outcome)
+        try:
+            send(channel_out, outcome)
+        except OSError:  # The launcher is gone; its successor reads the exit record.
+            return
+
+
+def _write_exit_record(path: Any, outcome: tuple[str, str]) -> None:
+    if not path:
+        return
+    kind, payload = outcome
+    record = {"outcome": kind, "results": json.loads(payload)} if kind == "ok" else {"outcome": kind, "message": payload}
+    try:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Finding and signalling local job processes by handle, from this or another process.
 
-A handle records the pid and the kernel's start time of the process group leader, so a
-recycled pid is never signalled by mistake.
+A handle records the pid and the kernel's start time of the job's process, so a recycled pid is
+never signalled by mistake. Stopping a job stops its whole process tree: its process group, and
+every descendant found through ``/proc`` (children of the job's pid, recursively), including
+children that called ``setsid`` and left the group. Each descendant is kept as (pid, start time)
+and signalled only while that pid still has that start time.
 """
 
 from __future__ import annotations
@@ -10,6 +13,12 @@ import os
 import signal
 import time
 from typing import Optional
+
+#: Seconds a stopped job has between SIGTERM and SIGKILL.
+GRACE_S = 3.0
+#: Why a job whose launcher is gone ended failed: it never started, or its process is gone without
+#: an exit record.
+LAUNCHER_DIED = "launcher died"
 
 _BOOTTIME: Optional[int] = getattr(time, "CLOCK_BOOTTIME", None)  # Linux.
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if _BOOTTIME is not None else 0
@@ -96,19 +105,86 @@ def signal_group(pid: int, signum: int) -> None:
         pass
 
 
-def terminate(pid: int, ticks: Optional[int], grace: float = 5.0) -> None:
-    """SIGTERM to the group, then SIGKILL if the leader is still alive after ``grace`` s."""
-    if not is_alive(pid, ticks):
+def _parents() -> dict[int, list[tuple[int, int]]]:
+    """Every process's children as (pid, start ticks), read from /proc in one pass."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return children
+    for name in names:
+        if not name.isdigit():
+            continue
+        stat = _read_stat(int(name))
+        if stat is None:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append((int(name), int(fields[19])))
+    return children
+
+
+def descendants(pid: int, ticks: Optional[int]) -> list[tuple[int, int]]:
+    """The live descendants of ``pid`` (children, recursively) as (pid, start ticks), whatever their
+    session or group; empty when ``pid`` is not the process the handle recorded."""
+    if ticks is not None and start_ticks(pid) != ticks:
+        return []
+    return _walk([pid], _parents())
+
+
+def _walk(roots: list[int], children: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    stack = list(roots)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            found.append(child)
+            stack.append(child[0])
+    return found
+
+
+def _signal_tree(members: dict[int, Optional[int]], signum: int) -> None:
+    """Signals every member still alive as recorded (and the group each one leads)."""
+    for pid, ticks in members.items():
+        if not is_alive(pid, ticks):
+            continue
+        signal_group(pid, signum)
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def terminate(pid: int, ticks: Optional[int], grace: float = GRACE_S) -> None:
+    """Stops the job's process tree: SIGTERM to its group and every descendant (those that left
+    the group included), then SIGKILL to whatever is still alive after ``grace`` seconds.
+
+    Descendants are collected before the first signal and again while waiting (children forked
+    meanwhile), so those reparented when their parent dies are still known by pid and start time."""
+    members: dict[int, Optional[int]] = {pid: ticks}
+    members.update(descendants(pid, ticks))  # Also when the job's process is a zombie not yet reaped.
+    current = start_ticks(pid)
+    # The group outlives its leader, and its id is not reused while it exists: signal it unless the
+    # pid now belongs to another process.
+    own_group = current is None or ticks is None or current == ticks
+    if not any(is_alive(member, member_ticks) for member, member_ticks in members.items()):
         return
-    signal_group(pid, signal.SIGTERM)
+    if own_group:
+        signal_group(pid, signal.SIGTERM)
+    _signal_tree(members, signal.SIGTERM)
     deadline = time.monotonic() + grace
     delay = 0.005
     while time.monotonic() < deadline:
-        if not is_alive(pid, ticks):
+        alive = [member for member, member_ticks in members.items() if is_alive(member, member_ticks)]
+        if not alive:
             return
+        new = [child for child in _walk(alive, _parents()) if child[0] not in members]
+        if new:
+            members.update(new)
+            _signal_tree(dict(new), signal.SIGTERM)
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
-    signal_group(pid, signal.SIGKILL)
+    if own_group:
+        signal_group(pid, signal.SIGKILL)
+    _signal_tree(members, signal.SIGKILL)
 
 
 def describe_exit(code: int) -> str:

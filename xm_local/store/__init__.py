@@ -106,7 +106,7 @@ class Store:
             params = {
                 "experiment_id": experiment_id, "title": title, "tags": encode(list(tags)), "notes": notes,
                 "creator": creator, "created_at": time.time(), "launch_script": launch_script,
-                "launch_argv": encode(list(launch_argv)),
+                "launch_argv": encode(list(launch_argv)), "cancelled_at": None,
             }
             try:
                 with self._lock, self._conn.transaction():
@@ -179,12 +179,13 @@ class Store:
     # ---- writing units and jobs (queued, in order) ---------------------------------------------
     def create_unit(
         self, experiment_id: int, work_unit_id: int, args: Mapping[str, Any], created_at: float,
-        pset: Optional[PsetInfo] = None,
+        pset: Optional[PsetInfo] = None, launcher: Optional[str] = None,
     ) -> None:
-        """A new pending unit with its args and, when it is a pset of a sweep, the pset's columns."""
+        """A new pending unit with its args, the process that launches it (``host pid start-ticks``)
+        and, when it is a pset of a sweep, the pset's columns."""
         params = {
             "experiment_id": experiment_id, "work_unit_id": work_unit_id, "args": encode(args),
-            "status": Status.PENDING.value, "created_at": created_at,
+            "status": Status.PENDING.value, "created_at": created_at, "launcher": launcher,
         }
         for name in SWEEP_COLUMNS:
             params[name] = None if pset is None else getattr(pset, name)
@@ -252,10 +253,14 @@ class Store:
         cancelled, now and in one transaction. Returns those units' ids.
 
         Done before the jobs are stopped, so that their launcher's report of the kill (a failure)
-        cannot overwrite it: terminal statuses are never overwritten."""
+        cannot overwrite it: terminal statuses are never overwritten. Cancelling all of them (None)
+        also records the experiment as cancelled: its launchers then start none of its units, not
+        even those whose rows they have not written yet."""
         self.writer.flush()  # This process's own queued writes come first.
         params = {"experiment_id": experiment_id}
         with self._lock, self._conn.transaction():
+            if work_unit_ids is None:
+                self._conn.execute(sql.CANCEL_EXPERIMENT, {"experiment_id": experiment_id, "at": at})
             unfinished = [row[0] for row in self._conn.query(sql.UNFINISHED_UNITS, params)]
             if work_unit_ids is not None:
                 wanted = set(work_unit_ids)
@@ -266,6 +271,32 @@ class Store:
                 self._conn.executemany(sql.CANCEL_UNIT_JOBS, rows)
                 self._conn.executemany(sql.CANCEL_UNIT, rows)
         return sorted(unfinished)
+
+    def start_refusal(self, experiment_id: int, work_unit_id: int) -> Optional[str]:
+        """Why the unit must not start (its experiment or the unit was cancelled), or None; one query."""
+        rows = self._query(sql.START_CHECK, {"experiment_id": experiment_id, "work_unit_id": work_unit_id})
+        if not rows:
+            return None
+        cancelled_at, status, message = rows[0]
+        if status == Status.CANCELLED.value:
+            return str(message or "cancelled")
+        if cancelled_at is not None:
+            return "cancelled before it started: its experiment was cancelled"
+        return None
+
+    def reopen_experiment(self, experiment_id: int) -> None:
+        """Clears an experiment's cancellation (units added to it later start again); now."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute(sql.REOPEN_EXPERIMENT, {"experiment_id": experiment_id})
+
+    def unfinished_launchers(self, experiment_ids: Collection[int]) -> dict[int, set[str]]:
+        """The launchers (``host pid start-ticks``) of the unfinished units of ``experiment_ids``."""
+        found: dict[int, set[str]] = {}
+        for experiment_id in experiment_ids:
+            rows = self._query(sql.UNFINISHED_LAUNCHERS, {"experiment_id": experiment_id})
+            if rows:
+                found[experiment_id] = {row[0] for row in rows}
+        return found
 
     def insert_finished_units(self, experiment_id: int, columns: Mapping[str, Sequence[Any]]) -> None:
         """Inserts units that already ran (sweeps run in-process), in one transaction.

@@ -34,6 +34,8 @@ class ExperimentRow:
     created_at: float
     launch_script: Optional[str]
     launch_argv: tuple[str, ...] = attrs.field(metadata=_JSON)
+    #: When the experiment was cancelled (by any process): its launchers start none of its units.
+    cancelled_at: Optional[float] = None
     work_unit_count: int = attrs.field(default=0, metadata=_DERIVED)
     status_counts: Mapping[str, int] = attrs.field(factory=dict, metadata=_DERIVED)
 
@@ -59,6 +61,9 @@ class UnitRow:
     run_seq: Optional[int] = None
     pset_seq: Optional[int] = None
     calc_dir: Optional[str] = None
+    #: The process that launched the unit, as ``host pid start-ticks`` (None: run in-process, or
+    #: recorded before schema v5): another process finds out from it whether the unit is still owned.
+    launcher: Optional[str] = None
 
 
 @attrs.frozen
@@ -109,7 +114,7 @@ JOB_COLUMNS = _columns(JobRow)
 EVENT_COLUMNS = _columns(StatusEventRow)
 TAG_COLUMNS = ("experiment_id", "tag")
 #: The sweep columns of ``work_units``: None for a unit that is not a pset of a sweep.
-SWEEP_COLUMNS = UNIT_COLUMNS[UNIT_COLUMNS.index("pset_hash"):]
+SWEEP_COLUMNS = UNIT_COLUMNS[UNIT_COLUMNS.index("pset_hash"):UNIT_COLUMNS.index("calc_dir") + 1]
 JSON_COLUMNS = _json_columns(ExperimentRow) | _json_columns(UnitRow) | _json_columns(JobRow)
 
 

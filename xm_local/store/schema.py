@@ -117,9 +117,17 @@ def _v3_results_in_units(conn: Connection) -> None:
 #: Units counted per status without reading their rows (``list_experiments``, ``get_experiment``).
 _V4 = ["CREATE INDEX ix_work_units_status ON work_units (experiment_id, status)"]
 
+#: Cancellation is a state: an experiment's cancellation is recorded on its row, so its launchers
+#: start none of its units (even those not yet written); each unit records the process that launched
+#: it, so any process can tell whether a unfinished unit still has an owner.
+_V5 = [
+    "ALTER TABLE experiments ADD COLUMN cancelled_at DOUBLE PRECISION",
+    "ALTER TABLE work_units ADD COLUMN launcher VARCHAR(255)",
+]
+
 #: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _statements(_V1), _statements(_V2), _v3_results_in_units, _statements(_V4),
+    _statements(_V1), _statements(_V2), _v3_results_in_units, _statements(_V4), _statements(_V5),
 ]
 LATEST = len(MIGRATIONS)
 

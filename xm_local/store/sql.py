@@ -44,8 +44,10 @@ HAS_TAG = "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.exp
 COUNT_UNITS = "SELECT experiment_id, status, COUNT(*) FROM work_units"
 
 # ---- units -------------------------------------------------------------------------------------
-#: A unit as ``add()`` creates it: pending, with its args and (in a sweep) its pset.
-INSERT_UNIT = insert("work_units", ("experiment_id", "work_unit_id", "args", "status", "created_at", *SWEEP_COLUMNS))
+#: A unit as ``add()`` creates it: pending, with its args, its launcher and (in a sweep) its pset.
+INSERT_UNIT = insert(
+    "work_units", ("experiment_id", "work_unit_id", "args", "status", "created_at", "launcher", *SWEEP_COLUMNS)
+)
 #: A unit that already ran (``xm_local.sweep.run``): every column.
 INSERT_FINISHED_UNIT = insert("work_units", UNIT_COLUMNS)
 UPDATE_UNIT = (
@@ -63,6 +65,11 @@ COMPLETED_PSET_HASHES = (
 PSET_IDS = "SELECT pset_id FROM work_units WHERE experiment_id = :experiment_id AND pset_id IS NOT NULL"
 UNITS_WITH_STATUS = "SELECT work_unit_id, message FROM work_units WHERE experiment_id = :experiment_id AND status = :status"
 UNFINISHED_UNITS = f"SELECT work_unit_id FROM work_units WHERE experiment_id = :experiment_id AND {NOT_TERMINAL}"
+#: The processes that launched the unfinished units of some experiments (reconciling dead launchers).
+UNFINISHED_LAUNCHERS = (
+    "SELECT DISTINCT launcher FROM work_units WHERE experiment_id = :experiment_id AND "
+    f"{NOT_TERMINAL} AND launcher IS NOT NULL"
+)
 
 # ---- jobs --------------------------------------------------------------------------------------
 INSERT_JOB = insert("jobs", ("experiment_id", "work_unit_id", "job_name", "executor", "executable", "args", "env", "status"))
@@ -80,6 +87,16 @@ INSERT_EVENT = insert("status_events", EVENT_COLUMNS)
 SELECT_JOBS = select("jobs", JOB_COLUMNS) + " WHERE experiment_id = :experiment_id"
 
 # ---- cancelling from any process ---------------------------------------------------------------
+CANCEL_EXPERIMENT = (
+    "UPDATE experiments SET cancelled_at = :at WHERE experiment_id = :experiment_id AND cancelled_at IS NULL"
+)
+REOPEN_EXPERIMENT = "UPDATE experiments SET cancelled_at = NULL WHERE experiment_id = :experiment_id"
+#: Whether a unit may start: its experiment's cancellation, and its own status if its row is written.
+START_CHECK = (
+    "SELECT e.cancelled_at, u.status, u.message FROM experiments e LEFT JOIN work_units u "
+    "ON u.experiment_id = e.experiment_id AND u.work_unit_id = :work_unit_id "
+    "WHERE e.experiment_id = :experiment_id"
+)
 CANCEL_UNIT_JOBS = (
     "UPDATE jobs SET status = 'cancelled', message = :message, ended_at = COALESCE(ended_at, :at) "
     f"WHERE {_UNIT_KEY} AND {NOT_TERMINAL}"
