@@ -385,7 +385,7 @@ def test_run_serves_the_study_logs_as_0_3_9_and_writes_nothing(tmp_path: pathlib
     finally:
         if server.poll() is None:
             server.kill()
-    assert server.returncode == 0 and out == ""
+    assert server.returncode == 0 and out == f"Listening on http://127.0.0.1:{port}/\n"  # 0.3.9 prints nothing.
     lines = _lines(err)
     assert lines[0] == ("INFO", "Configuration loaded: ")
     assert [(level, re.sub(r"[\d.]+ms$", "ms", message)) for level, message in lines[1:]] == [
@@ -395,6 +395,37 @@ def test_run_serves_the_study_logs_as_0_3_9_and_writes_nothing(tmp_path: pathlib
         ("INFO", "200 POST /api/shutdown (127.0.0.1) ms"),
     ]
     assert os.listdir(tmp_path) == ["study.toml"]  # Participants live in memory (--persist keeps them).
+
+
+def test_run_on_port_0_prints_the_port_it_listens_on(tmp_path: pathlib.Path) -> None:
+    """The system picks the port; the URL printed (before any request) has it, and it is served there."""
+    import http.client
+    import selectors
+
+    config = tmp_path / "study.toml"
+    config.write_text(SAMPLE_CONFIG)
+    server = subprocess.Popen([XMANAGER, "study", "run", str(config), "-p", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.stdout, selectors.EVENT_READ)
+            assert selector.select(timeout=30), "nothing printed in 30 s"
+        line = server.stdout.readline()
+        match = re.fullmatch(r"Listening on http://127\.0\.0\.1:(\d+)/\n", line)
+        assert match, line
+        port = int(match.group(1))
+        assert port != 0
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/api/blocks-count")
+        assert int(connection.getresponse().read()) > 0
+        connection.request("POST", "/api/shutdown", body=b"")
+        assert connection.getresponse().status == 200
+        out, _ = server.communicate(timeout=20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0 and out == ""
 
 
 def test_run_off_loopback_needs_a_token_or_insecure(

@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
-from xmanager.xm_local.studyserver.http import HTML, Response
+from starlette.responses import Response
+from xmanager.xm_local.studyserver.responses import HTML, answer
+
+if TYPE_CHECKING:
+    from xmanager.xm_local.studyserver.api import StudyServer
 
 __all__ = ["index_page"]
 
@@ -30,12 +34,12 @@ _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_HEADERS = (
-    ("Content-Security-Policy", _CSP),
-    ("Cache-Control", "no-store"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-)
+_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -298,7 +302,7 @@ def _js_string(text: str) -> str:
     return json.dumps(text).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def index_page(server: Any, poll_ms: int = 3000) -> Response:
+def index_page(server: StudyServer, poll_ms: int = 3000) -> Response:
     """The web UI (``GET /``) of ``server`` (a :class:`StudyServer`)."""
     page = _PAGE % {
         "auth_class": "row panel" if server.token is not None else "row panel hidden",
@@ -306,4 +310,4 @@ def index_page(server: Any, poll_ms: int = 3000) -> Response:
         # The file's name only: its folders are nobody's business off this machine.
         "config_path": _js_string(os.path.basename(server.state.config_path)),
     }
-    return Response(200, page, HTML, _HEADERS)
+    return answer(200, page, HTML, _HEADERS)

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import studyserver_support
+from xmanager.xm_local.studyserver import api as studyapi
 from xmanager.xm_local.studyserver import http as studyhttp
 from xmanager.xm_local.studyserver.openapi import DESTRUCTIVE, openapi_document
 
@@ -93,9 +94,14 @@ def _documented() -> set[tuple[str, str, int]]:
 
 
 def _server_actions() -> set[str]:
-    """Every action name the server code mentions (so endpoints added later are probed too)."""
-    source = Path(studyhttp.__file__).read_text()
-    return set(re.findall(r'action == "([a-z-]+)"', source)) | set(studyhttp._GET_ACTIONS)
+    """Every action the server routes or its code names (so endpoints added later are probed too)."""
+    routed = {route.path.split("/")[2] for route in studyapi.api_routes(None) if not route.path.startswith("/api/{")}
+    source = Path(studyapi.__file__).read_text()
+    named = set(re.findall(r'action == "([a-z-]+)"', source))
+    for group in re.findall(r"action in \(([^)]*)\)", source):
+        named |= set(re.findall(r'"([a-z-]+)"', group))
+    assert "move-all-to-block" in named and "config" in routed
+    return routed | named
 
 
 def _concrete(path: str) -> str:
