@@ -303,7 +303,11 @@ class LocalExperiment(core.Experiment):
 
     def cancel(self, message: str = "cancelled") -> int:
         """Cancels every unit that has not ended, whichever process launched it, and waits until they
-        are recorded as cancelled. Returns how many units it cancelled."""
+        are recorded as cancelled. Returns how many units it cancelled.
+
+        The experiment's cancellation is recorded in the store first: from then on its launchers (this
+        process or another) start none of its units, including those not yet written to the store."""
+        self._store.record_experiment_cancelled(self.experiment_id, time.time())
         self._load_units()
         with self._tracker.lock:
             unfinished = [unit for unit in self._tracker.machine.units.values() if not unit.status.is_terminal]

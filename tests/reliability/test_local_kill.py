@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from xmanager import xm_local
 
 N = 100  # Units of each kind.

@@ -328,3 +328,55 @@ def test_repeating_an_event_at_once_changes_nothing(sequence, data):
         _, unit_id, job, status, message, results = event
         machine.apply(update(unit_id, job, status, message, results=results))
         assert machine.apply(update(unit_id, job, status, message, results=results)) == NO_CHANGE
+
+
+# ---- a launcher that died --------------------------------------------------------------------------
+def loaded_with(*jobs, launcher="host 1 1"):
+    """A machine with unit 1 read from the store, unfinished, its ``jobs`` as (name, status)."""
+    machine = UnitStateMachine()
+    machine.load_unit(1, R, "", None, {}, launcher)
+    for name, status in jobs:
+        machine.load_job(1, JobState(name, "local", status))
+    return machine
+
+
+def test_jobs_that_will_never_report_fail_the_unit_as_launcher_died():
+    machine = loaded_with(("a", R), ("b", P))
+    change = machine.launcher_died(1, None, "launcher died")
+    unit = machine.units[1]
+    assert (unit.status, unit.message) == (F, "launcher died")
+    assert change.ended and change.unit is unit and {job.name for job in change.jobs} == {"a", "b"}
+    assert (machine.active, machine.detached, machine.adopted) == (0, 0, 0)
+    assert machine.launcher_died(1, None, "launcher died") == NO_CHANGE  # Terminal: nothing more.
+
+
+def test_a_unit_whose_launcher_died_before_recording_jobs_fails():
+    machine = loaded_with()
+    assert machine.launcher_died(1, None, "launcher died").ended
+    assert (machine.units[1].status, machine.units[1].message) == (F, "launcher died")
+
+
+def test_an_adopted_unit_is_waited_for_and_ends_with_its_jobs():
+    machine = loaded_with(("a", R), ("b", P))
+    machine.adopt(1)
+    machine.adopt(1)  # Twice: counted once.
+    assert (machine.active, machine.detached, machine.adopted, machine.waited_here) == (1, 1, 1, 1)
+    assert not machine.launcher_died(1, ["b"], "launcher died").ended  # b never started; a runs on.
+    change = machine.apply(update(1, "a", C, results={"x": 1}))
+    assert change.ended and machine.units[1].status is F  # Any failure fails the unit.
+    assert machine.units[1].message == "job 'b': launcher died"  # Not its only reason: a completed.
+    assert (machine.active, machine.detached, machine.adopted, machine.waited_here) == (0, 0, 0, 0)
+
+
+def test_an_adopted_unit_that_completes_keeps_its_results():
+    machine = loaded_with(("a", R))
+    machine.adopt(1)
+    change = machine.apply(update(1, "a", C, results={"x": 1}))
+    assert change.ended and machine.units[1].status is C and machine.units[1].results == {"x": 1}
+    assert machine.adopted == 0
+
+
+def test_units_created_here_are_never_adopted():
+    machine = machine_with("a")
+    machine.adopt(1)
+    assert machine.adopted == 0 and not machine.units[1].adopted

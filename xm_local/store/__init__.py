@@ -284,6 +284,11 @@ class Store:
             return "cancelled before it started: its experiment was cancelled"
         return None
 
+    def record_experiment_cancelled(self, experiment_id: int, at: float) -> None:
+        """Records the experiment as cancelled, now: its launchers start none of its units from here on."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute(sql.CANCEL_EXPERIMENT, {"experiment_id": experiment_id, "at": at})
+
     def reopen_experiment(self, experiment_id: int) -> None:
         """Clears an experiment's cancellation (units added to it later start again); now."""
         with self._lock, self._conn.transaction():
