@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from xmanager.xm_local import config
-from xmanager.xm_local.cli_errors import EXIT_FAILED_UNITS, FailedUnits, UsageError
+from xmanager.xm_local.cli_errors import EXIT_FAILED_UNITS, FailedUnits, UsageError, shown
 
 if TYPE_CHECKING:
     from xmanager.xm_local.experiment import LocalExperiment
@@ -34,6 +34,12 @@ def _import_script(path: str) -> Any:
         raise UsageError(f"no launch script at {path!r}")
     if not os.path.isfile(path):
         raise UsageError(f"{path!r} is not a file")
+    try:
+        with open(path, "rb") as handle:
+            if b"\0" in handle.read():
+                raise UsageError(f"{path}: not a Python launch script (it holds NUL bytes)")
+    except OSError as error:
+        raise UsageError(f"cannot read the launch script {path!r}: {error.strerror}") from None
     folder = os.path.dirname(path)
     name = os.path.splitext(os.path.basename(path))[0]
     sys.path.insert(0, folder)
@@ -134,9 +140,9 @@ def experiment_id(text: str) -> int:
     try:
         number = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"experiment id must be a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"experiment id must be a number, got {shown(text)}") from None
     if not 0 <= number <= _MAX_ID:
-        raise argparse.ArgumentTypeError(f"no experiment {text}: ids are numbers from 0 to {_MAX_ID}")
+        raise argparse.ArgumentTypeError(f"no experiment {shown(text)}: ids are numbers from 0 to {_MAX_ID}")
     return number
 
 
@@ -145,9 +151,9 @@ def unit_id(text: str) -> int:
     try:
         number = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"work unit id must be a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"work unit id must be a number, got {shown(text)}") from None
     if not 0 <= number <= _MAX_ID:
-        raise argparse.ArgumentTypeError(f"no work unit {text}: ids are numbers from 1 to {_MAX_ID}")
+        raise argparse.ArgumentTypeError(f"no work unit {shown(text)}: ids are numbers from 1 to {_MAX_ID}")
     return number
 
 
@@ -256,6 +262,8 @@ def _output_file(path: str) -> str:
     if os.path.isdir(path):
         raise UsageError(f"export -o {path}: is a folder; name a file in it")
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"export -o {path}: {folder} is a file, not a folder")
     if not os.path.isdir(folder):
         raise UsageError(f"export -o {path}: folder {folder} does not exist")
     return path
@@ -268,12 +276,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise UsageError("parquet export needs pyarrow: pip install 'xmanager[parquet]'")
     frame = experiment.to_dataframe()
-    if args.format == "csv":
-        frame.to_csv(output, index=False)
-    elif args.format == "parquet":
-        frame.to_parquet(output, index=False)
-    else:
-        frame.to_pickle(output)
+    partial = f"{output}.partial-{os.getpid()}"  # Written whole, then renamed: a full disk leaves no half file.
+    try:
+        if args.format == "csv":
+            frame.to_csv(partial, index=False)
+        elif args.format == "parquet":
+            frame.to_parquet(partial, index=False)
+        else:
+            frame.to_pickle(partial)
+        os.replace(partial, output)
+    except BaseException as error:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        if isinstance(error, OSError):  # A full disk, a read-only folder: named by the file asked for.
+            raise UsageError(f"export -o {output}: cannot write: {error.strerror or error}") from error
+        raise
     print(f"wrote {len(frame)} rows to {output}")
     return 0
 

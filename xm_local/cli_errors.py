@@ -15,6 +15,7 @@ Every ``xmanager`` subcommand (and the ``psweep-*`` scripts) runs through :func:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
@@ -67,6 +68,11 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, shortened when long (a 100,000-character argument stays one short line)."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 20]) + f"... ({len(text):,} characters)"
+
+
 def _message(error: BaseException) -> str:
     if isinstance(error, KeyError) and len(error.args) == 1:
         return one_line(error.args[0])  # str(KeyError) quotes its argument.
@@ -96,6 +102,26 @@ def _store_url() -> str:
     return _redact(config.database_url())
 
 
+def _store_hint() -> str:
+    """Why a SQLite store's folder cannot be written, if the file system says so (SQLite's own words do not)."""
+    from xmanager.xm_local import config
+    from xmanager.xm_local.store.driver import sqlite_path
+
+    try:
+        path = sqlite_path(config.database_url())
+        if path is None or path == ":memory:":
+            return ""
+        folder = os.path.dirname(os.path.abspath(path))
+        stat = os.statvfs(folder)
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    if stat.f_flag & os.ST_RDONLY:
+        return f" ({folder} is on a read-only file system)"
+    if stat.f_bavail == 0:
+        return f" (no space left in {folder})"
+    return ""
+
+
 def describe(error: BaseException, user_files: Collection[str] = ()) -> Optional[Report]:
     """The one line for an expected failure; None for an unexpected one (a bug: shown with its traceback)."""
     from xmanager.executors.api import LaunchError
@@ -110,10 +136,12 @@ def describe(error: BaseException, user_files: Collection[str] = ()) -> Optional
         return Report(EXIT_FAILED_UNITS, str(error), label=None)
     if isinstance(error, LaunchError):  # Refused by an executor, or a service it needs is missing.
         return Report(EXIT_FAILED_UNITS, _message(error))
-    if isinstance(error, StoreError | NotFoundError):
+    if isinstance(error, NotFoundError):
         return Report(EXIT_BAD_INPUT, _message(error))
+    if isinstance(error, StoreError):
+        return Report(EXIT_BAD_INPUT, _message(error) + _store_hint())
     if isinstance(error, sqlite3.Error):  # The SQLite store: read-only, full disk, corrupt, locked.
-        return Report(EXIT_BAD_INPUT, f"store {_store_url()}: {_message(error)}")
+        return Report(EXIT_BAD_INPUT, f"store {_store_url()}: {_message(error)}{_store_hint()}")
     if isinstance(error, SyntaxError) and error.filename:  # A launch script that is not Python.
         return Report(EXIT_BAD_INPUT, f"{error.filename}:{error.lineno}: {type(error).__name__}: {one_line(error.msg)}")
     frame = _user_frame(error, user_files)
@@ -124,6 +152,8 @@ def describe(error: BaseException, user_files: Collection[str] = ()) -> Optional
         )
     if _is_flag_error(error) or _is_sweep_database_error(error):
         return Report(EXIT_BAD_INPUT, _message(error))
+    if isinstance(error, json.JSONDecodeError):  # Outside a launch script, JSON is read from the store only.
+        return Report(EXIT_BAD_INPUT, f"store {_store_url()}: a stored value is not valid JSON ({_message(error)})")
     if isinstance(error, OSError):  # Files named on the command line, a full disk, a read-only folder.
         where = error.filename if error.filename is not None else None
         why = error.strerror or _message(error)
@@ -177,5 +207,5 @@ def run(action: Callable[[], int], context: Context) -> int:
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_FAILED_UNITS", "EXIT_INTERRUPTED", "CommandFailed", "Context", "FailedUnits", "Report",
     "UsageError", "describe",
-    "one_line", "report", "run",
+    "one_line", "report", "run", "shown",
 ]

@@ -28,6 +28,8 @@ from typing import Any, Optional
 from xmanager.xm_local.cli_errors import EXIT_BAD_INPUT, CommandFailed, UsageError
 
 EXIT_ERROR = EXIT_BAD_INPUT
+#: DataFrame.to_json's orients (``table`` too, which psweep's help does not list).
+ORIENTS = ("split", "records", "index", "columns", "values", "table")
 
 
 def _rsync_opts(values: list[str]) -> list[str]:
@@ -76,6 +78,8 @@ def cmd_db2json(args: argparse.Namespace) -> int:
     """Print the database as JSON."""
     from xmanager.xm_local.sweep.database import df_to_json
 
+    if args.orient not in ORIENTS:  # pandas would raise a bare ValueError after reading the whole database.
+        raise UsageError(f"-o {args.orient}: not a DataFrame.to_json orient (use one of {', '.join(ORIENTS)})")
     df = _read_db(args.db)
     print(df_to_json(df, orient=args.orient))
     return 0
