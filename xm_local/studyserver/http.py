@@ -47,6 +47,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from xmanager.xm_local import web  # noqa: F401 - first: a missing Starlette or uvicorn is named with its remedy
+
+# isort: split
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request

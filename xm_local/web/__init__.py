@@ -10,3 +10,13 @@
 Nothing here knows what it serves; the study server (:mod:`xmanager.xm_local.studyserver`) is one user.
 Starlette and uvicorn are imported here, so import this package only where a server runs.
 """
+
+try:
+    import starlette  # noqa: F401 - checked here, so a missing one is named with its remedy
+    import uvicorn  # noqa: F401
+except ImportError as error:  # pragma: no cover - only without the extra
+    raise ImportError(
+        f"{error.name} is not installed: the web servers need Starlette and uvicorn "
+        "(pip install 'xmanager-launcher[study]')",
+        name=error.name,
+    ) from error

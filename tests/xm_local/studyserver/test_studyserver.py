@@ -319,6 +319,51 @@ def test_keep_alive_and_pipelining(server):
     assert server.raw("GET", "/api/block-id")[2] == "0"
 
 
+def test_chunked_bodies_are_read_and_big_ones_refused(server):
+    """A chunked POST or PUT is answered (the hand-written server answered 411); more than 1 MiB is a 413."""
+
+    def exchange(head: bytes, body: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head + b"\r\nHost: x\r\nConnection: close\r\n\r\n" + body)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return data
+
+    chunked = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    answer = exchange(b"POST /api/move-to-next HTTP/1.1\r\nTransfer-Encoding: chunked", chunked)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'\r\n\r\n{"name": "intro"}')
+    answer = exchange(b"PUT /api/new-participant HTTP/1.1\r\nTransfer-Encoding: chunked", chunked)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n2")
+    big = b"%x\r\n%s\r\n0\r\n\r\n" % (1024 * 1024 + 1, b"x" * (1024 * 1024 + 1))
+    answer = exchange(b"PUT /api/new-participant HTTP/1.1\r\nTransfer-Encoding: chunked", big)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"413: Payload Too Large" in answer
+    assert server.client().get_blocks_count(3) == (False, {"message": "status 406 with text: "
+                                                 "Participant with ID 3 not known. Consider initializing new participant."})
+    assert server.client().get_block_id() == (True, 0)
+
+
+def test_client_and_state_need_no_web_stack(tmp_path):
+    """Without Starlette (not installed): the client, the state and the study commands work; serve says what is missing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['starlette'] = None\n"
+        "import xmanager.xm_local.studyserver as s\n"
+        "from xmanager.xm_local.studyserver import Client, StudyState\n"
+        "assert s._api.StudyState is StudyState\n"
+        "try:\n"
+        "    s.serve\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("starlette is not installed: ") and "[study]" in done.stdout
+
+
 def test_sigkill_and_restart_keeps_participants(config):
     srv = Server(config, persist=True).start()
     try:
