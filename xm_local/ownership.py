@@ -20,8 +20,6 @@ from collections.abc import Collection
 from typing import Optional
 
 from xmanager.executors.api import Handle, StatusUpdate
-from xmanager.executors.local import processes
-from xmanager.executors.local.processes import LAUNCHER_DIED
 from xmanager.xm.status import Status
 from xmanager.xm_local import registry
 from xmanager.xm_local.backends import Backends
@@ -29,6 +27,9 @@ from xmanager.xm_local.loading import StoredUnits
 from xmanager.xm_local.tracking import UnitTracker
 
 _LOCAL = "local"
+#: The local backend's reason for a job that will never report (``processes.LAUNCHER_DIED``; the local
+#: plugin is imported only when a local job is there: naming one executor loads no other).
+LAUNCHER_DIED = "launcher died"
 _HOST = socket.gethostname()
 _this: Optional[tuple[int, str]] = None
 
@@ -38,8 +39,19 @@ def launcher_id() -> str:
     global _this
     pid = os.getpid()
     if _this is None or _this[0] != pid:
-        _this = (pid, f"{_HOST} {pid} {processes.start_ticks(pid)}")
+        _this = (pid, f"{_HOST} {pid} {_own_start_ticks()}")
     return _this[1]
+
+
+def _own_start_ticks() -> Optional[int]:
+    """This process's start time in clock ticks since boot (field 22 of /proc/self/stat), as the
+    local executor's ``processes.start_ticks`` reads it; None without /proc."""
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(b")") + 2 :].split()[19])
 
 
 def is_gone(launcher: Optional[str]) -> bool:
@@ -47,6 +59,8 @@ def is_gone(launcher: Optional[str]) -> bool:
     host, none recorded) are taken to run: only a process on their host can tell."""
     if not launcher:
         return False
+    from xmanager.executors.local import processes
+
     parts = launcher.split(" ")
     if len(parts) != 3 or parts[0] != _HOST or launcher == launcher_id():
         return False

@@ -177,3 +177,19 @@ def test_refresh_after_the_launcher_died(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_control_plane_names_the_backends_reason_for_a_dead_launcher():
+    from xmanager.xm_local import ownership
+
+    assert ownership.LAUNCHER_DIED == LAUNCHER_DIED
+
+
+def test_a_launcher_is_named_by_host_pid_and_start_time():
+    from xmanager.xm_local import ownership
+
+    host, pid, ticks = ownership.launcher_id().split(" ")
+    assert (int(pid), int(ticks)) == (os.getpid(), processes.start_ticks(os.getpid()))
+    assert not ownership.is_gone(ownership.launcher_id())
+    assert ownership.is_gone(f"{host} {pid} {int(ticks) + 1}")  # The same pid, another process.
+    assert not ownership.is_gone(f"elsewhere {pid} {int(ticks) + 1}")  # Another host: cannot tell.
