@@ -348,7 +348,11 @@ def _specs() -> list[Spec]:
 #: Every documented operation, in the order the router tries them (the hot GETs first).
 SPECS: tuple[Spec, ...] = tuple(_specs())
 _FALLBACKS: tuple[tuple[str, Handler], ...] = (("GET", _other_get), ("POST", _other_post), ("PUT", _other_put))
-_FALLBACK_PATHS = ("/api/{action}", "/api/{action}/{first:study_id}", "/api/{action}/{first:study_id}/{second:study_id}")
+_FALLBACK_PATHS = (
+    "/api/{action}",
+    "/api/{action}/{first:study_id}",
+    "/api/{action}/{first:study_id}/{second:study_id}",
+)
 
 
 # -- the endpoints -------------------------------------------------------------------------------------
@@ -424,8 +428,7 @@ def _route(path: str, endpoint: Endpoint | _HeadNotAllowed, method: str) -> Rout
 def api_routes(server: StudyServer | None) -> list[BaseRoute]:
     """The ``/api/...`` routes serving ``server`` (None: for the OpenAPI document only)."""
     routes: list[BaseRoute] = [
-        _route(spec.path, Endpoint(server, spec.handler, spec.method, spec.operation()), spec.method)
-        for spec in SPECS
+        _route(spec.path, Endpoint(server, spec.handler, spec.method, spec.operation()), spec.method) for spec in SPECS
     ]
     for path in _FALLBACK_PATHS:
         for method, handler in _FALLBACKS:
