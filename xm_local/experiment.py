@@ -375,10 +375,17 @@ class LocalExperiment(core.Experiment):
                 self._follower.watch_cancellations()
                 watched = time.monotonic()
 
-    def _wait_here(self) -> None:
-        """Waits for the units this process runs (not the followed ones); interrupted, cancels them."""
+    def _wait_here(self, adopted: bool = True) -> None:
+        """Waits for the units this process runs (not the followed ones) and, with ``adopted``, those it
+        adopted from a launcher that died; interrupted, cancels them."""
+        if adopted:
+            def finished(machine: UnitStateMachine) -> bool:
+                return machine.waited_here <= 0
+        else:
+            def finished(machine: UnitStateMachine) -> bool:
+                return machine.active - machine.detached <= 0
         try:
-            self._wait_for(lambda machine: machine.waited_here <= 0, follow=False)
+            self._wait_for(finished, follow=False)
         except KeyboardInterrupt:
             self._stop_on_interrupt()
             raise
@@ -483,9 +490,10 @@ class LocalExperiment(core.Experiment):
             atexit.unregister(self._at_exit)
 
     def _at_exit(self) -> None:
-        """Used without ``with``: the interpreter waits for the units and saves their records."""
+        """Used without ``with``: the interpreter waits for the units it runs and saves their records
+        (not for adopted ones: `xmanager show` or `list` settles a dead launcher's units and exits)."""
         try:
-            self._wait_here()
+            self._wait_here(adopted=False)
         finally:
             self._close()
 

@@ -99,6 +99,9 @@ def test_units_of_a_killed_launcher_are_settled_adopted_and_resumed(tmp_path, py
     assert statuses[1].status.value == "running"
     assert [(statuses[u].status.value, statuses[u].message) for u in (2, 3)] == [("failed", "launcher died")] * 2
     assert xm_local.list_experiments()[0].status_counts == {"running": 1, "failed": 2}
+    xmanager = os.path.join(os.path.dirname(python), "xmanager")
+    show = subprocess.run([xmanager, "show", str(experiment_id)], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert show.returncode == 0 and "launcher died" in show.stdout  # It settles, and does not wait for unit 1.
 
     open(os.path.join(jobs, "1", "waits_py", "go"), "w").close()
     with pytest.raises(xm.ExperimentFailedError, match="launcher died"):  # Follows the adopted unit to its end.
