@@ -320,3 +320,40 @@ class _DictColumns:
         """Each column once, its blocks released as it is built."""
         for key in list(self._blocks):
             yield key, _typed(_unpack(self._blocks.pop(key), self.rows))
+
+
+#: The columns of :func:`metrics_dataframe`, in order.
+METRICS_COLUMNS = ("work_unit_id", "step", "time", "name", "value")
+
+
+def metrics_dataframe(store: Store, experiment_id: int, work_unit_id: Any = None) -> Any:
+    """The experiment's metrics points (or one unit's) in long format, sorted by unit, name and step:
+    ``work_unit_id`` and ``step`` (int64), ``time`` (wall-clock seconds since the epoch, float64),
+    ``name`` (text) and ``value`` (float64; NaN where the job reported NaN)."""
+    import numpy as np
+    import pandas as pd
+
+    units: list[Any] = []
+    steps: list[Any] = []
+    times: list[Any] = []
+    names: list[Any] = []
+    values: list[Any] = []
+    with collector_paused():
+        for chunk in store.metric_chunks(experiment_id, work_unit_id):
+            if not chunk["work_unit_id"]:
+                continue
+            units.append(np.array(chunk["work_unit_id"], dtype=np.int64))
+            steps.append(np.array(chunk["step"], dtype=np.int64))
+            times.append(np.array(chunk["at"], dtype=np.float64))
+            names.append(pd.array(list(chunk["name"]), dtype=_text_dtype()))
+            values.append(np.array(chunk["value"], dtype=np.float64))  # None becomes NaN.
+    if not units:
+        return pd.DataFrame({
+            "work_unit_id": np.empty(0, np.int64), "step": np.empty(0, np.int64), "time": np.empty(0, np.float64),
+            "name": pd.array([], dtype=_text_dtype()), "value": np.empty(0, np.float64),
+        })
+    return pd.DataFrame({
+        "work_unit_id": np.concatenate(units), "step": np.concatenate(steps), "time": np.concatenate(times),
+        "name": pd.concat([pd.Series(part, copy=False) for part in names], ignore_index=True),
+        "value": np.concatenate(values),
+    }, copy=False)

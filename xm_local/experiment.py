@@ -31,6 +31,7 @@ from typing import Any, Optional
 from xmanager.executors.api import BackendSettings, LogFiles
 from xmanager.xm import core
 from xmanager.xm.job_blocks import Executable, Job, Packageable
+from xmanager.xm.report import METRICS_FILE
 from xmanager.xm.status import TERMINAL_VALUES, Status
 from xmanager.xm_local import config, registry
 from xmanager.xm_local.backends import Backends
@@ -38,7 +39,7 @@ from xmanager.xm_local.following import Follower
 from xmanager.xm_local.launching import Launcher
 from xmanager.xm_local.loading import StoredUnits
 from xmanager.xm_local.ownership import Reconciler, is_gone, launcher_id
-from xmanager.xm_local.store import ExperimentRow, Store, wait_pending_writes
+from xmanager.xm_local.store import ExperimentRow, MetricsFile, Store, wait_pending_writes
 from xmanager.xm_local.tracking import UnitTracker
 from xmanager.xm_local.unit_state import JobState, UnitState, UnitStateMachine
 from xmanager.xm_local.work_unit import LocalContextAnnotations, LocalJob, LocalWorkUnit
@@ -89,7 +90,9 @@ class LocalExperiment(core.Experiment):
     # ---- the control plane's parts (made on first use) ---------------------------------------------
     @functools.cached_property
     def _tracker(self) -> UnitTracker:
-        return UnitTracker(self.experiment_id, self._store, lambda jobs: self._backends.stop_in_background(jobs))
+        tracker = UnitTracker(self.experiment_id, self._store, lambda jobs: self._backends.stop_in_background(jobs))
+        tracker.on_unit_end = self._queue_last_metrics
+        return tracker
 
     @functools.cached_property
     def _backends(self) -> Backends:
@@ -181,6 +184,50 @@ class LocalExperiment(core.Experiment):
 
         self.refresh()
         return experiment_dataframe(self._store, self.experiment_id, expected_rows=self.work_unit_count)
+
+    def metrics(self) -> Any:
+        """Every unit's metrics over time (``xm.report(step=..., **metrics)``) as a long-format pandas
+        DataFrame: ``work_unit_id``, ``step``, ``time`` (wall-clock seconds since the epoch), ``name``,
+        ``value`` (float), sorted by unit, name and step.
+
+        Points of running units are read from their jobs' metrics files first (from any process that
+        can reach their job folders), so the frame grows while they run."""
+        from xmanager.xm_local.dataframe import metrics_dataframe
+
+        self._collect_metrics()
+        return metrics_dataframe(self._store, self.experiment_id)
+
+    def _collect_metrics(self, work_unit_id: Optional[int] = None) -> None:
+        """Ingests the points the unfinished units (or unit ``work_unit_id``) added to their metrics files
+        since they were last read; units that ended had theirs ingested by whoever saw them end."""
+        self.refresh()
+        if self._stored_units_read():  # Else nothing was unfinished when the experiment was opened.
+            with self._tracker.lock:
+                unfinished = [unit_id for unit_id, unit in self._tracker.machine.units.items()
+                              if not unit.status.is_terminal and work_unit_id in (None, unit_id)]
+            files = [file for unit_id in unfinished for file in self._metrics_files(unit_id)]
+            self._store.collect_metrics(self.experiment_id, files)
+        self._store.flush()  # Ingestions queued at units' ends are committed before the read.
+
+    def _metrics_files(self, work_unit_id: int) -> list[MetricsFile]:
+        """The metrics files of the unit's jobs: ``metrics.jsonl`` in each job's folder (where the job's
+        results file is, for the executors whose jobs write in their folder: local, Slurm)."""
+        folder = os.path.join(self._jobs_root, str(work_unit_id))
+        try:
+            names = os.listdir(folder)
+        except OSError:  # Not started, or run where this process cannot see its folder.
+            return []
+        return [MetricsFile(work_unit_id, name, os.path.join(folder, name, METRICS_FILE)) for name in sorted(names)]
+
+    def _queue_last_metrics(self, work_unit_id: int) -> None:
+        """The unit ended: its jobs' last points go to the store with (or before) its final status."""
+        self._store.queue_metrics(self.experiment_id, self._metrics_files(work_unit_id))
+
+    def _unit_metrics(self, unit: LocalWorkUnit) -> Any:
+        from xmanager.xm_local.dataframe import metrics_dataframe
+
+        self._collect_metrics(unit.work_unit_id)
+        return metrics_dataframe(self._store, self.experiment_id, unit.work_unit_id)
 
     def __repr__(self) -> str:
         return f"<LocalExperiment {self.experiment_id} {self.title!r} units={self.work_unit_count}>"

@@ -31,6 +31,9 @@ class UnitTracker:
         self._waiting: list[Callable[[UnitStateMachine], bool]] = []  # What the waiting threads wait for.
         self._store = store
         self._stop_jobs = stop_jobs
+        #: Called under the lock with the id of a unit that ended, before its end is queued for the store
+        #: (the experiment queues the ingestion of its last metrics points there).
+        self.on_unit_end: Optional[Callable[[int], None]] = None
 
     # ---- events ----------------------------------------------------------------------------------
     def on_status(self, update: StatusUpdate) -> None:
@@ -66,6 +69,8 @@ class UnitTracker:
         with self.lock:
             change = self.machine.adopt_recorded(work_unit_id, status, message, exit_code, results)
             if change.ended:
+                if self.on_unit_end is not None:
+                    self.on_unit_end(work_unit_id)
                 self._unit_ended()
         return change.stop
 
@@ -95,6 +100,8 @@ class UnitTracker:
                                     message=other.message, exit_code=other.exit_code)
         if change.results is not None:
             store.record_results(experiment_id, work_unit_id, change.results)
+        if change.ended and self.on_unit_end is not None:
+            self.on_unit_end(work_unit_id)
         if unit is not None:
             store.record_unit_status(
                 experiment_id, work_unit_id, unit.status, at=at, message=unit.message, exit_code=unit.exit_code,

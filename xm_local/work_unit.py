@@ -72,6 +72,11 @@ class LocalWorkUnit(core.WorkUnit):
         """What the unit's jobs reported (``xm.report``) or returned."""
         return dict(self._state.results)
 
+    def metrics(self) -> Any:
+        """The unit's metrics over time, like ``experiment.metrics()``: columns ``work_unit_id``, ``step``,
+        ``time``, ``name``, ``value``, sorted by name and step (read while the unit runs, too)."""
+        return self.experiment._unit_metrics(self)
+
     def get_status(self) -> ExperimentUnitStatus:
         state = self._state
         return ExperimentUnitStatus(state.status, state.message, state.exit_code)

@@ -3,6 +3,7 @@
 import importlib
 import json
 import math
+import warnings
 
 import pytest
 from xmanager import xm
@@ -22,12 +23,27 @@ def test_env_var_name():
     assert report_lib.RESULTS_ENV == "XM_RESULTS_PATH"
 
 
-def test_outside_a_job_raises(monkeypatch, tmp_path):
+def test_outside_a_job_warns_once_and_records_nothing(monkeypatch, tmp_path):
     monkeypatch.delenv("XM_RESULTS_PATH", raising=False)
-    assert xm.results_path() is None
-    with pytest.raises(RuntimeError, match="XM_RESULTS_PATH"):
-        xm.report(loss=1.0)
+    monkeypatch.setattr(report_lib, "_warned", False)
+    monkeypatch.chdir(tmp_path)
+    assert xm.results_path() is None and report_lib.metrics_path() is None
+    with pytest.warns(RuntimeWarning, match="outside a job.*XM_RESULTS_PATH"):
+        assert xm.report(loss=1.0) == {"loss": 1.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # The second call, of either form, is silent.
+        assert xm.report(step=1, loss=0.5) == {"loss": 0.5}
+        xm.report(acc=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outside_a_job_values_are_still_checked(monkeypatch):
+    monkeypatch.delenv("XM_RESULTS_PATH", raising=False)
+    monkeypatch.setattr(report_lib, "_warned", True)
+    with pytest.raises(TypeError, match="'model'"):
+        xm.report(model=object())
+    with pytest.raises(TypeError, match="'loss'"):
+        xm.report(step=1, loss="low")
 
 
 def test_results_path(results_file):
@@ -35,16 +51,16 @@ def test_results_path(results_file):
 
 
 def test_writes_json(results_file):
-    returned = xm.report(loss=0.25, step=10, tags=["a", "b"], nested={"k": None})
-    expected = {"loss": 0.25, "step": 10, "tags": ["a", "b"], "nested": {"k": None}}
+    returned = xm.report(loss=0.25, epoch=10, tags=["a", "b"], nested={"k": None})
+    expected = {"loss": 0.25, "epoch": 10, "tags": ["a", "b"], "nested": {"k": None}}
     assert returned == expected
     assert json.loads(results_file.read_text()) == expected
 
 
 def test_successive_calls_merge(results_file):
-    xm.report(loss=1.0, step=1)
+    xm.report(loss=1.0, epoch=1)
     xm.report(loss=0.5, acc=0.9)
-    assert json.loads(results_file.read_text()) == {"loss": 0.5, "step": 1, "acc": 0.9}
+    assert json.loads(results_file.read_text()) == {"loss": 0.5, "epoch": 1, "acc": 0.9}
 
 
 def test_merges_with_existing_file(results_file):

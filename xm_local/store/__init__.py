@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from xmanager.xm.status import Status
 from xmanager.xm_local.store import sql
 from xmanager.xm_local.store.driver import Connection, StoreError, connect
+from xmanager.xm_local.store.metrics import MetricsFile, collect
 from xmanager.xm_local.store.rows import (
     EXPERIMENT_COLUMNS,
     JOB_COLUMNS,
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
     from xmanager.xm.core import PsetInfo
 
 __all__ = [
-    "Chunk", "ExperimentRow", "JobRow", "Store", "StoreError", "UnitRow", "add_pending_write", "wait_pending_writes",
+    "Chunk", "ExperimentRow", "JobRow", "MetricsFile", "Store", "StoreError", "UnitRow", "add_pending_write",
+    "wait_pending_writes",
 ]
 
 _PENDING: list[Any] = []
@@ -386,6 +388,41 @@ class Store:
             params["work_unit_id"] = work_unit_id
         rows = self._query(statement + " ORDER BY work_unit_id, job_name", params)
         return rows_of(JobRow, chunk_of(JOB_COLUMNS, rows))
+
+    # ---- metrics over time -------------------------------------------------------------------------
+    def metric_chunks(self, experiment_id: int, work_unit_id: Optional[int] = None) -> Iterator[Chunk]:
+        """The experiment's metrics points (or one unit's) by unit, name and step, as blocks of
+        :data:`~.sql.METRIC_COLUMNS` (``at``: wall time in seconds since the epoch; ``value``: None for NaN)."""
+        statement, params = sql.SELECT_METRICS, {"experiment_id": experiment_id}
+        if work_unit_id is not None:
+            statement += " AND work_unit_id = :work_unit_id"
+            params["work_unit_id"] = work_unit_id
+        with self._lock:
+            for rows in self._conn.stream(statement + sql.METRICS_ORDER, params, CHUNK_ROWS):
+                yield chunk_of(sql.METRIC_COLUMNS, rows)
+
+    def last_metrics(self, experiment_id: int) -> list[tuple[int, str, Optional[float]]]:
+        """Each unit's last value (by step) of each of its metrics, as (unit id, name, value), by unit."""
+        return [(int(unit), str(name), value) for unit, name, value in
+                self._query(sql.SELECT_LAST_METRICS, {"experiment_id": experiment_id})]
+
+    def collect_metrics(self, experiment_id: int, files: Sequence[MetricsFile]) -> int:
+        """Ingests the new whole lines of running jobs' metrics files now; returns the points added.
+
+        Safe to race with other processes doing the same: each line is ingested once."""
+        if not files:
+            return 0
+        with self._lock:
+            return collect(self._conn, experiment_id, files, in_transaction=False)
+
+    def queue_metrics(self, experiment_id: int, files: Sequence[MetricsFile]) -> None:
+        """Ingests the files' new lines through the writer, in order with the writes queued before (a unit's
+        end: its last points are committed with its final status)."""
+        def apply(conn: Connection) -> None:
+            collect(conn, experiment_id, files, in_transaction=True)
+
+        if files:
+            self.writer.call(apply)
 
 
 def _replace_tags(conn: Connection, experiment_id: int, tags: Sequence[str]) -> None:

@@ -35,6 +35,10 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
 
+    def update(self, sql: str, params: Params | None = None) -> int:
+        """Runs one write and returns how many rows it changed (a conditional update's way to tell who won)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count changed rows")
+
     @abc.abstractmethod
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
 
@@ -134,6 +138,9 @@ class SqliteConnection(Connection):
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         self._db.executemany(sql, rows)
 
+    def update(self, sql: str, params: Params | None = None) -> int:
+        return int(self._db.execute(sql, params or {}).rowcount)
+
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, params or {}).fetchall()
 
@@ -210,6 +217,9 @@ class SqlAlchemyConnection(Connection):
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if rows:
             self._conn.execute(self._text(sql), [dict(r) for r in rows])
+
+    def update(self, sql: str, params: Params | None = None) -> int:
+        return int(self._conn.execute(self._text(sql), dict(params or {})).rowcount)
 
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         rows = self._conn.execute(self._text(sql), dict(params or {})).fetchall()

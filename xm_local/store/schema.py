@@ -125,9 +125,43 @@ _V5 = [
     "ALTER TABLE work_units ADD COLUMN launcher VARCHAR(255)",
 ]
 
+#: Metrics over time (``xm.report(step=...)``): one row per point, read in the order of the index;
+#: ``metric_last`` keeps each unit's last value of each metric; ``metric_files`` remembers how far each job's metrics file was read (its byte offset), so that
+#: no line is ingested twice, whichever process reads it.
+_V6 = [
+    """CREATE TABLE metrics (
+        experiment_id BIGINT NOT NULL,
+        work_unit_id INTEGER NOT NULL,
+        job_name VARCHAR(255) NOT NULL,
+        name VARCHAR(255) NOT NULL,
+        step BIGINT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        value DOUBLE PRECISION
+    )""",
+    "CREATE INDEX ix_metrics_unit ON metrics (experiment_id, work_unit_id, name, step)",
+    """CREATE TABLE metric_files (
+        experiment_id BIGINT NOT NULL,
+        work_unit_id INTEGER NOT NULL,
+        job_name VARCHAR(255) NOT NULL,
+        byte_offset BIGINT NOT NULL,
+        PRIMARY KEY (experiment_id, work_unit_id, job_name)
+    )""",
+    # Each unit's last point of each metric (by step), kept as points are ingested: to_dataframe's
+    # metric columns read one row per unit and metric, however many points there are.
+    """CREATE TABLE metric_last (
+        experiment_id BIGINT NOT NULL,
+        work_unit_id INTEGER NOT NULL,
+        name VARCHAR(255) NOT NULL,
+        step BIGINT NOT NULL,
+        value DOUBLE PRECISION,
+        PRIMARY KEY (experiment_id, work_unit_id, name)
+    )""",
+]
+
 #: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _statements(_V1), _statements(_V2), _v3_results_in_units, _statements(_V4), _statements(_V5),
+    _statements(_V6),
 ]
 LATEST = len(MIGRATIONS)
 

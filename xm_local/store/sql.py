@@ -109,3 +109,26 @@ CANCEL_UNIT = (
 #: The order in which the writer runs the statement groups of one batch: rows are inserted
 #: before they are updated, and a job's status before the unit's derived from it.
 WRITE_ORDER = (INSERT_UNIT, INSERT_JOB, SET_HANDLE, UPDATE_JOB, UPDATE_UNIT, INSERT_EVENT, SET_RESULTS)
+
+# ---- metrics over time ---------------------------------------------------------------------------
+#: A point as ``experiment.metrics()`` reads it (``at`` is shown as ``time``).
+METRIC_COLUMNS = ("work_unit_id", "step", "at", "name", "value")
+INSERT_METRIC = insert("metrics", ("experiment_id", "work_unit_id", "job_name", "name", "step", "at", "value"))
+SELECT_METRICS = f"{select('metrics', METRIC_COLUMNS)} WHERE experiment_id = :experiment_id"
+METRICS_ORDER = " ORDER BY work_unit_id, name, step, at"
+#: Each unit's last value of each metric (by step; the later point of a step reported twice).
+UPSERT_LAST_METRIC = (
+    insert("metric_last", ("experiment_id", "work_unit_id", "name", "step", "value"))
+    + " ON CONFLICT (experiment_id, work_unit_id, name) DO UPDATE SET step = excluded.step, value = excluded.value"
+    " WHERE excluded.step >= metric_last.step"
+)
+SELECT_LAST_METRICS = (
+    "SELECT work_unit_id, name, value FROM metric_last WHERE experiment_id = :experiment_id ORDER BY work_unit_id, name"
+)
+#: How far a job's metrics file was read; claiming the next lines is a conditional write, so of two
+#: readers racing for the same lines one changes a row and ingests them, the other changes none.
+METRIC_OFFSET = f"SELECT byte_offset FROM metric_files WHERE {_JOB_KEY}"
+CLAIM_FIRST_LINES = (
+    insert("metric_files", ("experiment_id", "work_unit_id", "job_name", "byte_offset")) + " ON CONFLICT DO NOTHING"
+)
+CLAIM_LINES = f"UPDATE metric_files SET byte_offset = :byte_offset WHERE {_JOB_KEY} AND byte_offset = :old_offset"
