@@ -139,9 +139,17 @@ class Cluster:
         return states
 
     def cancel(self, ids: Iterable[str]) -> None:
+        """Cancels jobs or array tasks (``123``, ``123_4``): the pending ones first, so that no CPU a
+        cancelled running task frees starts a task that is being cancelled too."""
         ids = sorted(set(ids))
-        if ids:
-            self.run(["scancel", *ids], check=False)
+        if not ids:
+            return
+        # Not ``scancel --state=PENDING 12_3``: with a state filter scancel cancels the whole array 12.
+        queued = self.queue({job.split("_")[0] for job in ids})
+        pending = [job for job in ids if job in queued and queued[job].state == "PENDING"]
+        for batch in (pending, [job for job in ids if job not in pending]):
+            if batch:
+                self.run(["scancel", *batch], check=False)
 
     def requeue(self, ids: Iterable[str]) -> None:
         ids = sorted(set(ids))

@@ -9,6 +9,12 @@ given, stdout/stderr to files in its folder, ``XM_RESULTS_PATH`` pointing at its
 the launcher reads that file (over the shared filesystem) instead of asking Slurm.
 When Slurm stops the task (time limit, ``scancel``, preemption), no record is written,
 so Slurm's own state (TIMEOUT, CANCELLED, ...) is what the launcher reports.
+
+Stopping does not rely on the jobs' good will nor on Slurm's ``KillWait`` (30 s by default):
+the runner is a child subreaper, so what a job leaves behind (a grandchild that moved to a
+session of its own, its parent gone) stays below it, and on SIGTERM every process below it
+gets SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`. The same sweep runs when a unit ends,
+so a job's background processes end with it.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 _OFFSET = struct.Struct("<Q")
 _stop_requested = False
+#: Seconds between SIGTERM and SIGKILL for the processes of a stopped task.
+STOP_GRACE_S = 5.0
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def read_task(manifest: str, index: int) -> list[dict[str, Any]]:
@@ -102,10 +112,10 @@ def run_unit(unit: dict[str, Any]) -> None:
                 failed = True
                 for other in pending.values():  # A JobGroup fails as a whole.
                     _terminate(other)
-        if _stop_requested:
-            for process in pending.values():
-                _terminate(process)
+        if _stop_requested and pending:
+            stop_descendants(list(pending.values()))
         time.sleep(0.05 if pending else 0)
+    stop_descendants(list(processes.values()))  # What the unit's jobs left running ends with it.
 
 
 def _stopping_soon(grace: float = 2.0) -> bool:
@@ -124,6 +134,77 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def become_subreaper() -> bool:
+    """Orphans below this process are re-parented to it rather than to init (Linux only)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _process_table() -> dict[int, list[tuple[int, bytes]]]:
+    """Parent PID -> its children's (PID, state letter), read from /proc."""
+    children: dict[int, list[tuple[int, bytes]]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append((int(entry), fields[0]))
+    return children
+
+
+def descendants(jobs: Sequence[subprocess.Popen[bytes]] = ()) -> list[int]:
+    """Live processes below this one. Zombies that are ours but not a job's (orphans re-parented
+    here) are reaped; a job's exit status is its ``Popen``'s to collect."""
+    table = _process_table()
+    me, job_pids = os.getpid(), {process.pid for process in jobs}
+    for pid, state in table.get(me, ()):
+        if state == b"Z" and pid not in job_pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+    found: list[int] = []
+    todo = [me]
+    while todo:
+        for pid, state in table.get(todo.pop(), ()):
+            if state != b"Z":
+                found.append(pid)
+                todo.append(pid)
+    return found
+
+
+def stop_descendants(jobs: Sequence[subprocess.Popen[bytes]], grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM (once) to every process below this one, SIGKILL to those still there after ``grace``."""
+    deadline = time.monotonic() + grace
+    termed: set[int] = set()
+    while True:
+        for process in jobs:
+            process.poll()
+        alive = descendants(jobs)
+        if not alive:
+            return
+        now = time.monotonic()
+        if now > deadline + grace:
+            return  # Unkillable (uninterruptible sleep): Slurm's own clean-up has the last word.
+        for pid in alive:
+            if now < deadline and pid in termed:
+                continue
+            termed.add(pid)
+            try:
+                os.kill(pid, signal.SIGTERM if now < deadline else signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     global _stop_requested
     _stop_requested = True
@@ -132,10 +213,12 @@ def _on_signal(signum: int, frame: Any) -> None:
 def main(argv: list[str]) -> int:
     manifest, index = argv[0], int(argv[1])
     signal.signal(signal.SIGTERM, _on_signal)  # scancel / time limit: stop the jobs, keep no record.
+    become_subreaper()
     for unit in read_task(manifest, index):
         if _stop_requested:
             break
         run_unit(unit)
+    stop_descendants([])
     return 0
 
 
