@@ -552,3 +552,46 @@ def test_substitutions_still_match_their_pages():
             assert old in text, f"{page} no longer contains {old!r}: update SUBSTITUTIONS"
     for (page, marker), _ in CHECKS.items():
         assert any(marker in block.text for block in blocks_of(page)), f"{page}: no block contains {marker!r}"
+
+
+# ---- what the pages name exists ------------------------------------------------------------------------------------
+SOURCE_FOLDERS = ("xm", "xm_local", "executors", "testing", "compat")
+
+
+def _repository_files(pattern: str) -> list[Path]:
+    return [path for path in REPO.glob(pattern) if not {".venv", "build"} & set(path.relative_to(REPO).parts)]
+
+
+def test_architecture_names_only_files_that_exist():
+    """Every path in docs/architecture.md exists; a bare module name (``tracking.py``) exists in a source folder."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    cited = {token.split(" ")[0].split(":")[0] for token in re.findall(r"`([^`\n]+)`", text) + re.findall(r"\(([\w/]+\.py)\)", text)}
+    checked = 0
+    for token in sorted(cited):
+        if re.fullmatch(r"[\w.*-]+(/[\w.*-]*)+", token) and token.split("/")[0] in (*SOURCE_FOLDERS, "tests", "docs", "bench", "examples", "setup_scripts"):
+            assert _repository_files(token.rstrip("/")), f"docs/architecture.md cites {token}, which does not exist"
+            checked += 1
+        elif re.fullmatch(r"\w+\.py", token):
+            assert any(_repository_files(f"{folder}/**/{token}") for folder in SOURCE_FOLDERS) or (REPO / token).exists(), \
+                f"docs/architecture.md cites {token}, which is in no source folder"
+            checked += 1
+    assert checked > 20, "the paths of docs/architecture.md were not found"
+
+
+def test_install_hints_name_our_distribution_and_its_extras():
+    """``xmanager[...]`` is DeepMind's package: hints name ``xmanager-launcher[EXTRA]``, an extra pyproject.toml has."""
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    wrong, unknown, hints = [], [], 0
+    for path in _repository_files("**/*.py") + _repository_files("**/*.md"):
+        if "compat_modules" in path.parts or path == Path(__file__):  # Peers' own sources; this test's patterns.
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            where = f"{path.relative_to(REPO)}:{number}"
+            if re.search(r"(?<![\w-])xmanager\[", line):
+                wrong.append(where)
+            for extra in re.findall(r"xmanager-launcher\[([\w,-]+)\]", line):
+                hints += 1
+                unknown += [f"{where}: {name}" for name in extra.split(",") if name not in extras]
+    assert not wrong, f"install hints naming DeepMind's xmanager instead of xmanager-launcher: {wrong}"
+    assert not unknown, f"install hints naming extras pyproject.toml does not have: {unknown}"
+    assert hints > 3

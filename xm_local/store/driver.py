@@ -196,7 +196,7 @@ class SqlAlchemyConnection(Connection):
         try:
             import sqlalchemy
         except ImportError:
-            raise StoreError(f"database URL {url!r} needs SQLAlchemy: pip install 'xmanager[sql]'") from None
+            raise StoreError(f"database URL {url!r} needs SQLAlchemy: pip install 'xmanager-launcher[sql]'") from None
         self._sa = sqlalchemy
         try:
             self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
@@ -297,7 +297,7 @@ def connect(url: str) -> Connection:
 
 
 def _with_postgres_driver(url: str) -> str:
-    """``postgresql://`` means psycopg 3 (what ``xmanager[postgres]`` installs) unless psycopg2 is present."""
+    """``postgresql://`` means psycopg 3 (what ``xmanager-launcher[postgres]`` installs) unless psycopg2 is present."""
     import importlib.util
 
     for scheme in ("postgresql://", "postgres://"):
