@@ -16,7 +16,7 @@ try:
     import uvicorn  # noqa: F401
 except ImportError as error:  # pragma: no cover - only without the extra
     raise ImportError(
-        f"{error.name} is not installed: the web servers need Starlette and uvicorn "
-        "(pip install 'xmanager-launcher[study]')",
+        f"{error.name} is not installed: the web servers need Starlette and uvicorn, which their extras install "
+        "(the study server: pip install 'xmanager-launcher[study]')",
         name=error.name,
     ) from error

@@ -145,6 +145,8 @@ def test_client_methods(server):
     assert c.move_all_to_block(3) == (True, 3)
     assert all(c.get_block_id(p) == (True, 3) for p in (1, 2, 5, 6))
     assert c.shutdown() == (True, {"message": "shutting down"})
+    with pytest.raises(ConnectionRefusedError):  # The port closed before the answer was sent.
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
     server.proc.join(5)
     assert server.proc.exitcode == 0
     with pytest.raises(requests.ConnectionError, match="Connection refused"):  # As experiment-server's client.
