@@ -295,6 +295,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from xmanager.xm_local.ui import command
+
+    return command.run(args.host, args.port, args.token, args.database_url or config.database_url())
+
+
 # ---- entry point --------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors as UsageError, so they are one line like every other (subcommands inherit it)."""
@@ -343,6 +349,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "parquet", "pickle"), default="csv")
     export.add_argument("-o", "--output")
     export.set_defaults(run=cmd_export)
+
+    dashboard = commands.add_parser("ui", help="serve the dashboard: experiments, units, logs and metrics in a browser")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=int, default=8050, help="port (default: 8050; 0 picks a free one)")
+    dashboard.add_argument("--token", help="access token, needed to serve beyond loopback and then to cancel "
+                           "(default: $XM_UI_TOKEN)")
+    dashboard.add_argument("--database-url", metavar="URL", help="the store (default: --db, $XM_DATABASE_URL or the SQLite file)")
+    dashboard.set_defaults(run=cmd_ui)
 
     from xmanager.xm_local.sweep import cli as sweep_cli
 
