@@ -31,8 +31,10 @@ The rules (what a page's blocks may assume):
 * **TOML.** A study config (``[configuration]``) is loaded with ``xmanager.xm.study.load_study`` and
   saved as ``study.toml`` in the work folder for the page's later blocks; an entry-point snippet must be
   contained in ``pyproject.toml``. **INI**: the datasets config file, read by ``xm.data.config``.
-* **Checks.** ``CHECKS`` adds assertions run in a page's Python namespace right after a block, where
-  the block alone proves little (e.g. that a download really found its file).
+* **Checks.** ``CHECKS`` adds assertions run right after a block (Python in the page's namespace after a
+  python block, bash after a bash block), where the block alone proves little (e.g. that a download
+  really found its file, or that a backup holds the store's rows). ``PAGE_SETUP`` makes what a page
+  takes for granted before its first block (a store with an experiment in it).
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ SUBSTITUTIONS = {
     "docs/executors.md": [("-k your_executor", "-k in_process")],
 }
 
+#: Commands that make what a page takes for granted (a store with an experiment), run before its first block.
+PAGE_SETUP = {
+    "docs/store.md": "xmanager launch launcher.py",
+}
+
 #: Commands run after each bash block of a page, whether it passed or not (what a failed block left running).
 CLEANUPS = {
     "docs/containers.md": ["[ ! -d {short_tmp}/xmdock ] || xmanager devcluster docker stop {short_tmp}/xmdock"],
@@ -117,6 +124,9 @@ CHECKS = {
     ("docs/kubernetes.md", "Kubernetes("): "assert len(experiment.work_units) == 2",
     ("docs/vertex.md", "Vertex("): "assert len(experiment.work_units) == 2",
     ("docs/slurm.md", "Slurm("): "assert len(experiment.work_units) == 200",
+    # bash blocks: a bash check.
+    ("docs/store.md", "VACUUM INTO"): 'for copy in ~/backups/*.sqlite3; do\n'
+        '  [ "$(sqlite3 "$copy" "SELECT count(*) FROM work_units")" = 2 ]\ndone\n',
 }
 
 
@@ -210,6 +220,10 @@ class PageRun:
     def run(self) -> None:
         failed: Optional[Block] = None
         try:
+            if self.page in PAGE_SETUP:
+                done = subprocess.run(["bash", "-e", "-c", PAGE_SETUP[self.page]], cwd=self.folder, env=self.env,
+                                      capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+                assert done.returncode == 0, f"the page's set-up failed: {done.stdout[-2000:]}{done.stderr[-4000:]}"
             for block in blocks_of(self.page):
                 if block.language in NOT_CODE:
                     self.outcomes[block.line] = Outcome(True, skipped="not code")
@@ -288,6 +302,12 @@ class PageRun:
         if done.returncode != 0:
             return Outcome(False, f"exit status {done.returncode}\n--- stdout:\n{done.stdout[-4000:]}\n"
                                   f"--- stderr:\n{done.stderr[-6000:]}")
+        for (page, marker), check in CHECKS.items():
+            if page == self.page and marker in block.text:
+                checked = subprocess.run(["bash", "-e", "-x", "-c", check], cwd=cwd, env=self.env, capture_output=True,
+                                         text=True, timeout=120)
+                if checked.returncode != 0:
+                    return Outcome(False, f"the check after the block failed:\n{checked.stdout}{checked.stderr}")
         return Outcome(True)
 
     def run_console(self, block: Block, text: str) -> Outcome:
