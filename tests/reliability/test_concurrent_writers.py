@@ -1,6 +1,6 @@
 """Several processes writing one store while others read it: SQLite (one file) and PostgreSQL.
 
-Four writer processes each launch 2,500 units (25 sweeps of 100, so their transactions interleave)
+Four writer processes, started on a database without a schema, each launch 2,500 units (25 sweeps of 100, so their transactions interleave)
 through the public API on the in-process executor; two reader processes meanwhile loop over
 ``list_experiments()`` and ``get_experiment(id).to_dataframe()``. Afterwards every row must be there
 with its args, status and results, and no process may have met a lock error ("database is locked",
@@ -70,7 +70,7 @@ def database_url(request, data_dir):
 
 def test_four_writers_and_two_readers_share_one_store(database_url, tmp_path, figures):
     env = {**os.environ, "XM_DATABASE_URL": database_url}
-    Store(database_url).close()  # The schema exists before the processes race to use it.
+    # No schema yet: the six processes race to create it, as launchers sharing a new store do.
     stop = str(tmp_path / "stop")
     readers = [subprocess.Popen([sys.executable, "-c", READER, stop], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]

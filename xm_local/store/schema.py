@@ -183,6 +183,17 @@ def migrate(conn: Connection) -> int:
             f"database {conn.url!r} has schema version {found}, newer than this xmanager "
             f"understands ({LATEST}); upgrade xmanager"
         )
+    try:
+        _migrate(conn)
+    except Exception:
+        # PostgreSQL does not serialize DDL the way SQLite's BEGIN IMMEDIATE does: a process that
+        # migrated at the same time makes this one's CREATE TABLE fail once it has committed.
+        if _version(conn) != LATEST:
+            raise
+    return found or 0
+
+
+def _migrate(conn: Connection) -> None:
     with conn.transaction():
         current = _version(conn)  # Another process may have migrated meanwhile.
         if current is None:
@@ -192,4 +203,3 @@ def migrate(conn: Connection) -> int:
         for number in range(current, LATEST):
             MIGRATIONS[number](conn)
         conn.execute("UPDATE xm_schema SET version = :v", {"v": LATEST})
-    return found or 0
