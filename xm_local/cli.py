@@ -257,41 +257,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_file(path: str) -> str:
-    """``path`` if a file can be written there, else a UsageError naming the problem (checked before any work)."""
-    if os.path.isdir(path):
-        raise UsageError(f"export -o {path}: is a folder; name a file in it")
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UsageError(f"export -o {path}: {folder} is a file, not a folder")
-    if not os.path.isdir(folder):
-        raise UsageError(f"export -o {path}: folder {folder} does not exist")
-    return path
-
-
 def cmd_export(args: argparse.Namespace) -> int:
+    from xmanager.xm_local import export
+
     experiment = _experiment(args.experiment_id)
-    extension = {"csv": "csv", "parquet": "parquet", "pickle": "pkl"}[args.format]
-    output = _output_file(args.output or f"experiment_{experiment.experiment_id}.{extension}")
-    if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise UsageError("parquet export needs pyarrow: pip install 'xmanager[parquet]'")
-    frame = experiment.to_dataframe()
-    partial = f"{output}.partial-{os.getpid()}"  # Written whole, then renamed: a full disk leaves no half file.
-    try:
-        if args.format == "csv":
-            frame.to_csv(partial, index=False)
-        elif args.format == "parquet":
-            frame.to_parquet(partial, index=False)
-        else:
-            frame.to_pickle(partial)
-        os.replace(partial, output)
-    except BaseException as error:
-        if os.path.exists(partial):
-            os.unlink(partial)
-        if isinstance(error, OSError):  # A full disk, a read-only folder: named by the file asked for.
-            raise UsageError(f"export -o {output}: cannot write: {error.strerror or error}") from error
-        raise
-    print(f"wrote {len(frame)} rows to {output}")
+    done = export.export(experiment, args.format, args.output, metrics=args.metrics)
+    print(done, file=sys.stderr if args.output == export.STDOUT else sys.stdout)
     return 0
 
 
@@ -344,10 +315,13 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")
     logs.set_defaults(run=cmd_logs)
 
-    export = commands.add_parser("export", help="write an experiment's table to a file")
+    export = commands.add_parser("export", help="write an experiment's table (or its metrics) to a file")
     export.add_argument("experiment_id", type=experiment_id)
-    export.add_argument("--format", choices=("csv", "parquet", "pickle"), default="csv")
-    export.add_argument("-o", "--output")
+    export.add_argument("--format", choices=("csv", "parquet", "pickle", "json", "tensorboard"), default="csv",
+                        help="json: one object per unit; tensorboard: a folder of event files, a run per unit")
+    export.add_argument("-o", "--output", help="the file (a folder for tensorboard); - writes to stdout")
+    export.add_argument("--metrics", action="store_true",
+                        help="the metrics over time (work_unit_id, step, time, name, value) instead of the units")
     export.set_defaults(run=cmd_export)
 
     dashboard = commands.add_parser("ui", help="serve the dashboard: experiments, units, logs and metrics in a browser")

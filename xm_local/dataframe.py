@@ -5,7 +5,10 @@ Columns: the unit's args, then its results, then reserved ``_``-prefixed columns
 ``_message``, ``_exec_host``, ``_time_utc`` (start), ``_end_utc`` and
 ``_pset_runtime`` (seconds). Units that are psets of a sweep also get psweep's
 book-keeping columns ``_pset_id``, ``_pset_hash``, ``_run_id``, ``_pset_seq``,
-``_run_seq`` (and ``_calc_dir`` when the sweep ran in one).
+``_run_seq`` (and ``_calc_dir`` when the sweep ran in one). After them, one column per metric
+reported over time (``xm.report(step=...)``): each unit's last value by step (NaN where it has
+none); a result of the same name wins, and a metric named like an arg or a reserved column is
+``metric_<name>``.
 
 Built from the store's one read path for units (``Store.unit_chunks``), block by block: plain
 numbers go into NumPy arrays as they are read and repeated strings are shared, so a million
@@ -60,11 +63,46 @@ def experiment_dataframe(store: Store, experiment_id: int, expected_rows: int = 
     for name in RESERVED:
         reserved[name] = stored.column(name)
     data: dict[str, Any] = {}
+    result_keys: set[str] = set()
     for source in (args, results):
         for key, values in source.columns():
+            if source is results:
+                result_keys.add(key)
             data[key if key not in data and key not in reserved else f"result_{key}"] = values
     data.update(reserved)
+    last = store.last_metrics(experiment_id)
+    if last:
+        _add_metric_columns(data, last, result_keys, stored.column("_work_unit_id"))
     return pd.DataFrame(data, copy=False)
+
+
+def _add_metric_columns(data: dict[str, Any], last: list[tuple[int, str, Any]], result_keys: set[str],
+                        unit_ids: Any) -> None:
+    """One float column per metric name (first-seen order), each unit's last value, NaN where it has none.
+
+    A result of the same name wins (no column); a metric named like an arg or a reserved column is
+    ``metric_<name>``."""
+    import numpy as np
+    import pandas as pd
+
+    unit_ids = np.asarray(unit_ids, dtype=np.int64)
+    ids = np.fromiter((unit_id for unit_id, _, _ in last), dtype=np.int64, count=len(last))
+    values = np.array([np.nan if value is None else value for _, _, value in last], dtype=np.float64)
+    codes, names = pd.factorize(pd.Series([name for _, name, _ in last], dtype=object), sort=False)
+    rows = np.searchsorted(unit_ids, ids)
+    found = rows < len(unit_ids)
+    found[found] = unit_ids[rows[found]] == ids[found]  # Units added since the frame's rows were read: none.
+    columns: dict[str, Any] = {}
+    for code, name in enumerate(names):
+        if name in result_keys:
+            continue
+        picked = found & (codes == code)
+        column = columns[name] = np.full(len(unit_ids), np.nan)
+        column[rows[picked]] = values[picked]
+    for name, column in columns.items():
+        label = name if name not in data else f"metric_{name}"
+        if label not in data:
+            data[label] = column
 
 
 class _Filling:

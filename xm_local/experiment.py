@@ -177,12 +177,15 @@ class LocalExperiment(core.Experiment):
                 if unit.status is Status.FAILED]
 
     def to_dataframe(self) -> Any:
-        """One row per work unit: its args, its results, and ``_``-prefixed reserved columns.
+        """One row per work unit: its args, its results, ``_``-prefixed reserved columns, then one column
+        per metric (``xm.report(step=...)``) with the unit's last value of it by step; a result of the same
+        name wins (the metric gets no column).
 
-        Units followed by polling (cluster executors, other processes) are refreshed first."""
+        Units followed by polling (cluster executors, other processes) are refreshed first, and the new
+        points of running units read."""
         from xmanager.xm_local.dataframe import experiment_dataframe
 
-        self.refresh()
+        self._collect_metrics()
         return experiment_dataframe(self._store, self.experiment_id, expected_rows=self.work_unit_count)
 
     def metrics(self) -> Any:
@@ -201,7 +204,8 @@ class LocalExperiment(core.Experiment):
         """Ingests the points the unfinished units (or unit ``work_unit_id``) added to their metrics files
         since they were last read; units that ended had theirs ingested by whoever saw them end."""
         self.refresh()
-        if self._stored_units_read():  # Else nothing was unfinished when the experiment was opened.
+        # Else nothing was unfinished when the experiment was opened (and refresh() read no units).
+        if self._stored_units_read() and self._tracker.machine.active > 0:
             with self._tracker.lock:
                 unfinished = [unit_id for unit_id, unit in self._tracker.machine.units.items()
                               if not unit.status.is_terminal and work_unit_id in (None, unit_id)]
