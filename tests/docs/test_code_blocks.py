@@ -615,3 +615,11 @@ def test_install_hints_name_our_distribution_and_its_extras():
     assert not wrong, f"install hints naming DeepMind's xmanager instead of xmanager-launcher: {wrong}"
     assert not unknown, f"install hints naming extras pyproject.toml does not have: {unknown}"
     assert hints > 3
+
+
+def test_console_output_matching():
+    """``console`` blocks: expected lines match exactly (trailing spaces aside), ``...`` stands for any lines."""
+    assert lines_match(["$ x", "..."], ["$ x", "a", "b"]) and lines_match(["a", "...", "c"], ["a", "b", "b", "c"])
+    assert lines_match(["a  "], ["a"]) and lines_match([], [])
+    assert not lines_match(["a", "c"], ["a", "b", "c"]) and not lines_match(["a"], []) and not lines_match([], ["a"])
+    assert not lines_match(["...", "d"], ["a", "b"])
