@@ -71,14 +71,13 @@ def experiment_dataframe(store: Store, experiment_id: int, expected_rows: int = 
             data[key if key not in data and key not in reserved else f"result_{key}"] = values
     data.update(reserved)
     last = store.last_metrics(experiment_id)
-    if last:
+    if last["work_unit_id"]:
         _add_metric_columns(data, last, result_keys, stored.column("_work_unit_id"))
     return pd.DataFrame(data, copy=False)
 
 
-def _add_metric_columns(data: dict[str, Any], last: list[tuple[int, str, Any]], result_keys: set[str],
-                        unit_ids: Any) -> None:
-    """One float column per metric name (first-seen order), each unit's last value, NaN where it has none.
+def _add_metric_columns(data: dict[str, Any], last: Chunk, result_keys: set[str], unit_ids: Any) -> None:
+    """One float column per metric name (in name order), each unit's last value, NaN where it has none.
 
     A result of the same name wins (no column); a metric named like an arg or a reserved column is
     ``metric_<name>``."""
@@ -86,20 +85,21 @@ def _add_metric_columns(data: dict[str, Any], last: list[tuple[int, str, Any]], 
     import pandas as pd
 
     unit_ids = np.asarray(unit_ids, dtype=np.int64)
-    ids = np.fromiter((unit_id for unit_id, _, _ in last), dtype=np.int64, count=len(last))
-    values = np.array([np.nan if value is None else value for _, _, value in last], dtype=np.float64)
-    codes, names = pd.factorize(pd.Series([name for _, name, _ in last], dtype=object), sort=False)
+    ids = np.array(last["work_unit_id"], dtype=np.int64)
+    values = np.array(last["value"], dtype=np.float64)  # None (a NaN point) becomes NaN.
+    codes, names = pd.factorize(np.array(last["name"], dtype=object), sort=True)
     rows = np.searchsorted(unit_ids, ids)
     found = rows < len(unit_ids)
     found[found] = unit_ids[rows[found]] == ids[found]  # Units added since the frame's rows were read: none.
-    columns: dict[str, Any] = {}
+    order = np.argsort(codes, kind="stable")  # The points of each name together, in one pass.
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
     for code, name in enumerate(names):
         if name in result_keys:
             continue
-        picked = found & (codes == code)
-        column = columns[name] = np.full(len(unit_ids), np.nan)
+        picked = order[bounds[code]:bounds[code + 1]]
+        picked = picked[found[picked]]
+        column = np.full(len(unit_ids), np.nan)
         column[rows[picked]] = values[picked]
-    for name, column in columns.items():
         label = name if name not in data else f"metric_{name}"
         if label not in data:
             data[label] = column

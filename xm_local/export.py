@@ -119,7 +119,8 @@ def unit_objects(experiment: LocalExperiment) -> Iterator[dict[str, Any]]:
     store = experiment._store
     experiment._collect_metrics()
     last: dict[int, dict[str, Any]] = {}
-    for unit_id, name, value in store.last_metrics(experiment.experiment_id):
+    columns = store.last_metrics(experiment.experiment_id)
+    for unit_id, name, value in sorted(zip(columns["work_unit_id"], columns["name"], columns["value"])):
         last.setdefault(unit_id, {})[name] = value
     for chunk in store.unit_chunks(experiment.experiment_id):
         for row in rows_of(UnitRow, chunk):

@@ -168,7 +168,7 @@ def test_to_dataframe_gains_a_column_per_metric_with_its_last_value(script):
                 "_end_utc", "_pset_runtime"]
     columns = list(table.columns)
     assert columns[:2] == ["i", "loss"] and columns[2:11] == reserved  # Existing columns, in their order.
-    assert sorted(columns[11:]) == ["acc", "lr", "metric__status", "metric_i", "score"]
+    assert columns[11:] == ["metric__status", "acc", "metric_i", "lr", "score"]  # In name order.
     assert table["loss"].tolist()[0] == 0.25  # The result, not the metric's 0.5.
     assert table["lr"].tolist()[0] == 0.2
     assert table["metric_i"].tolist()[0] == 99.0 and table["metric__status"].tolist()[0] == 7.0
@@ -220,7 +220,9 @@ def test_racing_readers_ingest_each_line_once(tmp_path, database_url, python):
     frame = xm_local.get_experiment(experiment_id, database_url=database_url).metrics()
     assert len(frame) == 2 * lines
     assert frame[frame.name == "a"]["step"].tolist() == list(range(lines))
-    assert store.last_metrics(experiment_id) == [(1, "a", float(lines - 1)), (1, "b", float(1 - lines))]
+    last = store.last_metrics(experiment_id)
+    assert sorted(zip(last["work_unit_id"], last["name"], last["value"])) == [
+        (1, "a", float(lines - 1)), (1, "b", float(1 - lines))]
     with open(path, "a") as handle:
         handle.write('ue": 3}}\n{"not": "a point"}\nnot json\n')
     assert store.collect_metrics(experiment_id, [MetricsFile(1, "job", str(path))]) == 0  # Bad lines skipped.

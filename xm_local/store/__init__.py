@@ -9,6 +9,7 @@ the database; cancellations are recorded synchronously, before anything is stopp
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -108,7 +109,7 @@ class Store:
             params = {
                 "experiment_id": experiment_id, "title": title, "tags": encode(list(tags)), "notes": notes,
                 "creator": creator, "created_at": time.time(), "launch_script": launch_script,
-                "launch_argv": encode(list(launch_argv)), "cancelled_at": None,
+                "launch_argv": encode(list(launch_argv)), "cancelled_at": None, "archived_at": None,
             }
             try:
                 with self._lock, self._conn.transaction():
@@ -129,6 +130,46 @@ class Store:
 
         self.writer.call(apply)
 
+    def edit_tags(
+        self, experiment_id: int, add: Sequence[str] = (), remove: Sequence[str] = (),
+        replace: Optional[Sequence[str]] = None,
+    ) -> tuple[str, ...]:
+        """Sets the experiment's tags (``replace``), or adds and removes some, now and in one transaction
+        (two processes tagging at once lose neither change). Returns the tags it then has."""
+        params: dict[str, Any] = {"experiment_id": experiment_id}
+        with self._lock, self._conn.transaction():
+            rows = self._conn.query(sql.SELECT_TAGS, params)
+            if not rows:
+                raise StoreError(f"no experiment {experiment_id} in {self.url}")
+            tags = list(replace) if replace is not None else list(json.loads(rows[0][0] or "[]"))
+            tags = [tag for tag in dict.fromkeys([*tags, *add]) if tag not in set(remove)]
+            self._conn.execute(sql.SET_TAGS, {**params, "tags": encode(tags)})
+            _replace_tags(self._conn, experiment_id, tags)
+        return tuple(tags)
+
+    def set_notes(self, experiment_id: int, notes: str) -> None:
+        """Replaces the experiment's notes, now."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute(sql.SET_NOTES, {"experiment_id": experiment_id, "notes": notes})
+
+    def set_archived(self, experiment_id: int, at: Optional[float]) -> None:
+        """Archives the experiment (``at``: the time) or, with None, brings it back; now."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute(sql.SET_ARCHIVED, {"experiment_id": experiment_id, "at": at})
+
+    def delete_experiment(self, experiment_id: int) -> list[int]:
+        """Deletes every row of the experiment (units, jobs, history, metrics, tags) in one transaction,
+        unless some of its units are unfinished: then nothing is deleted and their ids are returned."""
+        self.writer.flush()
+        params = {"experiment_id": experiment_id}
+        with self._lock, self._conn.transaction():
+            unfinished = sorted(row[0] for row in self._conn.query(sql.UNFINISHED_UNITS, params))
+            if unfinished:
+                return unfinished
+            for statement in sql.DELETE_EXPERIMENT:
+                self._conn.execute(statement, params)
+        return []
+
     def list_experiments(
         self,
         *,
@@ -137,10 +178,18 @@ class Store:
         since: Optional[float] = None,
         until: Optional[float] = None,
         limit: Optional[int] = None,
+        status: Optional[str] = None,
+        archived: Optional[bool] = None,
     ) -> list[ExperimentRow]:
-        """Experiments newest first, with unit counts per status: two queries in all."""
+        """Experiments newest first, with unit counts per status: two queries in all. ``status``: only those
+        with a unit in that status; ``archived``: only archived ones (True) or only the others (False)."""
         where: list[str] = []
         params: dict[str, Any] = {}
+        if status is not None:
+            where.append(sql.HAS_STATUS)
+            params["status"] = status
+        if archived is not None:
+            where.append("e.archived_at IS NOT NULL" if archived else "e.archived_at IS NULL")
         if title is not None:
             where.append("e.title LIKE :title")
             params["title"] = title.replace("*", "%") if "*" in title else f"%{title}%"
@@ -401,10 +450,11 @@ class Store:
             for rows in self._conn.stream(statement + sql.METRICS_ORDER, params, CHUNK_ROWS):
                 yield chunk_of(sql.METRIC_COLUMNS, rows)
 
-    def last_metrics(self, experiment_id: int) -> list[tuple[int, str, Optional[float]]]:
-        """Each unit's last value (by step) of each of its metrics, as (unit id, name, value), by unit."""
-        return [(int(unit), str(name), value) for unit, name, value in
-                self._query(sql.SELECT_LAST_METRICS, {"experiment_id": experiment_id})]
+    def last_metrics(self, experiment_id: int) -> Chunk:
+        """Each unit's last value (by step) of each of its metrics, as columns ``work_unit_id``, ``name``,
+        ``value`` (None for NaN), in no particular order."""
+        rows = self._query(sql.SELECT_LAST_METRICS, {"experiment_id": experiment_id})
+        return chunk_of(("work_unit_id", "name", "value"), rows)
 
     def collect_metrics(self, experiment_id: int, files: Sequence[MetricsFile]) -> int:
         """Ingests the new whole lines of running jobs' metrics files now; returns the points added.

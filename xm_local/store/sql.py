@@ -40,6 +40,19 @@ UPDATE_EXPERIMENT = (
 DELETE_TAGS = "DELETE FROM experiment_tags WHERE experiment_id = :experiment_id"
 INSERT_TAG = insert("experiment_tags", TAG_COLUMNS)
 SELECT_EXPERIMENTS = select("experiments e", ["e." + name for name in EXPERIMENT_COLUMNS])
+SELECT_TAGS = "SELECT tags FROM experiments WHERE experiment_id = :experiment_id"
+SET_TAGS = "UPDATE experiments SET tags = :tags WHERE experiment_id = :experiment_id"
+SET_NOTES = "UPDATE experiments SET notes = :notes WHERE experiment_id = :experiment_id"
+SET_ARCHIVED = "UPDATE experiments SET archived_at = :at WHERE experiment_id = :experiment_id"
+HAS_STATUS = (
+    "EXISTS (SELECT 1 FROM work_units s WHERE s.experiment_id = e.experiment_id AND s.status = :status)"
+)
+#: Deleting an experiment: its rows in every table, children first.
+DELETE_EXPERIMENT = tuple(
+    f"DELETE FROM {table} WHERE experiment_id = :experiment_id"
+    for table in ("status_events", "metrics", "metric_files", "metric_last", "jobs", "work_units", "experiment_tags",
+                  "experiments")
+)
 HAS_TAG = "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.tag = :tag)"
 COUNT_UNITS = "SELECT experiment_id, status, COUNT(*) FROM work_units"
 
@@ -122,9 +135,7 @@ UPSERT_LAST_METRIC = (
     + " ON CONFLICT (experiment_id, work_unit_id, name) DO UPDATE SET step = excluded.step, value = excluded.value"
     " WHERE excluded.step >= metric_last.step"
 )
-SELECT_LAST_METRICS = (
-    "SELECT work_unit_id, name, value FROM metric_last WHERE experiment_id = :experiment_id ORDER BY work_unit_id, name"
-)
+SELECT_LAST_METRICS = "SELECT work_unit_id, name, value FROM metric_last WHERE experiment_id = :experiment_id"
 #: How far a job's metrics file was read; claiming the next lines is a conditional write, so of two
 #: readers racing for the same lines one changes a row and ingests them, the other changes none.
 METRIC_OFFSET = f"SELECT byte_offset FROM metric_files WHERE {_JOB_KEY}"
