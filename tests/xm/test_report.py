@@ -91,3 +91,70 @@ def test_non_json_value_rejected_before_file_exists(results_file):
 def test_nan_is_allowed(results_file):
     xm.report(loss=math.nan)
     assert math.isnan(json.loads(results_file.read_text())["loss"])
+
+
+# ---- metrics over time: xm.report(step=...) -----------------------------------------------------------
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_step_appends_one_line_per_call_next_to_the_results(results_file):
+    metrics_file = results_file.parent / "metrics.jsonl"
+    assert report_lib.metrics_path() == str(metrics_file)
+    assert xm.report(step=0, loss=1.5, acc=0) == {"loss": 1.5, "acc": 0.0}
+    xm.report(step=1, loss=1.25)
+    lines = _lines(metrics_file)
+    assert [(line["step"], line["values"]) for line in lines] == [(0, {"loss": 1.5, "acc": 0.0}), (1, {"loss": 1.25})]
+    assert lines[0]["time"] <= lines[1]["time"] and isinstance(lines[0]["time"], float)
+    assert not results_file.exists()  # Points are not results...
+    xm.report(loss=0.5)
+    assert json.loads(results_file.read_text()) == {"loss": 0.5}  # ...and results are not points.
+    assert len(_lines(metrics_file)) == 2
+
+
+def test_numbers_of_every_kind_are_floats(results_file):
+    import numpy as np
+
+    values = {"flag": True, "i": np.int64(3), "f": np.float32(0.5), "b": np.bool_(False), "a": np.array(2.5),
+              "nan": math.nan, "inf": -math.inf}
+    assert xm.report(step=np.int32(7), **values) == {
+        "flag": 1.0, "i": 3.0, "f": 0.5, "b": 0.0, "a": 2.5, "nan": pytest.approx(math.nan, nan_ok=True),
+        "inf": -math.inf}
+    [line] = _lines(results_file.parent / "metrics.jsonl")
+    assert line["step"] == 7 and math.isnan(line["values"]["nan"]) and line["values"]["inf"] == -math.inf
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, [1.0], 1j, {"x": 1}, object()])
+def test_a_value_that_is_not_a_number_is_a_type_error_naming_the_metric(results_file, bad):
+    with pytest.raises(TypeError, match="metric 'loss'"):
+        xm.report(step=1, acc=0.5, loss=bad)
+    assert list(results_file.parent.iterdir()) == []  # Nothing written, not even the good metric.
+
+
+@pytest.mark.parametrize("step", [1.0, "3", True, None])
+def test_step_must_be_an_integer(results_file, step):
+    if step is None:  # Without a step, the values are results.
+        xm.report(step=step, loss=1.0)
+        assert json.loads(results_file.read_text()) == {"loss": 1.0}
+        return
+    with pytest.raises(TypeError, match="step must be an integer"):
+        xm.report(step=step, loss=1.0)
+
+
+def test_a_step_without_metrics_writes_nothing(results_file):
+    assert xm.report(step=3) == {}
+    assert list(results_file.parent.iterdir()) == []
+
+
+def test_lines_stay_whole_when_processes_append_at_once(results_file, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom xmanager import xm\n"
+            "for step in range(300):\n    xm.report(step=step, **{f'm{i}': step * 0.5 for i in range(20)}, who=int(sys.argv[1]))\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(n)]) for n in range(4)]
+    assert [writer.wait(timeout=60) for writer in writers] == [0] * 4
+    lines = _lines(results_file.parent / "metrics.jsonl")  # Every line parses: none interleaved.
+    assert len(lines) == 1200
+    assert sorted((int(line["values"]["who"]), line["step"]) for line in lines) == [
+        (who, step) for who in range(4) for step in range(300)]
