@@ -584,8 +584,10 @@ def _quietly(stop: Callable[[], None]) -> None:
 
 
 def _tee(pipe: IO[bytes], log: IO[bytes], prefix: str) -> None:
-    """Copies a job's stdout to its log and to our stdout, each line prefixed."""
+    """Copies a job's stdout to its log and to our stdout, each line prefixed. Each line reaches the log as it
+    comes (readers follow it while the job runs: ``xmanager logs``, the dashboard)."""
     for line in pipe:
         log.write(line)
+        log.flush()
         sys.stdout.write(prefix + line.decode("utf-8", "replace"))
     sys.stdout.flush()

@@ -30,6 +30,8 @@ SORTABLE_UNIT_COLUMNS = (
     "work_unit_id", "status", "exit_code", "host", "created_at", "started_at", "ended_at", "duration", "message",
 )
 _OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
+#: Ids per query when reading chosen units (the store reads up to 500 by primary key).
+_IN_BATCH = 500
 #: Most key conditions one page query takes.
 MAX_CONDITIONS = 8
 
@@ -211,7 +213,11 @@ def unit_sample(store: Store, experiment_id: int, limit: int) -> list[UnitRow]:
     at every call (seeded by the experiment's id; random, so that a grid's period cannot alias it)."""
     statement = "SELECT work_unit_id FROM work_units WHERE experiment_id = :experiment_id AND work_unit_id >= 0"
     ids = [row[0] for row in store._query(statement, {"experiment_id": experiment_id})]
-    chosen = ids if len(ids) <= limit else random.Random(experiment_id).sample(ids, limit)
-    if not chosen:
-        return []
-    return [row for chunk in store.unit_chunks(experiment_id, chosen) for row in rows_of(UnitRow, chunk)]
+    if len(ids) <= limit:
+        return [row for chunk in store.unit_chunks(experiment_id) for row in rows_of(UnitRow, chunk)]
+    chosen = sorted(random.Random(experiment_id).sample(ids, limit))
+    rows: list[UnitRow] = []
+    for start in range(0, len(chosen), _IN_BATCH):  # By primary key, a batch of ids at a time.
+        batch = chosen[start:start + _IN_BATCH]
+        rows.extend(row for chunk in store.unit_chunks(experiment_id, batch) for row in rows_of(UnitRow, chunk))
+    return rows

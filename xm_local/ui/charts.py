@@ -18,8 +18,10 @@ from xmanager.xm_local.store.rows import UnitRow
 
 __all__ = ["MAX_POINTS", "experiment_figures", "figure_json", "metric_figure", "warm_up"]
 
-#: Most units one experiment chart shows.
+#: Most units the scatter shows (SVG markers: no WebGL, which a machine without a GPU draws slowly).
 MAX_POINTS = 5000
+#: Most units the parallel-coordinates view draws (plotly draws it with WebGL): an evenly spread part of the sample.
+MAX_LINES = 1000
 #: Most metrics a unit's chart shows (the first by name).
 MAX_METRICS = 12
 _STATUS_COLORS = {"completed": "#2ca02c", "failed": "#d62728", "cancelled": "#7f7f7f", "running": "#1f77b4",
@@ -82,7 +84,7 @@ def experiment_figures(
         scatter = go.Figure()
         for status in sorted({row.status for row, _, _ in points}):
             chosen = [(row, x_value, y) for row, x_value, y in points if row.status == status]
-            scatter.add_trace(go.Scattergl(
+            scatter.add_trace(go.Scatter(
                 x=[x_value if _number(x_value) is not None else json.dumps(x_value, default=str)
                    for _, x_value, _ in chosen],
                 y=[y for _, _, y in chosen],
@@ -92,17 +94,20 @@ def experiment_figures(
             ))
         scatter.update_layout(title=f"{metric} against {x}{sampled}", xaxis_title=x, yaxis_title=metric, **_LAYOUT)
         answer["scatter"] = figure_json(scatter)
-    answer["parcoords"] = _parcoords(units, args, ys, numeric_args, categories, metric, sampled)
+    answer["parcoords"] = _parcoords(args, ys, numeric_args, categories, metric, sampled, total)
     return answer
 
 
 def _parcoords(
-    units: Sequence[UnitRow], args: Sequence[dict[str, Any]], ys: Sequence[Optional[float]],
-    numeric_args: Sequence[str], categories: Sequence[str], metric: str, sampled: str,
+    args: Sequence[dict[str, Any]], ys: Sequence[Optional[float]], numeric_args: Sequence[str],
+    categories: Sequence[str], metric: str, sampled: str, total: int,
 ) -> Optional[dict[str, Any]]:
     keep = [index for index, y in enumerate(ys) if y is not None]
     if not keep:
         return None
+    if len(keep) > MAX_LINES:
+        keep = [keep[round(i * (len(keep) - 1) / (MAX_LINES - 1))] for i in range(MAX_LINES)]
+        sampled = f" ({len(keep):,} of {total:,} units, drawn at random)"
     dimensions: list[dict[str, Any]] = []
     for key in numeric_args:
         values = [_number(args[index].get(key)) for index in keep]
@@ -122,7 +127,6 @@ def _parcoords(
         dimensions=dimensions,
     ))
     figure.update_layout(title=f"args and {metric}{sampled}", **_LAYOUT)
-    del units
     return figure_json(figure)
 
 
@@ -144,6 +148,6 @@ def metric_figure(frame: Any) -> Optional[dict[str, Any]]:
 
 def warm_up() -> None:
     """Builds a figure once, so that the first page asking for a chart does not pay for plotly's first use."""
-    figure_json(go.Figure(go.Scattergl(x=[0], y=[0])))
+    figure_json(go.Figure(go.Scatter(x=[0], y=[0])))
     figure_json(go.Figure(go.Parcoords(dimensions=[{"label": "a", "values": [0]}])))
     figure_json(make_subplots(rows=1, cols=1))

@@ -320,5 +320,6 @@ def routes() -> list[BaseRoute]:
         Route("/api" + unit + "/metrics", api_metrics),
         Route("/api" + unit + "/cancel", api_cancel_unit, methods=["POST"]),
         Route("/static/plotly.min.js", plotly_js),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]

@@ -102,10 +102,20 @@ function poll(tick, ms) {
   return () => { stopped = true; };
 }
 
+// Wraps a loader so that only the answer of the latest call is shown (a poll answered after a newer request,
+// e.g. a click on a column, would show stale rows).
+function latestOnly(load) {
+  let issued = 0;
+  return async (...args) => {
+    const mine = ++issued;
+    return load(() => mine === issued, ...args);
+  };
+}
+
 function pager(page, pages, total, noun, go) {
   return el("div", { class: "pager" },
     el("button", { id: "prev", disabled: page <= 1, onclick: () => go(page - 1), text: "‹ Previous" }),
-    el("span", { id: "page-info", text: `page ${page} of ${pages} · ${total.toLocaleString()} ${noun}` }),
+    el("span", { id: "page-info", text: `page ${page.toLocaleString()} of ${pages.toLocaleString()} · ${total.toLocaleString()} ${noun}` }),
     el("button", { id: "next", disabled: page >= pages, onclick: () => go(page + 1), text: "Next ›" }));
 }
 
@@ -158,9 +168,10 @@ function experimentsPage() {
     load();
   });
 
-  async function load() {
+  const load = latestOnly(async (current) => {
     const params = saveState(state, defaults);
     const answer = await getJSON(`/api/experiments?${params}`);
+    if (!current()) return;
     const rows = answer.experiments.map((e) => el("tr", { "data-id": e.experiment_id },
       el("td", { class: "num" }, el("a", { href: `/experiments/${e.experiment_id}`, text: e.experiment_id })),
       el("td", {}, el("a", { href: `/experiments/${e.experiment_id}`, text: e.title || "(untitled)" })),
@@ -177,7 +188,7 @@ function experimentsPage() {
         el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted", text: "no experiments match" }))))),
       pager(answer.page, answer.pages, answer.total, "experiments", (page) => { state.page = String(page); load(); }));
     setLive(`updated ${new Date().toLocaleTimeString()}`);
-  }
+  });
   load().catch((error) => body.replaceChildren(el("p", { class: "error", text: error.message })));
   poll(load, 5000);
 }
@@ -238,11 +249,12 @@ function experimentPage() {
       }, text: label });
   }
 
-  async function loadUnits() {
+  const loadUnits = latestOnly(async (current) => {
     const params = saveState(state, defaults);
     const query = new URLSearchParams(params);
     query.delete("metric"); query.delete("x");
     const answer = await getJSON(`/api/experiments/${id}/units?${query}`);
+    if (!current()) return;
     const fixed = [["WU", "work_unit_id"], ["status", "status"], ["exit", "exit_code"], ["host", "host"],
       ["started", "started_at"], ["ended", "ended_at"], ["duration", "duration"]];
     const heads = [...fixed.map(([label, key]) => header(label, key, key !== "status" && key !== "host")),
@@ -270,13 +282,14 @@ function experimentPage() {
         el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: heads.length, class: "muted", text: "no work units match" }))))),
       pager(answer.page, answer.pages, answer.total, "work units", (page) => { state.page = String(page); loadUnits(); }));
     setLive(`updated ${new Date().toLocaleTimeString()}`);
-  }
+  });
 
-  async function loadCharts() {
+  const loadCharts = latestOnly(async (current) => {
     const query = new URLSearchParams();
     if (state.metric) query.set("metric", state.metric);
     if (state.x) query.set("x", state.x);
     const answer = await getJSON(`/api/experiments/${id}/charts?${query}`);
+    if (!current()) return;
     const select = (name, options, value) => el("select", { name, id: `chart-${name}`, onchange: (event) => {
       state[name] = event.target.value; saveState(state, defaults); loadCharts();
     } }, options.map((option) => el("option", { value: option, selected: option === value, text: option })));
@@ -298,7 +311,7 @@ function experimentPage() {
         if (unit) location.href = `/experiments/${id}/units/${unit}`;
       });
     }
-  }
+  });
 
   Promise.all([loadHead(), loadUnits()]).catch((error) => head.replaceChildren(el("p", { class: "error", text: error.message })));
   loadCharts().catch((error) => charts.replaceChildren(el("p", { class: "error", text: error.message })));
