@@ -138,6 +138,9 @@ class ExecutorBackend(abc.ABC, Generic[ExecutorT]):
 
     @abc.abstractmethod
     def launch(self, units: Sequence[UnitLaunch[ExecutorT]]) -> list[Handle]:
+    #: False: jobs' output goes to their log files only, even where an executor would also print it
+    #: (``xmanager -q launch``).
+    stream_output: bool = True
         """Starts (or queues) every job of every unit; returns one handle per job, in order."""
 
     @abc.abstractmethod

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +25,7 @@ from xmanager.xm_local.cli_errors import EXIT_FAILED_UNITS, FailedUnits, UsageEr
 
 if TYPE_CHECKING:
     from xmanager.xm_local.experiment import LocalExperiment
+    from xmanager.xm_local.work_unit import LocalWorkUnit
 
 #: Experiment ids are SQLite/PostgreSQL BIGINTs.
 _MAX_ID = 2**63 - 1
@@ -75,6 +78,10 @@ def _apply_xm_flags() -> None:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
+    from xmanager.xm_local import progress
+
+    progress.enable(not args.quiet)  # XM_PROGRESS=0 still hides it.
+    progress.show_job_output = not args.quiet
     script = os.path.abspath(args.script)
     os.environ["XM_LAUNCH_SCRIPT"] = script  # Relative paths in specs resolve against it.
     module = _import_script(script)
@@ -123,12 +130,95 @@ def _summary(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no units"
 
 
+#: ``--json`` documents carry this; it changes only when a field is removed or changes meaning (docs/cli.md).
+JSON_VERSION = 1
+STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_time(text: str) -> float:
+    """An argparse type: a date (``2024-05-01``, ``2024-05-01T12:30``, local time) or an age (``12h``, ``7d``)
+    as epoch seconds."""
+    import datetime
+
+    age = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if age:
+        return time.time() - int(age[1]) * _AGE_UNITS[age[2]]
+    try:
+        return datetime.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date (YYYY-MM-DD[THH:MM[:SS]]) or an age (30m, 12h, 7d, 2w): {shown(text)}"
+        ) from None
+
+
+def _print_json(document: Any) -> None:
+    import json
+
+    json.dump(document, sys.stdout, indent=2, allow_nan=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    """Strict JSON: NaN and infinities (which results may hold) become null."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def experiment_json(experiment: LocalExperiment) -> dict[str, Any]:
+    """An experiment in ``list --json`` and ``show --json`` (schema in docs/cli.md)."""
+    counts = experiment.status_counts
+    return {
+        "experiment_id": experiment.experiment_id,
+        "title": experiment.title,
+        "tags": list(experiment.tags),
+        "notes": experiment.notes,
+        "creator": experiment.creator,
+        "created_at": experiment.created_at,
+        "archived": experiment.archived,
+        "work_unit_count": experiment.work_unit_count,
+        "status_counts": {status: int(counts.get(status, 0)) for status in STATUSES},
+    }
+
+
+def unit_json(unit: LocalWorkUnit) -> dict[str, Any]:
+    """A work unit in ``show --json``."""
+    status = unit.get_status()
+    return {
+        "work_unit_id": unit.work_unit_id,
+        "status": str(status.status),
+        "exit_code": status.exit_code,
+        "message": status.message or "",
+        "args": _jsonable(unit.args),
+        "results": _jsonable(unit.results),
+        "jobs": [
+            {"name": job.name, "executor": job.executor, "status": str(job.status), "exit_code": job.exit_code,
+             "message": job.message or "", "console_url": job.console_url}
+            for job in unit.jobs.values()
+        ],
+    }
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from xmanager.xm_local.experiment import list_experiments
 
-    experiments = list_experiments(title=args.title, tag=args.tag, limit=None if args.all else args.limit)
+    experiments = list_experiments(
+        title=args.title, tag=args.tag, since=args.since, status=args.status,
+        archived=None if args.all else False, limit=None if args.all else args.limit,
+    )
+    if args.json:
+        _print_json({"version": JSON_VERSION, "experiments": [experiment_json(e) for e in experiments]})
+        return 0
     rows = [
-        (e.experiment_id, e.title, ",".join(e.tags), _when(e.created_at), e.work_unit_count, _summary(e.status_counts))
+        (e.experiment_id, e.title + (" (archived)" if e.archived else ""), ",".join(e.tags), _when(e.created_at),
+         e.work_unit_count, _summary(e.status_counts))
         for e in experiments
     ]
     print(_table(("ID", "TITLE", "TAGS", "CREATED", "UNITS", "STATUS"), rows) if rows else "no experiments")
@@ -171,11 +261,20 @@ def _compact(value: dict[str, Any], width: int = 60) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
     experiment.refresh()  # Units on cluster executors: one status query per executor.
-    print(f"experiment {experiment.experiment_id}: {experiment.title!r}  created {_when(experiment.created_at)}")
+    units = [unit for unit in experiment.work_units.values()
+             if args.status is None or str(unit.get_status().status) == args.status]
+    if args.json:
+        _print_json({"version": JSON_VERSION, "experiment": experiment_json(experiment),
+                     "work_units": [unit_json(unit) for unit in units]})
+        return 0
+    archived = "  (archived)" if experiment.archived else ""
+    print(f"experiment {experiment.experiment_id}: {experiment.title!r}  created {_when(experiment.created_at)}"
+          f"{archived}")
     if experiment.tags:
         print(f"tags: {', '.join(experiment.tags)}")
+    if experiment.notes:
+        print(f"notes: {experiment.notes}")
     print(f"units: {_summary(experiment.status_counts)}")
-    units = experiment.work_units.values()
     rows = []
     for unit in units:
         status = unit.get_status()
@@ -233,6 +332,15 @@ def _id_ranges(ids: Sequence[int]) -> str:
     return "units " + ", ".join(parts)
 
 
+def _no_output(unit: LocalWorkUnit, job_name: str) -> str:
+    """Why a job has no log file: it has not started yet, or never did (its failure or cancel message)."""
+    job = unit.jobs[job_name]
+    if not job.status.is_terminal:
+        return "(no output yet: the job has not started)" if str(job.status) == "pending" else "(no output)"
+    why = job.message or unit.get_status().message
+    return f"(no output: the job {job.status} before it started: {why})" if why else "(no output)"
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     experiment = _experiment(args.experiment_id)
     units = list(experiment.work_units.values())
@@ -241,19 +349,128 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not units or not units[0].jobs:
             raise UsageError(f"experiment {experiment.experiment_id} has no work unit {args.work_unit}")
     streams = ("stdout", "stderr") if args.stream == "both" else (args.stream,)
-    for unit in units:
-        for job in unit.jobs.values():
-            if args.job and job.name != args.job:
+    targets = [(unit, job.name, stream) for unit in units for job in unit.jobs.values()
+               if not args.job or job.name == args.job for stream in streams]
+    if args.follow:
+        return _follow(experiment, targets)
+    for unit, job_name, stream in targets:
+        path = getattr(unit.logs(job_name), stream)
+        print(f"==> work unit {unit.work_unit_id}, job {job_name}, {stream}: {path} <==")
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as log:
+                sys.stdout.write(log.read())
+        else:
+            print(_no_output(unit, job_name))
+    return 0
+
+
+#: How often ``logs -f`` reads the files and the units' statuses.
+_FOLLOW_S = 0.5
+
+
+def _follow(experiment: LocalExperiment, targets: list[tuple[LocalWorkUnit, str, str]]) -> int:
+    """Prints the logs as they grow (a header whenever the file changes, as ``tail -f``) until every
+    unit they belong to has ended."""
+    import codecs
+
+    offsets: dict[int, int] = {}
+    decoders = {index: codecs.getincrementaldecoder("utf-8")("replace") for index in range(len(targets))}
+    shown_header: Optional[int] = None
+    said: set[int] = set()
+    while True:
+        experiment.refresh()  # Statuses first: whatever a unit wrote before it ended is read below.
+        ended = all(not unit.get_status().is_active for unit, _, _ in targets)
+        for index, (unit, job_name, stream) in enumerate(targets):
+            path = getattr(unit.logs(job_name), stream)
+            header = f"==> work unit {unit.work_unit_id}, job {job_name}, {stream}: {path} <=="
+            if not path or not os.path.exists(path):
+                if ended and index not in said:
+                    print(header)
+                    print(_no_output(unit, job_name))
+                    said.add(index)
                 continue
-            files = unit.logs(job.name)
-            for stream in streams:
-                path = getattr(files, stream)
-                print(f"==> work unit {unit.work_unit_id}, job {job.name}, {stream}: {path} <==")
-                if path and os.path.exists(path):
-                    with open(path, encoding="utf-8", errors="replace") as log:
-                        sys.stdout.write(log.read())
-                else:
-                    print("(no output)")
+            with open(path, "rb") as log:
+                log.seek(offsets.get(index, 0))
+                data = log.read()
+                offsets[index] = log.tell()
+            text = decoders[index].decode(data, final=ended)
+            if text:
+                if shown_header != index:
+                    print(header)
+                    shown_header = index
+                said.add(index)
+                sys.stdout.write(text)
+                sys.stdout.flush()
+        if ended:
+            return 0
+        time.sleep(_FOLLOW_S)
+
+
+# ---- managing experiments -----------------------------------------------------------------------
+def cmd_tag(args: argparse.Namespace) -> int:
+    add: list[str] = []
+    remove: list[str] = []
+    for change in args.changes:
+        sign, tag = (change[0], change[1:]) if change[:1] in ("+", "-") else ("+", change)
+        if not tag.strip():
+            raise UsageError(f"tag: {shown(change)} names no tag (use +TAG to add, -TAG to remove)")
+        (add if sign == "+" else remove).append(tag)
+    experiment = _experiment(args.experiment_id)
+    tags = experiment.edit_tags(add=add, remove=remove) if args.changes else experiment.tags
+    print(f"experiment {experiment.experiment_id} tags: {', '.join(tags) or '(none)'}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    experiment = _experiment(args.experiment_id)
+    if args.text is None:
+        print(experiment.notes)
+        return 0
+    experiment.set_notes(args.text)
+    print(f"experiment {experiment.experiment_id}: notes {'set' if args.text else 'cleared'}")
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    experiments = [_experiment(number) for number in args.experiment_ids]  # All exist before any changes.
+    for experiment in experiments:
+        if args.undo:
+            experiment.unarchive()
+        else:
+            experiment.archive()
+    done = "unarchived" if args.undo else "archived (xmanager list --all shows it)"
+    for experiment in experiments:
+        print(f"experiment {experiment.experiment_id} {done}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    experiment = _experiment(args.experiment_id)
+    what = (f"experiment {experiment.experiment_id} {experiment.title!r} ({experiment.work_unit_count} work "
+            f"unit(s), its records and job folders)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"delete {experiment.experiment_id}: no terminal to confirm on; "
+                             "pass --yes to delete without asking")
+        sys.stderr.write(f"delete {what}? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_FAILED_UNITS
+    try:
+        experiment.delete()
+    except RuntimeError as error:
+        raise UsageError(str(error)) from None
+    print(f"deleted {what}")
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import shtab
+    except ImportError:
+        raise UsageError("completion needs shtab: pip install shtab") from None
+    print(shtab.complete(_parser(), shell=args.shell))
     return 0
 
 
@@ -273,8 +490,38 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------------
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, unless its text already says it or there is none worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Version(argparse.Action):
+    """``--version``: the version module is read only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        from xmanager.xm.version import __version__
+
+        print(f"xmanager {__version__}")
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with its errors as UsageError, so they are one line like every other (subcommands inherit it)."""
+    """argparse with its errors as UsageError, so they are one line like every other (subcommands inherit it),
+    and help that shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("xmanager").strip()
@@ -284,36 +531,84 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xmanager", description="Launch experiments and inspect their results.")
     parser.add_argument("--db", metavar="URL", help=f"database URL (default: ${config.DATABASE_ENV} or the SQLite file)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error too")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="print the traceback of an error too, and debug messages")
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="only warnings and errors: no progress, no job output on the terminal")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    launch = commands.add_parser("launch", help="run a launch script's main(argv)")
-    launch.add_argument("script")
+    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's word
+        return commands.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+
+    def experiment_arg(subparser: argparse.ArgumentParser) -> None:
+        subparser.add_argument("experiment_id", type=experiment_id, help="the experiment's id (see xmanager list)")
+
+    launch = command("launch", "run a launch script's main(argv), showing its units' progress")
+    launch.add_argument("script", help="the launch script (a Python file defining main(argv))")
     launch.add_argument("script_args", nargs=argparse.REMAINDER, help="flags for the script, after --")
     launch.set_defaults(run=cmd_launch)
 
-    listing = commands.add_parser("list", help="list experiments, newest first")
+    listing = command("list", "list experiments, newest first (archived ones with --all)")
     listing.add_argument("--title", help="title substring (* as wildcard)")
-    listing.add_argument("--tag")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--all", action="store_true", help="no limit")
+    listing.add_argument("--tag", help="only experiments with this tag")
+    listing.add_argument("--since", type=since_time, metavar="DATE",
+                         help="only experiments created since DATE: 2024-05-01, 2024-05-01T12:30 (local time) "
+                              "or an age: 30m, 12h, 7d, 2w")
+    listing.add_argument("--status", choices=STATUSES, help="only experiments with a work unit in this status")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many experiments")
+    listing.add_argument("--all", action="store_true", help="archived experiments too, and no --limit")
+    listing.add_argument("--json", action="store_true", help="one JSON document (schema in docs/cli.md)")
     listing.set_defaults(run=cmd_list)
 
-    show = commands.add_parser("show", help="an experiment's work units and their statuses")
-    show.add_argument("experiment_id", type=experiment_id)
+    show = command("show", "an experiment's work units and their statuses")
+    experiment_arg(show)
+    show.add_argument("--status", choices=STATUSES, help="only the work units in this status")
+    show.add_argument("--json", action="store_true", help="one JSON document (schema in docs/cli.md)")
     show.set_defaults(run=cmd_show)
 
-    cancel = commands.add_parser("cancel", help="cancel an experiment's unfinished work units (or one of them)")
-    cancel.add_argument("experiment_id", type=experiment_id)
+    cancel = command("cancel", "cancel an experiment's unfinished work units (or some of them)")
+    experiment_arg(cancel)
     cancel.add_argument("work_units", metavar="work_unit", nargs="*", type=unit_id, help="only these work units")
     cancel.set_defaults(run=cmd_cancel)
 
-    logs = commands.add_parser("logs", help="print the logs of an experiment's jobs")
-    logs.add_argument("experiment_id", type=experiment_id)
-    logs.add_argument("work_unit", nargs="?", type=unit_id)
+    logs = command("logs", "print the logs of an experiment's jobs")
+    experiment_arg(logs)
+    logs.add_argument("work_unit", nargs="?", type=unit_id, help="only this work unit's jobs")
     logs.add_argument("--job", help="only this job of each unit")
-    logs.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")
+    logs.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both", help="which output")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="print the output as it grows, until the work units end")
     logs.set_defaults(run=cmd_logs)
+
+    tag = command("tag", "add (+TAG) or remove (-TAG) an experiment's tags; without changes, print them")
+    experiment_arg(tag)
+    tag.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG", help="tags to add or remove")
+    tag.set_defaults(run=cmd_tag)
+
+    note = command("note", "set an experiment's notes ('' clears them); without TEXT, print them")
+    experiment_arg(note)
+    note.add_argument("text", nargs="?", metavar="TEXT", help="the new notes (replacing the old)")
+    note.set_defaults(run=cmd_note)
+
+    archive = command("archive", "hide experiments from xmanager list (list --all shows them); nothing is deleted")
+    archive.add_argument("experiment_ids", nargs="+", type=experiment_id, metavar="experiment_id",
+                         help="the experiments' ids")
+    archive.set_defaults(run=cmd_archive, undo=False)
+    unarchive = command("unarchive", "show archived experiments in xmanager list again")
+    unarchive.add_argument("experiment_ids", nargs="+", type=experiment_id, metavar="experiment_id",
+                           help="the experiments' ids")
+    unarchive.set_defaults(run=cmd_archive, undo=True)
+
+    delete = command("delete", "delete an experiment's records and job folders (none of its units may be running)")
+    experiment_arg(delete)
+    delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(run=cmd_delete)
+
+    completion = command("completion", "print a shell completion script: eval \"$(xmanager completion bash)\"")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell")
+    completion.set_defaults(run=cmd_completion)
 
     export = commands.add_parser("export", help="write an experiment's table (or its metrics) to a file")
     export.add_argument("experiment_id", type=experiment_id)
@@ -352,6 +647,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def command() -> int:
         args = _parser().parse_args(argv)
+        from xmanager.xm_local import progress
+
+        progress.configure_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
         if args.db:
             os.environ[config.DATABASE_ENV] = args.db
         if args.command == "launch":

@@ -22,7 +22,9 @@ import contextlib
 import contextvars
 import functools
 import getpass
+import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +35,7 @@ from xmanager.xm import core
 from xmanager.xm.job_blocks import Executable, Job, Packageable
 from xmanager.xm.report import METRICS_FILE
 from xmanager.xm.status import TERMINAL_VALUES, Status
-from xmanager.xm_local import config, registry
+from xmanager.xm_local import config, progress, registry
 from xmanager.xm_local.backends import Backends
 from xmanager.xm_local.following import Follower
 from xmanager.xm_local.launching import Launcher
@@ -48,6 +50,8 @@ __all__ = [
     "LocalContextAnnotations", "LocalExperiment", "LocalJob", "LocalWorkUnit", "create_experiment",
     "created_experiments", "get_experiment", "list_experiments", "package",
 ]
+
+_log = logging.getLogger(__name__)
 
 _MAX_SUMMARY_LINES = 20
 #: Followed units are polled first after this many seconds, then less and less often.
@@ -84,6 +88,7 @@ class LocalExperiment(core.Experiment):
         self._tasks: list[Any] = []  # Job generators' tasks on the caller's loop (``async with``).
         self._reported: set[int] = set()  # Failed units already raised to the caller.
         self._context_token: Optional[contextvars.Token[Optional[core.Experiment]]] = None
+        self._progress: Optional[progress.ExperimentProgress] = None  # Shown while this process launches units.
         if live:
             self._hold()
 
@@ -92,11 +97,13 @@ class LocalExperiment(core.Experiment):
     def _tracker(self) -> UnitTracker:
         tracker = UnitTracker(self.experiment_id, self._store, lambda jobs: self._backends.stop_in_background(jobs))
         tracker.on_unit_end = self._queue_last_metrics
+        tracker.observer = self._progress
         return tracker
 
     @functools.cached_property
     def _backends(self) -> Backends:
-        settings = BackendSettings(max_parallel=self._max_parallel, may_start=self._store.start_refusal)
+        settings = BackendSettings(max_parallel=self._max_parallel, may_start=self._store.start_refusal,
+                                   stream_output=progress.show_job_output)
         return Backends(self._tracker.on_status, settings)
 
     @functools.cached_property
@@ -148,6 +155,71 @@ class LocalExperiment(core.Experiment):
     @property
     def created_at(self) -> float:
         return self._row.created_at
+
+    @property
+    def notes(self) -> str:
+        return self._row.notes if self._context is None else self.context.annotations.notes
+
+    @property
+    def creator(self) -> Optional[str]:
+        return self._row.creator
+
+    @property
+    def archived(self) -> bool:
+        """Archived experiments are hidden from ``xmanager list`` (and ``list_experiments(archived=False)``)."""
+        return self._row.archived_at is not None
+
+    # ---- managing the record (any process, written now) --------------------------------------------
+    def set_tags(self, tags: Sequence[str]) -> list[str]:
+        """Replaces the experiment's tags; returns them."""
+        return self.edit_tags(replace=tags)
+
+    def edit_tags(self, add: Sequence[str] = (), remove: Sequence[str] = (),
+                  replace: Optional[Sequence[str]] = None) -> list[str]:
+        """Adds and removes tags (or replaces them all) in one transaction; returns the tags it then has."""
+        self._store.flush()  # Annotations this process queued come first.
+        self._store.edit_tags(self.experiment_id, add, remove, replace)
+        self._reread()
+        return self.tags
+
+    def set_notes(self, notes: str) -> None:
+        """Replaces the experiment's notes."""
+        self._store.flush()
+        self._store.set_notes(self.experiment_id, notes)
+        self._reread()
+
+    def archive(self) -> None:
+        """Hides the experiment from ``xmanager list`` (``--all`` shows it); nothing is deleted."""
+        self._store.set_archived(self.experiment_id, time.time())
+        self._reread()
+
+    def unarchive(self) -> None:
+        self._store.set_archived(self.experiment_id, None)
+        self._reread()
+
+    def delete(self) -> None:
+        """Deletes the experiment's records (units, jobs, their history, metrics, tags) and its local job
+        folders. Refuses with a ``RuntimeError`` while any of its units has not ended (cancel them first)."""
+        self.refresh()  # Units of a launcher that died are settled; statuses of followed units brought up to date.
+        unfinished = self._store.delete_experiment(self.experiment_id)
+        if unfinished:
+            raise RuntimeError(
+                f"experiment {self.experiment_id} has {len(unfinished)} unfinished work unit(s) "
+                f"({', '.join(map(str, unfinished[:10]))}{', ...' if len(unfinished) > 10 else ''}); "
+                f"nothing deleted (stop them first: xmanager cancel {self.experiment_id})"
+            )
+        shutil.rmtree(self._jobs_root, ignore_errors=True)
+        self._closed = True
+
+    def _reread(self) -> None:
+        """The experiment's row as stored now (annotations rebuilt from it on next use)."""
+        row = self._store.get_experiment(self.experiment_id)
+        if row is None:
+            raise core.NotFoundError(f"no experiment {self.experiment_id} in {self._store.url}")
+        self._row = row
+        if self._context is not None:
+            annotations = self._context.annotations
+            annotations.title, annotations.tags[:], annotations.notes = row.title, list(row.tags), row.notes
 
     # ---- reading units -----------------------------------------------------------------------------
     @property
@@ -537,6 +609,8 @@ class LocalExperiment(core.Experiment):
             self._closed = True
         self._backends.close()
         self._store.flush()
+        if self._progress is not None:
+            progress.finish(self._progress)
         if self._holding:
             atexit.unregister(self._at_exit)
 
@@ -601,7 +675,10 @@ def create_experiment(
     created = created_experiments.get()
     if created is not None:
         created.append(experiment_id)
-    return LocalExperiment(store, row, live=True, max_parallel=max_parallel)
+    _log.debug("experiment %d created", experiment_id)
+    experiment = LocalExperiment(store, row, live=True, max_parallel=max_parallel)
+    experiment._progress = progress.start(experiment_id, experiment_title)
+    return experiment
 
 
 def _user() -> Optional[str]:
@@ -633,12 +710,17 @@ def list_experiments(
     since: Optional[float] = None,
     until: Optional[float] = None,
     limit: Optional[int] = None,
+    status: Optional[str] = None,
+    archived: Optional[bool] = None,
     database_url: Optional[str] = None,
 ) -> list[LocalExperiment]:
     """Experiments newest first. ``title`` matches a substring (``*`` as wildcard), ``tag`` exactly,
-    ``since``/``until`` are epoch seconds. Costs two queries whatever the count."""
+    ``since``/``until`` are epoch seconds, ``status`` keeps those with a unit in that status (``failed``),
+    ``archived`` only the archived ones (True) or only the others (False; None: both). Costs two
+    queries whatever the count."""
     store = _store(database_url)
-    rows = store.list_experiments(title=title, tag=tag, since=since, until=until, limit=limit)
+    rows = store.list_experiments(title=title, tag=tag, since=since, until=until, limit=limit, status=status,
+                                  archived=archived)
     experiments = [LocalExperiment(store, row, live=False) for row in rows]
     for experiment in experiments:  # Units of launchers that died are settled first (a query per unfinished one).
         if experiment._reconcile():

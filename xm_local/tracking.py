@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from xmanager.executors.api import Handle, StatusUpdate
 from xmanager.xm.status import Status
+from xmanager.xm_local.progress import UnitObserver
 from xmanager.xm_local.store import Store
 from xmanager.xm_local.unit_state import Change, JobState, UnitState, UnitStateMachine
 
@@ -34,6 +35,8 @@ class UnitTracker:
         #: Called under the lock with the id of a unit that ended, before its end is queued for the store
         #: (the experiment queues the ingestion of its last metrics points there).
         self.on_unit_end: Optional[Callable[[int], None]] = None
+        #: Told every status a unit takes, under the lock (the live progress of a launch; None: nobody).
+        self.observer: Optional[UnitObserver] = None
 
     # ---- events ----------------------------------------------------------------------------------
     def on_status(self, update: StatusUpdate) -> None:
@@ -46,7 +49,10 @@ class UnitTracker:
 
     def add_unit(self, work_unit_id: int) -> UnitState:
         with self.lock:
-            return self.machine.add_unit(work_unit_id)
+            unit = self.machine.add_unit(work_unit_id)
+            if self.observer is not None:
+                self.observer.unit_status(work_unit_id, unit.status)
+            return unit
 
     def seal(self, work_unit_id: int, generator_error: Optional[str]) -> tuple[JobState, ...]:
         """No more jobs for the unit; returns the jobs to stop (its generator failed)."""
@@ -78,6 +84,8 @@ class UnitTracker:
         """Jobs of a unit whose launcher died that will never report (see :meth:`UnitStateMachine.launcher_died`)."""
         with self.lock:
             self._record(work_unit_id, self.machine.launcher_died(work_unit_id, job_names, message), time.time())
+                if self.observer is not None:
+                    self.observer.unit_status(work_unit_id, status)
 
     def adopt(self, work_unit_id: int) -> None:
         """This process now follows and waits for the unit's running jobs: their launcher died."""
@@ -114,6 +122,8 @@ class UnitTracker:
         """Wakes the waiting threads when what one of them waits for holds. Called under the lock."""
         if any(finished(self.machine) for finished in self._waiting):
             self._changed.notify_all()
+            if self.observer is not None:
+                self.observer.unit_status(work_unit_id, unit.status)
 
     # ---- waiting ---------------------------------------------------------------------------------
     def wait_until(self, finished: Callable[[UnitStateMachine], bool], timeout: Optional[float]) -> bool:

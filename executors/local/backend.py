@@ -177,6 +177,7 @@ class LocalBackend(ExecutorBackend[Local]):
         self._functions = FunctionPool()
         self._docker_host = os.environ.get("DOCKER_HOST") or None
         self._may_start = settings.may_start
+        self._stream_output = settings.stream_output
 
     # ---- the interface ----------------------------------------------------------------
     def launch(self, units: Sequence[UnitLaunch[Local]]) -> list[Handle]:
@@ -453,7 +454,7 @@ class LocalBackend(ExecutorBackend[Local]):
         stdout, stderr, results_path = paths
         executable = job.executable
         assert isinstance(executable, LocalExecutable)
-        stream = job.executor.experimental_stream_output
+        stream = job.executor.experimental_stream_output and self._stream_output
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             before = processes.boot_clock_ns()
             process = subprocess.Popen(
@@ -543,7 +544,7 @@ class LocalBackend(ExecutorBackend[Local]):
         name = container_jobs.container_name(unit.experiment_id, unit.work_unit_id, job.job_name)
         container = container_jobs.create_and_start(client, kwargs, name)
         try:
-            stream = job.executor.experimental_stream_output
+            stream = job.executor.experimental_stream_output and self._stream_output
             prefix = f"[{unit.work_unit_id}/{job.job_name}] " if stream else None
             pumps = [
                 container_jobs.LogPump(container, stdout, True, prefix),

@@ -128,7 +128,7 @@ def test_cancel_from_another_process(tmp_path, python):
         "        print('EXPERIMENT', e.experiment_id, flush=True)\n"
     )
     process = subprocess.Popen([XMANAGER, "launch", str(launcher)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    experiment_id = process.stdout.readline().split()[1]
+    experiment_id = next(line for line in process.stdout if line.startswith("EXPERIMENT")).split()[1]
     from xmanager import xm_local
 
     def statuses():

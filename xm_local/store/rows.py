@@ -36,6 +36,8 @@ class ExperimentRow:
     launch_argv: tuple[str, ...] = attrs.field(metadata=_JSON)
     #: When the experiment was cancelled (by any process): its launchers start none of its units.
     cancelled_at: Optional[float] = None
+    #: When the experiment was archived (hidden from ``xmanager list``); None while it is not.
+    archived_at: Optional[float] = None
     work_unit_count: int = attrs.field(default=0, metadata=_DERIVED)
     status_counts: Mapping[str, int] = attrs.field(factory=dict, metadata=_DERIVED)
 

@@ -158,10 +158,14 @@ _V6 = [
     )""",
 ]
 
+#: Archiving hides an experiment from ``xmanager list`` (and ``list_experiments(archived=False)``) without
+#: deleting anything: the time it was archived, NULL while it is not.
+_V7 = ["ALTER TABLE experiments ADD COLUMN archived_at DOUBLE PRECISION"]
+
 #: Migration N brings the schema from version N-1 to N. Append; never edit a released one.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _statements(_V1), _statements(_V2), _v3_results_in_units, _statements(_V4), _statements(_V5),
-    _statements(_V6),
+    _statements(_V6), _statements(_V7),
 ]
 LATEST = len(MIGRATIONS)
 
