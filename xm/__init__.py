@@ -106,7 +106,7 @@ from xmanager.xm.utils import ShellSafeArg, run_in_asyncio_loop
 from xmanager.xm.version import __version__
 
 # Submodules XManager's package has loaded by the time it is imported, loaded here on first use.
-__getattr__, __dir__ = _exports("xmanager.xm", {"async_packager": None, "id_predictor": None})
+__getattr__, __dir__ = _exports("xmanager.xm", {"async_packager": None, "id_predictor": None, "search": None})
 
 __all__ = [
     "__version__",

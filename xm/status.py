@@ -16,6 +16,8 @@ class Status(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Stopped early by a search's pruner (``experiment.add_search``): not a failure; the message says why.
+    PRUNED = "pruned"
 
     @property
     def is_terminal(self) -> bool:
@@ -25,16 +27,16 @@ class Status(enum.StrEnum):
         return self.value
 
 
-_TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+_TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PRUNED})
 TERMINAL_VALUES = tuple(sorted(s.value for s in _TERMINAL))
 
 
 def combine(statuses: list[Status]) -> Status:
-    """A work unit's status from its jobs': any failure fails it, then cancelled, running, ..."""
+    """A work unit's status from its jobs': any failure fails it, then cancelled, pruned, running, ..."""
     if not statuses:
         return Status.PENDING
     present = set(statuses)
-    for status in (Status.FAILED, Status.CANCELLED):
+    for status in (Status.FAILED, Status.CANCELLED, Status.PRUNED):
         if status in present:
             return status
     if present == {Status.COMPLETED}:
@@ -67,3 +69,8 @@ class ExperimentUnitStatus:
     @property
     def is_cancelled(self) -> bool:
         return self.status is Status.CANCELLED
+
+    @property
+    def is_pruned(self) -> bool:
+        """Stopped early by a search's pruner (its message says why)."""
+        return self.status is Status.PRUNED

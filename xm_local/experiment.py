@@ -370,6 +370,21 @@ class LocalExperiment(core.Experiment):
         self._require_accepting()
         self._launcher.launch(unit.work_unit_id, jobs)
 
+    def add_search(
+        self, job: Any, space: Any, *, objective: str = "loss", mode: str = "min", n_trials: Optional[int] = None,
+        max_parallel: int = 1, sampler: Any = None, pruner: Any = None, skip_completed: bool = True,
+    ) -> Any:
+        """Runs a search (``docs/search.md``): asks ``sampler`` (default ``xm.search.RandomSampler()``) for
+        parameter sets of ``space`` and runs each as a unit of ``job`` on its executor, ``max_parallel`` at a
+        time, until ``n_trials`` have ended; ``pruner`` stops hopeless ones early (status ``pruned``). A
+        trial's ``objective`` is its result of that name, else its last ``xm.report(step=...)`` value.
+        Blocks until done; returns an ``xm_local.search.Search`` (``best``, ``trials``, ``to_dataframe()``).
+        With ``skip_completed``, the trials this experiment holds already are the search's first ones."""
+        from xmanager.xm_local.search import add_search
+
+        return add_search(self, job, space, objective=objective, mode=mode, n_trials=n_trials,
+                          max_parallel=max_parallel, sampler=sampler, pruner=pruner, skip_completed=skip_completed)
+
     def _launch_batch(self) -> contextlib.AbstractContextManager[None]:
         self._require_accepting()
         return self._launcher.batch()

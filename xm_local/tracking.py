@@ -68,6 +68,13 @@ class UnitTracker:
             for unit in units:
                 self._record(unit.work_unit_id, self.machine.cancel_unlaunched(unit.work_unit_id, message), now)
 
+    def prune(self, work_unit_id: int, reason: str) -> tuple[JobState, ...]:
+        """A search stops the unit early: it ends pruned now (recorded); returns the jobs to stop."""
+        with self.lock:
+            change = self.machine.prune(work_unit_id, reason)
+            self._record(work_unit_id, change, time.time())
+        return change.stop
+
     def adopt_recorded(self, work_unit_id: int, status: Status, message: str, exit_code: Optional[int] = None,
                        results: Optional[dict[str, Any]] = None) -> tuple[JobState, ...]:
         """The store's terminal status for a unit, written there first by another process; returns the

@@ -5,12 +5,14 @@ here or loaded from the store), each with its jobs, and counts the units that ha
 Every change goes through one of its event methods, which returns a :class:`Change` saying what
 to record in the store and what to do next. The rules:
 
-- A terminal status (completed, failed, cancelled) is never overwritten by an event. Late and
+- A terminal status (completed, failed, cancelled, pruned) is never overwritten by an event. Late and
   duplicate events (a report after the end, a poll that finds nothing new) change nothing.
 - A unit ends once it is sealed (no more jobs will be added) and all its jobs have ended. It then
   takes its jobs' combined status (any failure fails it), or failed if its job generator raised.
 - A group fails as a whole: a job that fails while others run makes the change list those others
   to stop, and the unit ends failed whatever they end as.
+- A unit pruned by a search (stopped early, :meth:`UnitStateMachine.prune`) ends pruned at once, its
+  unfinished jobs with it; what they report after they are stopped changes nothing.
 - A terminal status that another process recorded in the store first (``xmanager cancel``, the
   launcher of a unit followed from here) is adopted as it is; the store keeps the first record.
 - A unit whose launcher died is this process's to settle: its jobs still running are adopted
@@ -215,6 +217,25 @@ class UnitStateMachine:
         unit.message = message
         self._end(unit, Status.CANCELLED)
         return Change(unit=unit, ended=True)
+
+    def prune(self, work_unit_id: int, reason: str) -> Change:
+        """A search's pruner stops the unit early: it and its unfinished jobs end pruned with ``reason``
+        now (not failed, not cancelled), and the change lists those jobs to stop. A unit that has ended
+        already, or that is failing (a job failed, its generator raised) or being cancelled, keeps its course."""
+        unit = self.units.get(work_unit_id)
+        if unit is None or unit.status.is_terminal:
+            return NO_CHANGE
+        if unit.generator_error is not None or any(
+            job.status in (Status.FAILED, Status.CANCELLED) for job in unit.jobs.values()
+        ):
+            return NO_CHANGE  # It is ending failed or cancelled already (a group ends as a whole).
+        pruned = tuple(job for job in unit.jobs.values() if not job.status.is_terminal)
+        for job in pruned:
+            job.status, job.message = Status.PRUNED, reason
+        unit.sealed = True
+        unit.message = reason
+        self._end(unit, Status.PRUNED)
+        return Change(unit=unit, stop=pruned, ended=True, jobs=pruned)
 
     def adopt_recorded(
         self, work_unit_id: int, status: Status, message: str, exit_code: Optional[int] = None,

@@ -8,7 +8,7 @@ S = xm.Status
 
 
 def test_status_values_and_str():
-    assert [s.value for s in S] == ["pending", "running", "completed", "failed", "cancelled"]
+    assert [s.value for s in S] == ["pending", "running", "completed", "failed", "cancelled", "pruned"]
     assert str(S.RUNNING) == "running"
     assert f"{S.FAILED}" == "failed"
     assert S("completed") is S.COMPLETED
@@ -16,8 +16,8 @@ def test_status_values_and_str():
 
 
 def test_terminal_states():
-    assert {s for s in S if s.is_terminal} == {S.COMPLETED, S.FAILED, S.CANCELLED}
-    assert status_lib.TERMINAL_VALUES == ("cancelled", "completed", "failed")
+    assert {s for s in S if s.is_terminal} == {S.COMPLETED, S.FAILED, S.CANCELLED, S.PRUNED}
+    assert status_lib.TERMINAL_VALUES == ("cancelled", "completed", "failed", "pruned")
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,9 @@ def test_terminal_states():
         ([S.COMPLETED, S.COMPLETED, S.COMPLETED], S.COMPLETED),
         ([S.FAILED], S.FAILED),
         ([S.CANCELLED], S.CANCELLED),
+        ([S.PRUNED], S.PRUNED),
+        ([S.PRUNED, S.FAILED], S.FAILED),
+        ([S.PRUNED, S.CANCELLED], S.CANCELLED),
         # Failure dominates everything, including cancellation.
         ([S.COMPLETED, S.FAILED, S.RUNNING], S.FAILED),
         ([S.CANCELLED, S.FAILED], S.FAILED),

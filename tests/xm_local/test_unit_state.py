@@ -10,7 +10,8 @@ from xmanager.xm.status import Status, combine
 from xmanager.xm_local.unit_state import NO_CHANGE, JobState, UnitStateMachine
 
 P, R, C, F, X = Status.PENDING, Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED
-TERMINAL = (C, F, X)
+PR = Status.PRUNED
+TERMINAL = (C, F, X, PR)
 
 
 def update(unit, job, status, message="", exit_code=None, results=None, handle=None):
@@ -201,6 +202,32 @@ def test_a_kill_that_looked_like_a_failure_becomes_the_recorded_cancellation():
     assert machine.adopt_recorded(9, X, "unknown unit") == NO_CHANGE
 
 
+def test_a_pruned_unit_ends_pruned_at_once_and_its_jobs_are_stopped():
+    machine = machine_with("a", "b")
+    machine.apply(update(1, "a", R))
+    machine.apply(update(1, "b", C, exit_code=0))
+    change = machine.prune(1, "pruned: loss 0.9 at step 3 is worse than the median 0.5")
+    unit = machine.units[1]
+    assert change.ended and change.unit is unit and machine.active == 0
+    assert (unit.status, unit.message) == (PR, "pruned: loss 0.9 at step 3 is worse than the median 0.5")
+    assert [job.name for job in change.stop] == ["a"] and [job.name for job in change.jobs] == ["a"]
+    assert unit.jobs["a"].status is PR and unit.jobs["b"].status is C
+    # The stopped job's report comes late: nothing changes; pruning again neither.
+    assert machine.apply(update(1, "a", F, message="killed by SIGTERM", exit_code=-15)) == NO_CHANGE
+    assert machine.prune(1, "again") == NO_CHANGE and unit.status is PR
+
+
+def test_pruning_leaves_ended_and_failing_units_alone():
+    machine = machine_with("a")
+    machine.apply(update(1, "a", C, exit_code=0))
+    assert machine.prune(1, "late") == NO_CHANGE and machine.units[1].status is C
+    machine = machine_with("a", "b")
+    machine.apply(update(1, "a", F, message="boom"))  # The group is failing: it ends failed.
+    assert machine.prune(1, "late") == NO_CHANGE
+    assert machine.apply(update(1, "b", X)).ended and machine.units[1].status is F
+    assert machine.prune(9, "unknown unit") == NO_CHANGE
+
+
 def test_detached_units_are_counted_apart_until_they_end():
     machine = UnitStateMachine()
     for unit_id in (1, 2):
@@ -241,6 +268,7 @@ events = st.one_of(
     st.tuples(st.just("cancel"), st.sampled_from(UNITS)),
     st.tuples(st.just("adopt"), st.sampled_from(UNITS), st.sampled_from(list(Status))),
     st.tuples(st.just("detach"), st.sampled_from(UNITS)),
+    st.tuples(st.just("prune"), st.sampled_from(UNITS)),
 )
 
 
@@ -272,6 +300,8 @@ def run(sequence):
             change = machine.adopt_recorded(unit_id, event[2], "recorded")
             if event[2].is_terminal:  # From here on, the unit's status is the record's, not derived.
                 adopted.add(unit_id)
+        elif kind == "prune":
+            change = machine.prune(unit_id, "pruned")
         else:
             machine.detach(unit_id)
             change = NO_CHANGE
