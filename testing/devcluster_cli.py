@@ -19,7 +19,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     slurm = kinds.add_parser("slurm", help="a single-node Slurm cluster (daemons as root, auth/none)")
     docker = kinds.add_parser("docker", help="a private Docker engine and registry on 127.0.0.1 (no TLS, no auth)")
     for kind in (slurm, docker):
-        kind.add_argument("action", choices=("start", "stop", "status"))
+        kind.add_argument("action", choices=("start", "stop", "status"), help="what to do with the server")
         kind.add_argument("dir", help="the folder that keeps the servers' state, logs and pids")
     slurm.add_argument("--cpus", type=int, default=16, help="CPUs of the node (default 16)")
     slurm.add_argument("--accounting", action="store_true", help="also run MariaDB and slurmdbd, for sacct")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
+from xmanager.xm.status import Status
 from xmanager.xm_local import config
 from xmanager.xm_local.cli_errors import EXIT_FAILED_UNITS, FailedUnits, UsageError, shown
 
@@ -132,7 +133,8 @@ def _summary(counts: dict[str, int]) -> str:
 
 #: ``--json`` documents carry this; it changes only when a field is removed or changes meaning (docs/cli.md).
 JSON_VERSION = 1
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+#: Every unit status (``pending``, ``running``, ``completed``, ``failed``, ``cancelled``, ...).
+STATUSES = tuple(status.value for status in Status)
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -283,6 +285,10 @@ def cmd_show(args: argparse.Namespace) -> int:
                      status.message))
     if rows:
         print(_table(("WU", "STATUS", "EXIT", "ARGS", "RESULTS", "MESSAGE"), rows))
+    from xmanager.xm_local.search import best_trial_line  # A search's units: its best trial, marked.
+
+    if (best := best_trial_line(experiment)) is not None:
+        print(best)
     # Executors with a web console (Vertex AI) give each job a link.
     links = [(unit.work_unit_id, job.name, job.console_url) for unit in units for job in unit.jobs.values()
              if job.console_url]
@@ -469,7 +475,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
     try:
         import shtab
     except ImportError:
-        raise UsageError("completion needs shtab: pip install shtab") from None
+        raise UsageError("completion needs shtab: pip install 'xmanager-launcher[cli]'") from None
     print(shtab.complete(_parser(), shell=args.shell))
     return 0
 
@@ -611,7 +617,7 @@ def _parser() -> argparse.ArgumentParser:
     completion.set_defaults(run=cmd_completion)
 
     export = commands.add_parser("export", help="write an experiment's table (or its metrics) to a file")
-    export.add_argument("experiment_id", type=experiment_id)
+    experiment_arg(export)
     export.add_argument("--format", choices=("csv", "parquet", "pickle", "json", "tensorboard"), default="csv",
                         help="json: one object per unit; tensorboard: a folder of event files, a run per unit")
     export.add_argument("-o", "--output", help="the file (a folder for tensorboard); - writes to stdout")

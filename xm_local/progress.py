@@ -40,7 +40,7 @@ PLAIN_INTERVAL_S = 5.0
 _REFRESH_PER_S = 4
 _LABELS = ((Status.PENDING, "queued"), (Status.RUNNING, "running"), (Status.COMPLETED, "completed"),
            (Status.FAILED, "failed"), (Status.CANCELLED, "cancelled"))
-_ENDED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+_LABELED = frozenset(status for status, _ in _LABELS)
 
 
 class UnitObserver(Protocol):
@@ -94,7 +94,7 @@ class ExperimentProgress:
         """``experiment 12 'sweep': 2 queued, 1 running, 5 completed, 0 failed, 0 cancelled | 12s, ETA 20s``."""
         counts = dict(self.counts)
         elapsed = time.monotonic() - self.started
-        ended = sum(counts[status] for status in _ENDED)
+        ended = sum(count for status, count in counts.items() if status.is_terminal)
         remaining = sum(counts.values()) - ended
         when = duration(elapsed)
         if remaining and ended:
@@ -102,13 +102,16 @@ class ExperimentProgress:
         elif remaining:
             when += ", ETA ?"
         shown = ", ".join(f"{counts[status]} {label}" for status, label in _LABELS)
+        shown += "".join(f", {count} {status.value}" for status, count in counts.items()
+                         if count and status not in _LABELED)  # Statuses newer than this line's five.
         return f"{self._name()}: {shown} | {when}"
 
     def summary(self) -> str:
         """``experiment 12 'sweep' ended after 1m05s: 9 completed, 1 failed`` (units still under way said so)."""
         counts = dict(self.counts)
-        shown = ", ".join(f"{counts[status]} {label}" for status, label in _LABELS if counts[status]) or "no units"
-        under_way = counts[Status.PENDING] + counts[Status.RUNNING]
+        labels = [*_LABELS, *((status, status.value) for status in counts if status not in _LABELED)]
+        shown = ", ".join(f"{counts[status]} {label}" for status, label in labels if counts[status]) or "no units"
+        under_way = sum(count for status, count in counts.items() if not status.is_terminal)
         verb = "left" if under_way else "ended"
         line = f"{self._name()} {verb} after {duration(time.monotonic() - self.started)}: {shown}"
         if under_way:
@@ -177,6 +180,15 @@ def _is_tty(stream: Any) -> bool:
         return False
 
 
+def _live_possible() -> bool:
+    """stdout is a terminal that can redraw a line, and rich is installed (the cli extra)."""
+    if not _is_tty(sys.stdout) or os.environ.get("TERM") == "dumb":
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
+
+
 def enable(on: bool = True) -> None:
     """Shows (or hides) the progress of the experiments this process launches from now on; overrides
     ``XM_PROGRESS``. Showing it also sets up :func:`configure_logging` if nothing handles ``xmanager``'s
@@ -208,7 +220,7 @@ def start(experiment_id: int, title: str) -> Optional[ExperimentProgress]:
     progress = ExperimentProgress(experiment_id, title)
     with _lock:
         if _display is None:
-            _display = _LiveDisplay() if _is_tty(sys.stdout) and os.environ.get("TERM") != "dumb" else _PlainDisplay()
+            _display = _LiveDisplay() if _live_possible() else _PlainDisplay()
         _display.items.append(progress)
     return progress
 

@@ -318,7 +318,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         add_help=False,
         prefix_chars="\x1f",  # Nothing after `study` is an option of this parser: main() reads it all.
     )
-    study.add_argument("argv", nargs=argparse.REMAINDER)
+    study.add_argument("argv", nargs=argparse.REMAINDER, help="the study command and its arguments (see xmanager study --help)")
     study.set_defaults(run=lambda args: main(args.argv, verbose=getattr(args, "verbose", False)))
     return study
 
