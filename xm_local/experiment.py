@@ -297,7 +297,8 @@ class LocalExperiment(core.Experiment):
 
     def _queue_last_metrics(self, work_unit_id: int) -> None:
         """The unit ended: its jobs' last points go to the store with (or before) its final status."""
-        self._store.queue_metrics(self.experiment_id, self._metrics_files(work_unit_id))
+        files = [file for file in self._metrics_files(work_unit_id) if os.path.exists(file.path)]
+        self._store.queue_metrics(self.experiment_id, files)  # Nothing queued for a unit that reported no points.
 
     def _unit_metrics(self, unit: LocalWorkUnit) -> Any:
         from xmanager.xm_local.dataframe import metrics_dataframe
