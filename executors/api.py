@@ -109,6 +109,18 @@ StatusSink = Callable[[StatusUpdate], None]
 
 
 @attrs.frozen
+class JobRef:
+    """A job whose launcher died before it stored the job's handle, as :meth:`ExecutorBackend.recover`
+    is asked about it: its ids and the ``work_dir`` its :class:`JobLaunch` had
+    (``<experiment folder>/<work unit id>/<job name>``)."""
+
+    experiment_id: int
+    work_unit_id: int
+    job_name: str
+    work_dir: str
+
+
+@attrs.frozen
 class LogFiles:
     """Where a job's output is, for executors that write it to files."""
 
@@ -126,6 +138,9 @@ class BackendSettings:
     #: was cancelled, maybe by another process); the backend then reports its jobs cancelled with
     #: that message. It must be cheap: it runs once per unit.
     may_start: Optional[Callable[[int, int], Optional[str]]] = None
+    #: False: jobs' output goes to their log files only, even where an executor would also print it
+    #: (``xmanager -q launch``).
+    stream_output: bool = True
 
 
 class ExecutorBackend(abc.ABC, Generic[ExecutorT]):
@@ -138,9 +153,6 @@ class ExecutorBackend(abc.ABC, Generic[ExecutorT]):
 
     @abc.abstractmethod
     def launch(self, units: Sequence[UnitLaunch[ExecutorT]]) -> list[Handle]:
-    #: False: jobs' output goes to their log files only, even where an executor would also print it
-    #: (``xmanager -q launch``).
-    stream_output: bool = True
         """Starts (or queues) every job of every unit; returns one handle per job, in order."""
 
     @abc.abstractmethod
@@ -154,6 +166,19 @@ class ExecutorBackend(abc.ABC, Generic[ExecutorT]):
     @abc.abstractmethod
     def logs(self, handle: Handle) -> LogFiles:
         """Where the job's output can be read."""
+
+    def recover(self, jobs: Sequence[JobRef]) -> list[Optional[Handle]]:
+        """The handles of jobs this executor received from a launcher that died before it stored them
+        (one per job, in order), found from what the executor itself holds; None for a job it never
+        received.
+
+        Asked only about jobs whose launcher is gone, and a None is final: the backend makes sure
+        that a submission the dead launcher still had in flight never starts that job, so the
+        control plane can fail it ("launcher died") and a resume runs it exactly once. The default
+        finds nothing; a detached plugin should look (its handles are stored only after ``launch``
+        returns, so a launcher killed during a long submission leaves queued jobs without one).
+        """
+        return [None] * len(jobs)
 
     def close(self) -> None:  # noqa: B027 - optional hook.
         """Releases what the backend holds (threads, connections). Jobs are left as they are."""

@@ -6,7 +6,9 @@ launched it. Polling asks each detached executor once for all its open jobs, and
 units another process runs from the store. Cancelling a unit of another process records it in
 the store first, then stops its jobs through their stored handles; the launching process sees
 that record while it waits and stops what it still runs or has queued. Units whose launcher
-died are settled and followed through :mod:`.ownership` instead of read back.
+died are settled and followed through :mod:`.ownership` instead of read back. A detached job
+read before its launcher stored its handle (the launcher was still submitting) has it read
+again on the next poll, or, once that launcher is gone, recovered through its executor.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Follower:
         """One status query per detached executor for all its open jobs; units run by another
         process on a local executor are read back from the store."""
         self._stored.load_jobs()
+        self._find_handles()
         by_executor: dict[str, list[Handle]] = {}
         elsewhere: set[int] = set()
         with self._tracker.lock:
@@ -64,6 +67,35 @@ class Follower:
             self.read_back(elsewhere)
             self._reconciler.settle(self._reconciler.orphaned(elsewhere))  # Their launcher died meanwhile.
         self._reconciler.poll()
+
+    def _find_handles(self) -> None:
+        """Detached jobs of other processes without a handle: their launcher had not stored it when they
+        were read. A live launcher stores it when its ``launch`` returns (read again here); the jobs of
+        a dead one are recovered through their executor, or fail if it never queued them."""
+        with self._tracker.lock:
+            unrecorded = {
+                unit.work_unit_id for unit in self._tracker.machine.units.values()
+                if unit.detached and not unit.launched_here and not unit.status.is_terminal and any(
+                    job.handle is None and not job.status.is_terminal and registry.plugin(job.executor).detached
+                    for job in unit.jobs.values())
+            }
+        if not unrecorded:
+            return
+        orphaned = self._reconciler.orphaned(unrecorded)
+        self._reconciler.settle(orphaned)
+        alive = unrecorded.difference(orphaned)
+        if not alive:
+            return
+        experiment_id = self._tracker.experiment_id
+        rows = [row for row in self._store.jobs(experiment_id) if row.work_unit_id in alive and row.handle is not None]
+        with self._tracker.lock:
+            units = self._tracker.machine.units
+            for row in rows:
+                job = units[row.work_unit_id].jobs.get(row.job_name)
+                if job is not None and job.handle is None and row.handle is not None:
+                    handle = Handle.from_json(row.handle, experiment_id, row.work_unit_id, row.job_name)
+                    self._tracker.machine.set_handle(row.work_unit_id, row.job_name, handle,
+                                                     row.stderr_path or row.stdout_path)
 
     def read_back(self, work_unit_ids: Collection[int]) -> None:
         """Terminal statuses (and results) that the processes running these units wrote to the store."""

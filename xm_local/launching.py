@@ -106,6 +106,10 @@ class Launcher:
         first_error: Optional[BaseException] = None
         for plugin, batch in by_plugin.values():
             backend = self._backends.get(plugin.name)
+            if plugin.detached:
+                # Rows before queueing: a launcher killed during a long submission leaves jobs queued
+                # without stored handles, which another process then finds (``recover``) by these rows.
+                self._store.flush()
             try:
                 handles = backend.launch(batch)
             except Exception as error:  # Reported on the units, then raised to the caller.

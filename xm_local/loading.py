@@ -35,6 +35,11 @@ class StoredUnits:
         self.units_loaded = nothing_stored
         self._jobs_loaded: set[int] = set()
 
+    @property
+    def store(self) -> Store:
+        """The store the units are read from (and their settling writes to)."""
+        return self._store
+
     def load_units(self, make_unit: Callable[[UnitState, str], UnitT]) -> dict[int, UnitT]:
         """Every stored unit, made by ``make_unit(state, args_json)``; empty after the first call."""
         made: dict[int, UnitT] = {}

@@ -9,7 +9,10 @@ process, its results file); jobs still running are adopted (followed by polling 
 processes, their results collected when they end), and jobs that never started or whose process
 is gone without an exit record end failed with "launcher died". Jobs of executors that ran
 inside the launcher died with it; jobs of detached executors run on in their queue and are
-followed as before. So no row stays unfinished once nothing runs it.
+followed as before, and those whose handle the launcher had not stored yet (it died during a
+submission) are looked for through their backend's ``recover``: found, their handle is stored
+and they are followed; not found, they never start and end failed with "launcher died". So no
+row stays unfinished once nothing runs it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import socket
 from collections.abc import Collection
 from typing import Optional
 
-from xmanager.executors.api import Handle, StatusUpdate
+from xmanager.executors.api import ExecutorBackend, Handle, JobRef, StatusUpdate
 from xmanager.xm.status import Status
 from xmanager.xm_local import registry
 from xmanager.xm_local.backends import Backends
@@ -105,6 +108,7 @@ class Reconciler:
             return
         self._stored.load_jobs(work_unit_ids)
         handles: list[Handle] = []
+        unrecorded: dict[str, list[JobRef]] = {}
         died: dict[int, list[str]] = {}
         experiment_id = self._tracker.experiment_id
         with self._tracker.lock:
@@ -118,16 +122,51 @@ class Reconciler:
                 for job in unit.jobs.values():
                     if job.status.is_terminal:
                         continue
+                    work_dir = os.path.join(self._jobs_root, str(unit_id), job.name)
                     if job.executor == _LOCAL:
                         handles.append(job.handle or Handle(_LOCAL, experiment_id, unit_id, job.name, {
-                            "work_dir": os.path.join(self._jobs_root, str(unit_id), job.name)}))
+                            "work_dir": work_dir}))
                     elif not registry.plugin(job.executor).detached:  # It ran inside the launcher.
                         died.setdefault(unit_id, []).append(job.name)
+                    elif job.handle is None:  # It died during the submission, before storing the handle.
+                        unrecorded.setdefault(job.executor, []).append(JobRef(experiment_id, unit_id, job.name,
+                                                                              work_dir))
         if handles:
             for update in self._backends.get(_LOCAL).refresh(handles):
                 self._apply(update, died)
+        messages: dict[int, str] = {}
+        for executor, refs in unrecorded.items():
+            self._recover(executor, refs, died, messages)
         for unit_id, names in died.items():
-            self._tracker.launcher_died(unit_id, names or None, LAUNCHER_DIED)
+            self._tracker.launcher_died(unit_id, names or None, messages.get(unit_id, LAUNCHER_DIED))
+
+    def _recover(self, executor: str, refs: list[JobRef], died: dict[int, list[str]], messages: dict[int, str]) -> None:
+        """Jobs of a detached executor that their dead launcher queued without storing their handles:
+        those the executor finds get their handle stored (and are followed like the others); the rest
+        were never queued and never will be (``ExecutorBackend.recover``): they fail."""
+        backend = self._backends.get(executor)
+        found = backend.recover(refs)
+        if type(backend).recover is ExecutorBackend.recover:  # Cannot look: say what may be left.
+            message = (f"{LAUNCHER_DIED} before it stored this job's handle; the {executor} executor cannot "
+                       "look the job up, so it may still run there")
+        else:
+            message = LAUNCHER_DIED
+        recorded: list[tuple[Handle, Optional[str], Optional[str]]] = []
+        with self._tracker.lock:
+            units = self._tracker.machine.units
+            for ref, handle in zip(refs, found):
+                if handle is None:
+                    died.setdefault(ref.work_unit_id, []).append(ref.job_name)
+                    messages[ref.work_unit_id] = message
+                    continue
+                files = backend.logs(handle)
+                if units[ref.work_unit_id].jobs[ref.job_name].handle is None:
+                    self._tracker.machine.set_handle(ref.work_unit_id, ref.job_name, handle,
+                                                     files.stderr or files.stdout)
+                    recorded.append((handle, files.stdout, files.stderr))
+        for handle, stdout, stderr in recorded:  # Any process can follow, cancel or read them from now on.
+            self._stored.store.record_handle(handle.experiment_id, handle.work_unit_id, handle.job_name, handle.to_json(),
+                                      stdout, stderr)
 
     def poll(self) -> None:
         """Brings the adopted units up to date: one ``refresh`` for all their unfinished local jobs."""

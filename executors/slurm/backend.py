@@ -8,6 +8,15 @@ the units it concerns) before anything is queued. What a task runs is a JSON man
 (:mod:`.task`), never text pasted into the batch script, so argument values with spaces,
 quotes, ``$``, backticks or newlines reach the job as they are.
 
+Each array is named after its batch (``xm-<experiment>-<batch>``), and its folder
+(``<experiment folder>/slurm/<batch>``) holds ``batch.json`` (its units by task, where it
+was submitted) before ``sbatch`` runs, and the job id (``job_id``) once it returned. So
+``recover`` rebuilds the handles of a launcher that died before storing them: from
+``job_id``, else by the array's name in ``squeue``/``sacct``/the job completion file. A batch
+found nowhere is marked ``void`` (then looked for once more): a task of it that a dead
+launcher's ``sbatch`` still queued runs nothing (:mod:`.task`), so its units fail once, as
+"launcher died", and a resume runs them exactly once.
+
 ``refresh`` first reads the jobs' ``exit.json`` records (shared filesystem), then asks
 ``squeue`` once about every job still open, then ``sacct`` (with accounting) or the job
 completion file (without) about jobs Slurm no longer queues.
@@ -26,15 +35,18 @@ import os
 import shlex
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, Optional
 
+import attrs
 from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
     Handle,
     JobLaunch,
+    JobRef,
     LogFiles,
     StatusSink,
     StatusUpdate,
@@ -42,7 +54,7 @@ from xmanager.executors.api import (
 )
 from xmanager.executors.slurm.cluster import Cluster, SlurmError, TaskState
 from xmanager.executors.slurm.executor import Slurm
-from xmanager.executors.slurm.task import write_manifest
+from xmanager.executors.slurm.task import VOID, write_manifest
 from xmanager.xm.resources import ResourceType, requested, resource_key
 from xmanager.xm.status import Status
 
@@ -268,6 +280,54 @@ class SlurmBackend(ExecutorBackend[Slurm]):
         work_dir = handle.data.get("work_dir", "")
         return LogFiles(os.path.join(work_dir, "stdout.log"), os.path.join(work_dir, "stderr.log"))
 
+    # ---- a launcher that died before it stored its handles ------------------------------------
+    def recover(self, jobs: Sequence[JobRef]) -> list[Optional[Handle]]:
+        """Handles rebuilt from the batch folders of the jobs' experiments (see the module's doc)."""
+        batches: dict[str, dict[int, tuple[_Batch, int]]] = {}
+        wanted: dict[str, _Batch] = {}
+        for job in jobs:
+            root = os.path.dirname(os.path.dirname(job.work_dir))
+            if root not in batches:
+                batches[root] = _read_batches(root)
+            found = batches[root].get(job.work_unit_id)
+            if found is not None:
+                wanted[found[0].folder] = found[0]
+        self._find_job_ids(list(wanted.values()))
+        handles: list[Optional[Handle]] = []
+        for job in jobs:
+            found = batches[os.path.dirname(os.path.dirname(job.work_dir))].get(job.work_unit_id)
+            job_id = None if found is None else found[0].job_id
+            if found is None or job_id is None or found[0].info.get("experiment_id") != job.experiment_id:
+                handles.append(None)
+                continue
+            batch, index = found
+            handles.append(_handle(job.experiment_id, job.work_unit_id, job.job_name, job.work_dir, job_id, index,
+                                   batch.info, batch.folder))
+        return handles
+
+    def _find_job_ids(self, batches: list[_Batch]) -> None:
+        """Sets each batch's job id: its ``job_id`` file, else Slurm's job of its name; a batch found
+        nowhere is voided, then looked for once more (its ``sbatch`` may have been in flight)."""
+        by_cluster: dict[tuple[Optional[str], tuple[str, ...]], list[_Batch]] = {}
+        for batch in batches:
+            if batch.job_id is None:
+                by_cluster.setdefault((batch.info.get("cluster"), tuple(batch.info.get("ssh_options") or ())),
+                                      []).append(batch)
+        for key, members in by_cluster.items():
+            cluster = self._cluster(key)
+            since = min(float(batch.info.get("written", 0.0)) for batch in members)
+            missing = members
+            for attempt in range(2):
+                named = cluster.named([batch.info["name"] for batch in missing], since)
+                for batch in missing:
+                    batch.job_id = named.get(batch.info["name"])
+                missing = [batch for batch in missing if batch.job_id is None]
+                if not missing or attempt:
+                    break
+                for batch in missing:  # From now on a task of it runs nothing, wherever it is queued.
+                    with open(os.path.join(batch.folder, VOID), "w") as file:
+                        file.write(f"{time.time()}\n")
+
 
 class _Plan:
     """The sbatch submissions of one group of units (same executor, same number of jobs)."""
@@ -278,15 +338,15 @@ class _Plan:
         self.ntasks = ntasks
         self.chunks = chunks
         first = chunks[0][0][0]
+        self.experiment_id = first.experiment_id
         self.root = os.path.dirname(os.path.dirname(first.jobs[0].work_dir))
-        self.name = f"xm-{first.experiment_id}"
 
-    def _script(self, tasks: int, manifest: str, log_dir: str) -> str:
-        return batch_script(self.executor, name=self.name, tasks=tasks, ntasks=self.ntasks, manifest=manifest,
+    def _script(self, name: str, tasks: int, manifest: str, log_dir: str) -> str:
+        return batch_script(self.executor, name=name, tasks=tasks, ntasks=self.ntasks, manifest=manifest,
                             log_dir=log_dir)
 
     def check(self) -> None:
-        script = self._script(len(self.chunks[0]), "/dev/null", self.root)
+        script = self._script(f"xm-{self.experiment_id}", len(self.chunks[0]), "/dev/null", self.root)
         try:
             self.cluster.submit(script, test_only=True)
         except SlurmError as error:
@@ -310,19 +370,81 @@ class _Plan:
                 for task in chunk
             ]
             write_manifest(manifest, entries)
-            job_id = self.cluster.submit(self._script(len(chunk), manifest, folder))
+            name = f"xm-{self.experiment_id}-{batch}"
+            info = {"name": name, "experiment_id": self.experiment_id, "cluster": self.executor.cluster,
+                    "ssh_options": list(self.executor.ssh_options), "requeue_limit": self.executor.requeue_limit,
+                    "written": time.time(), "tasks": [[unit.work_unit_id for unit in task] for task in chunk]}
+            _write_atomically(os.path.join(folder, BATCH_FILE), json.dumps(info))  # Before anything is queued.
+            job_id = self.cluster.submit(self._script(name, len(chunk), manifest, folder))
+            _write_atomically(os.path.join(folder, JOB_ID_FILE), job_id)
             for index, task in enumerate(chunk):
                 for unit in task:
                     for job in unit.jobs:
-                        handles[(unit.work_unit_id, job.job_name)] = Handle(
-                            executor="slurm", experiment_id=unit.experiment_id, work_unit_id=unit.work_unit_id,
-                            job_name=job.job_name,
-                            data={"job_id": job_id, "task": index, "work_dir": job.work_dir,
-                                  "cluster": self.executor.cluster, "ssh_options": list(self.executor.ssh_options),
-                                  "slurm_log": os.path.join(folder, f"{index}.out"),
-                                  "requeue_limit": self.executor.requeue_limit},
-                        )
+                        handles[(unit.work_unit_id, job.job_name)] = _handle(
+                            unit.experiment_id, unit.work_unit_id, job.job_name, job.work_dir, job_id, index, info,
+                            folder)
         return handles
+
+
+#: What a batch folder holds besides the manifest: the batch (written before ``sbatch``) and its job id (after).
+BATCH_FILE = "batch.json"
+JOB_ID_FILE = "job_id"
+
+
+@attrs.define
+class _Batch:
+    """A batch folder as ``recover`` reads it."""
+
+    folder: str
+    info: dict[str, Any]
+    job_id: Optional[str] = None
+
+
+def _read_batches(root: str) -> dict[int, tuple[_Batch, int]]:
+    """Work unit id -> (its batch, its task index), for every batch submitted under the experiment
+    folder ``root`` (a folder without ``batch.json`` never reached ``sbatch``)."""
+    found: dict[int, tuple[_Batch, int]] = {}
+    try:
+        names = os.listdir(os.path.join(root, "slurm"))
+    except FileNotFoundError:
+        return found
+    for name in sorted(names):
+        folder = os.path.join(root, "slurm", name)
+        try:
+            with open(os.path.join(folder, BATCH_FILE)) as file:
+                info = json.load(file)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            continue
+        batch = _Batch(folder, info)
+        try:
+            with open(os.path.join(folder, JOB_ID_FILE)) as file:
+                batch.job_id = file.read().strip() or None
+        except FileNotFoundError:
+            pass
+        for index, units in enumerate(info.get("tasks") or ()):
+            for unit_id in units:
+                found[int(unit_id)] = (batch, index)
+    return found
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+def _handle(
+    experiment_id: int, work_unit_id: int, job_name: str, work_dir: str, job_id: str, task: int,
+    info: dict[str, Any], folder: str,
+) -> Handle:
+    """A job's handle: the same whether ``submit`` made it or ``recover`` rebuilt it."""
+    return Handle(
+        executor="slurm", experiment_id=experiment_id, work_unit_id=work_unit_id, job_name=job_name,
+        data={"job_id": job_id, "task": task, "work_dir": work_dir, "cluster": info["cluster"],
+              "ssh_options": list(info["ssh_options"]), "slurm_log": os.path.join(folder, f"{task}.out"),
+              "requeue_limit": info["requeue_limit"]},
+    )
 
 
 def _cluster_key(handle: Handle) -> tuple[Optional[str], tuple[str, ...]]:

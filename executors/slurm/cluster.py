@@ -12,6 +12,7 @@ import functools
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
@@ -138,6 +139,32 @@ class Cluster:
                     states[key] = state
         return states
 
+    def named(self, names: Iterable[str], since: float) -> dict[str, str]:
+        """The job ids of jobs with these names (``--job-name``) submitted after ``since`` (a Unix
+        time), whether Slurm still queues them or they ended: ``squeue``, then ``sacct`` (with
+        accounting) or the job completion file for the names it did not find."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        found: dict[str, str] = {}
+        text = self.run(["squeue", "-h", "-t", "all", "-n", ",".join(sorted(wanted)), "-o", "%j|%F"], check=False)
+        for line in text.splitlines():
+            name, _, job = line.strip().partition("|")
+            if name in wanted and job.strip().isdigit():
+                found[name] = job.strip()
+        rest = wanted - found.keys()
+        if rest and self.has_accounting:
+            start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 86400))  # Any clock skew.
+            text = self.run(["sacct", "-X", "-n", "-P", "-S", start, "-E", "now", "--name", ",".join(sorted(rest)),
+                             "--format=JobName,JobID"], check=False)
+            for line in text.splitlines():
+                name, _, job = line.partition("|")
+                if name in rest:
+                    found.setdefault(name, job.split("_")[0].split(".")[0])
+        elif rest and self.jobcomp_file:
+            found.update(_named_in_jobcomp(self.jobcomp_file, rest))
+        return found
+
     def cancel(self, ids: Iterable[str]) -> None:
         """Cancels jobs or array tasks (``123``, ``123_4``): the pending ones first, so that no CPU a
         cancelled running task frees starts a task that is being cancelled too."""
@@ -186,6 +213,24 @@ def _read_jobcomp(path: str, ids: set[str]) -> dict[str, TaskState]:
             for key in keys:
                 states[key] = state
     return states
+
+
+def _named_in_jobcomp(path: str, names: set[str]) -> dict[str, str]:
+    """Job ids of the ``jobcomp/filetxt`` records whose ``Name=`` is one of ``names`` (an array's
+    tasks under its ``ArrayJobId`` where Slurm writes it)."""
+    found: dict[str, str] = {}
+    try:
+        handle = open(path, errors="replace")  # noqa: SIM115 - closed below.
+    except FileNotFoundError:
+        return found
+    with handle:
+        for line in handle:
+            fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+            name = fields.get("Name")
+            if name in names:
+                array_job = fields.get("ArrayJobId", "")
+                found.setdefault(name, array_job if array_job.isdigit() and array_job != "0" else fields.get("JobId", ""))
+    return found
 
 
 def expand(job: str) -> list[str]:

@@ -35,6 +35,11 @@ _stop_requested = False
 #: Seconds between SIGTERM and SIGKILL for the processes of a stopped task.
 STOP_GRACE_S = 5.0
 _PR_SET_CHILD_SUBREAPER = 36
+#: A file in the manifest's folder: the batch's launcher died before it recorded the submission, and
+#: another process found no Slurm job for it (``SlurmBackend.recover``); its units were failed there,
+#: so a task that ``sbatch`` still queued runs nothing and only records why.
+VOID = "void"
+VOID_MESSAGE = "launcher died: not run, its launcher died before it recorded this batch's submission"
 
 
 def read_task(manifest: str, index: int) -> list[dict[str, Any]]:
@@ -214,6 +219,13 @@ def main(argv: list[str]) -> int:
     manifest, index = argv[0], int(argv[1])
     signal.signal(signal.SIGTERM, _on_signal)  # scancel / time limit: stop the jobs, keep no record.
     become_subreaper()
+    if os.path.exists(os.path.join(os.path.dirname(manifest), VOID)):
+        for unit in read_task(manifest, index):
+            for job in unit["jobs"]:
+                os.makedirs(job["work_dir"], exist_ok=True)
+                _record(job["work_dir"], exit_code=None, message=VOID_MESSAGE, host=socket.gethostname(),
+                        ended=time.time())
+        return 0
     for unit in read_task(manifest, index):
         if _stop_requested:
             break

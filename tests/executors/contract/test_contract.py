@@ -117,14 +117,40 @@ def target(request, services, tmp_path, monkeypatch):
 
 
 # ---- driving it as a user would ----------------------------------------------------------------------
+#: Put before a launch script: the process kills itself (SIGKILL) as soon as its executor's ``launch``
+#: returns, before it stores anything of what was launched (the worst moment for a launcher to die).
+KILLED_AFTER_LAUNCH = """\
+import os as _os, signal as _signal
+from xmanager.xm_local import registry as _registry
+
+_plugin_class = type(_registry.plugin(_os.environ["CONTRACT_EXECUTOR"]))
+_open = _plugin_class.open
+
+def _open_killing(self, sink, settings):
+    backend = _open(self, sink, settings)
+    launch = backend.launch
+
+    def launch_then_die(units):
+        launch(units)
+        _os.kill(_os.getpid(), _signal.SIGKILL)
+
+    backend.launch = launch_then_die
+    return backend
+
+_plugin_class.open = _open_killing
+"""
+
+
 class Launch:
     """``xmanager launch`` of the target's launch script for ``psets``, running in its own process."""
 
-    def __init__(self, target: contract_targets.Target, folder: str, values: list[int], wait: bool) -> None:
+    def __init__(self, target: contract_targets.Target, folder: str, values: list[int], wait: bool,
+                 preamble: str = "") -> None:
         script = os.path.join(folder, "launcher.py")
         with open(script, "w") as file:
-            file.write(target.launcher())
-        env = {**os.environ, **target.env, "CONTRACT_PSETS": json.dumps(target.psets(values, wait))}
+            file.write(preamble + target.launcher())
+        env = {**os.environ, **target.env, "CONTRACT_PSETS": json.dumps(target.psets(values, wait)),
+                 "CONTRACT_EXECUTOR": target.name}
         self.process = subprocess.Popen([XMANAGER, "launch", script], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=env)
         assert self.process.stdout is not None
@@ -203,3 +229,36 @@ def test_units_are_followed_after_the_launching_process_has_exited(target, tmp_p
     assert statuses(followed) == {"1": "completed", "2": "completed"}
     assert [followed[str(v)]["results"] for v in (1, 2)] == [target.expected_results(v) for v in (1, 2)]
     assert inspect(target, launch.experiment_id, "refresh") == followed
+
+
+#: Detached executors whose backend does not implement ``recover`` yet: their queued jobs fail (saying they may
+#: still run) instead of being followed.
+RECOVERS_NOT_YET = {"kubernetes", "vertex"}
+
+
+def test_a_launcher_killed_before_it_stored_its_handles_leaves_no_unit_unfinished(target, tmp_path, request):
+    """Killed right after ``launch`` returned: nothing launched was stored but the rows. Detached executors'
+    jobs run on: the next process finds them (``ExecutorBackend.recover``), stores their handles and follows
+    them to their results. Other executors' jobs are settled as the local faults say (adopted, or failed
+    with "launcher died")."""
+    detached = registry.plugin(target.name).detached
+    if detached and target.name in RECOVERS_NOT_YET:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{target.name}: recover() not implemented"))
+    launch = Launch(target, str(tmp_path), [1, 2], wait=False, preamble=KILLED_AFTER_LAUNCH)
+    assert launch.finish() == -9, launch.stderr
+    from xmanager.xm_local import config
+    from xmanager.xm_local.store import Store
+
+    store = Store(config.database_url())
+    if detached:  # What the follower is left with: rows, no handle.
+        assert [job.handle for job in store.jobs(int(launch.experiment_id))] == [None, None]
+    followed = inspect(target, launch.experiment_id, "wait")
+    assert set(statuses(followed).values()) <= {"completed", "failed"}, followed  # Every unit ended.
+    if detached:
+        assert statuses(followed) == {"1": "completed", "2": "completed"}
+        assert [followed[str(v)]["results"] for v in (1, 2)] == [target.expected_results(v) for v in (1, 2)]
+        assert all(job.handle is not None for job in store.jobs(int(launch.experiment_id)))  # Stored for all.
+    else:
+        failures = [unit.message for unit in store.units(int(launch.experiment_id)) if unit.status == "failed"]
+        assert all("launcher died" in message for message in failures), failures
+    assert inspect(target, launch.experiment_id) == followed
