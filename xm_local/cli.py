@@ -289,6 +289,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     if (best := best_trial_line(experiment)) is not None:
         print(best)
+    from xmanager.xm_local.search import best_trial_line  # A search's units: its best trial, marked.
+
+    if (best := best_trial_line(experiment)) is not None:
+        print(best)
     # Executors with a web console (Vertex AI) give each job a link.
     links = [(unit.work_unit_id, job.name, job.console_url) for unit in units for job in unit.jobs.values()
              if job.console_url]

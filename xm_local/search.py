@@ -213,7 +213,8 @@ class _Runner:
             trial.work_unit_id = state.work_unit_id
             results = dict(state.results)
             reports = trial.reports
-            if self.study.objective not in results or state.status is not Status.COMPLETED:
+            if (self.study.pruner is not None or self.study.objective not in results
+                    or state.status is not Status.COMPLETED):  # Its whole curve: the pruner compares with it.
                 self.experiment._store.flush()  # Its last points were queued with its end.
                 reports = self._stored_series({state.work_unit_id}).get(state.work_unit_id, [])
             names: list[str] = []
@@ -312,4 +313,13 @@ def best_trial_row(experiment: LocalExperiment) -> Optional[tuple[int, int, str,
     return best
 
 
-__all__: Sequence[str] = ("Search", "add_search", "best_trial_row", "trials_dataframe")
+def best_trial_line(experiment: LocalExperiment) -> Optional[str]:
+    """``best trial: N (work unit U) loss=V`` for ``xmanager show``; None when the experiment holds no search."""
+    best = best_trial_row(experiment)
+    if best is None:
+        return None
+    unit_id, number, objective, value = best
+    return f"best trial: {number} (work unit {unit_id}) {objective}={value:.6g}"
+
+
+__all__: Sequence[str] = ("Search", "add_search", "best_trial_line", "best_trial_row", "trials_dataframe")
