@@ -91,30 +91,28 @@ def _experiment_row(dashboard: Dashboard, experiment_id: int) -> Any:
 
 
 # ---- pages -----------------------------------------------------------------------------------------
-_PLOTLY_TAG = '<script src="/static/plotly.min.js" defer></script>'
-
-
-def _page(name: str, title: str, charts: bool, **values: Any) -> HTMLResponse:
-    """The page shell (``templates/page.html``); ``static/ui.js`` fills it from the API."""
+def _page(name: str, title: str, **values: Any) -> HTMLResponse:
+    """The page shell (``templates/page.html``); ``static/ui.js`` fills it from the API (and loads plotly.js
+    once it draws a chart)."""
     with open(os.path.join(_TEMPLATES, "page.html"), encoding="utf-8") as handle:
         shell = string.Template(handle.read())
     data = json.dumps({"page": name, **values}).replace("<", "\\u003c")
-    return HTMLResponse(shell.substitute(title=title, page=name, data=data, plotly=_PLOTLY_TAG if charts else ""))
+    return HTMLResponse(shell.substitute(title=title, page=name, data=data))
 
 
 def experiments_page(request: Request) -> Response:
     del request
-    return _page("experiments", "Experiments", charts=False)
+    return _page("experiments", "Experiments")
 
 
 def experiment_page_html(request: Request) -> Response:
     experiment_id = request.path_params["experiment_id"]
-    return _page("experiment", f"Experiment {experiment_id}", charts=True, experiment_id=experiment_id)
+    return _page("experiment", f"Experiment {experiment_id}", experiment_id=experiment_id)
 
 
 def unit_page_html(request: Request) -> Response:
     experiment_id, work_unit_id = request.path_params["experiment_id"], request.path_params["work_unit_id"]
-    return _page("unit", f"Experiment {experiment_id}, unit {work_unit_id}", charts=True, experiment_id=experiment_id,
+    return _page("unit", f"Experiment {experiment_id}, unit {work_unit_id}", experiment_id=experiment_id,
                  work_unit_id=work_unit_id)
 
 

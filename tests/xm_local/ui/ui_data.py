@@ -19,7 +19,7 @@ BATCHES = (32, 64, 128)
 def big_experiment(store: Store, units: int = 100_000, title: str = "big sweep", seed: int = 0) -> int:
     """An experiment of ``units`` finished units (every 10th failed), inserted in one transaction."""
     rng = random.Random(seed)
-    experiment_id = store.create_experiment(title, ["sweep", "big"], "100,000 units", "tester", None, [])
+    experiment_id = store.create_experiment(title, ["sweep", "big"], f"{units:,} units", "tester", None, [])
     now = time.time() - units
     lrs = [10 ** rng.uniform(-4, -1) for _ in range(units)]
     columns: dict[str, list[Any]] = {

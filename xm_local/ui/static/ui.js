@@ -125,6 +125,20 @@ function statusSelect(name, value) {
     CONFIG.statuses.map((status) => el("option", { value: status, selected: status === value, text: status })));
 }
 
+// plotly.js (4 MB, from the installed plotly package) is loaded once a chart is to be drawn, after the tables.
+let plotlyLoading = null;
+function plotly() {
+  if (!plotlyLoading) {
+    plotlyLoading = new Promise((resolve, reject) => {
+      const script = el("script", { src: "/static/plotly.min.js" });
+      script.addEventListener("load", () => resolve(window.Plotly));
+      script.addEventListener("error", () => reject(new Error("cannot load /static/plotly.min.js")));
+      document.head.append(script);
+    });
+  }
+  return plotlyLoading;
+}
+
 // ---- cancelling (the one action that changes anything) ------------------------------------------
 async function cancel(url, what) {
   if (!confirm(`Cancel ${what}?`)) return false;
@@ -289,6 +303,7 @@ function experimentPage() {
     if (state.metric) query.set("metric", state.metric);
     if (state.x) query.set("x", state.x);
     const answer = await getJSON(`/api/experiments/${id}/charts?${query}`);
+    const Plotly = await plotly();
     if (!current()) return;
     const select = (name, options, value) => el("select", { name, id: `chart-${name}`, onchange: (event) => {
       state[name] = event.target.value; saveState(state, defaults); loadCharts();
@@ -313,8 +328,8 @@ function experimentPage() {
     }
   });
 
-  Promise.all([loadHead(), loadUnits()]).catch((error) => head.replaceChildren(el("p", { class: "error", text: error.message })));
-  loadCharts().catch((error) => charts.replaceChildren(el("p", { class: "error", text: error.message })));
+  Promise.all([loadHead(), loadUnits()]).catch((error) => head.replaceChildren(el("p", { class: "error", text: error.message })))
+    .then(() => loadCharts()).catch((error) => charts.replaceChildren(el("p", { class: "error", text: error.message })));
   poll(async () => { await loadHead(); await loadUnits(); }, 2000);
   poll(async () => { if (active) await loadCharts(); }, 15000);
 }
@@ -417,6 +432,7 @@ function unitPage() {
       if (!plotted) metricsBox.replaceChildren(el("p", { class: "muted", text: "no metrics reported yet (xm.report(step=..., name=value))" }));
       return active;
     }
+    const Plotly = await plotly();
     metricsBox.dataset.points = answer.points;
     if (!plotted) { metricsBox.replaceChildren(); Plotly.newPlot(metricsBox, answer.figure.data, answer.figure.layout, { responsive: true, displaylogo: false }); plotted = true; }
     else Plotly.react(metricsBox, answer.figure.data, answer.figure.layout);
