@@ -184,3 +184,15 @@ def test_a_bad_mode_or_space_is_refused_before_any_unit():
         with pytest.raises(search.SpaceError, match="search space 'x': uniform"):
             experiment.add_search(job, {"x": search.uniform(1, 0)}, n_trials=2)
     assert experiment.work_unit_count == 0
+
+
+def test_the_digits_example_tunes_a_real_model_on_local(monkeypatch):
+    pytest.importorskip("sklearn")
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
+    import search_digits
+
+    found = search_digits.launch("local", trials=6, parallel=3, seed=0)
+    frame = found.to_dataframe()
+    assert list(frame["_trial_number"]) == list(range(6))
+    assert set(frame["_status"]) <= {"completed", "pruned"}
+    assert found.best is not None and found.best.value < 0.2 and found.best.params.keys() == {"alpha", "eta0", "penalty"}
