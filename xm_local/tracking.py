@@ -84,6 +84,8 @@ class UnitTracker:
             if change.ended:
                 if self.on_unit_end is not None:
                     self.on_unit_end(work_unit_id)
+                if self.observer is not None:
+                    self.observer.unit_status(work_unit_id, status)
                 self._unit_ended()
         return change.stop
 
@@ -91,8 +93,6 @@ class UnitTracker:
         """Jobs of a unit whose launcher died that will never report (see :meth:`UnitStateMachine.launcher_died`)."""
         with self.lock:
             self._record(work_unit_id, self.machine.launcher_died(work_unit_id, job_names, message), time.time())
-                if self.observer is not None:
-                    self.observer.unit_status(work_unit_id, status)
 
     def adopt(self, work_unit_id: int) -> None:
         """This process now follows and waits for the unit's running jobs: their launcher died."""
@@ -122,6 +122,8 @@ class UnitTracker:
                 experiment_id, work_unit_id, unit.status, at=at, message=unit.message, exit_code=unit.exit_code,
                 host=host,
             )
+            if self.observer is not None:
+                self.observer.unit_status(work_unit_id, unit.status)
         if change.ended:
             self._unit_ended()
 
@@ -129,8 +131,6 @@ class UnitTracker:
         """Wakes the waiting threads when what one of them waits for holds. Called under the lock."""
         if any(finished(self.machine) for finished in self._waiting):
             self._changed.notify_all()
-            if self.observer is not None:
-                self.observer.unit_status(work_unit_id, unit.status)
 
     # ---- waiting ---------------------------------------------------------------------------------
     def wait_until(self, finished: Callable[[UnitStateMachine], bool], timeout: Optional[float]) -> bool:
