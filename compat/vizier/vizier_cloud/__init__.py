@@ -12,7 +12,8 @@ from xmanager.executors.api import ServiceUnavailableError
 
 _WHY = (
     "needs the Vizier service (Vertex AI hyperparameter tuning), which this launcher does not drive; "
-    "for a search without it, add one work unit per parameter set with experiment.add_sweep(job, xm.pgrid(...))"
+    "for the same study without it, run experiment.add_search(job, space, objective=, mode=, n_trials=, "
+    "max_parallel=) with the study config's parameters as xm.search domains (docs/search.md)"
 )
 
 
