@@ -25,7 +25,7 @@ MAX_LINES = 1000
 #: Most metrics a unit's chart shows (the first by name).
 MAX_METRICS = 12
 _STATUS_COLORS = {"completed": "#2ca02c", "failed": "#d62728", "cancelled": "#7f7f7f", "running": "#1f77b4",
-                  "pending": "#ff7f0e"}
+                  "pending": "#ff7f0e", "pruned": "#9467bd"}
 _LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "template": "plotly_white"}
 
 

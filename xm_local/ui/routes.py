@@ -22,6 +22,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from xmanager.xm import core
+from xmanager.xm.status import TERMINAL_VALUES
 from xmanager.xm_local.store import Store
 from xmanager.xm_local.store.pages import experiment_page, unit_keys, unit_page, unit_sample
 from xmanager.xm_local.ui import logs, metrics, params, views
@@ -241,7 +242,7 @@ def api_logs(request: Request) -> Response:
         raise core.NotFoundError(f"work unit {work_unit_id} has no job {name!r}")
     files = dashboard.logs.files(job)
     answer = logs.read_from(getattr(files, stream), offset)
-    answer["active"] = job.status not in ("completed", "failed", "cancelled")
+    answer["active"] = job.status not in TERMINAL_VALUES
     return JSONResponse(answer)
 
 
