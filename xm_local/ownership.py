@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Collection
 from typing import Optional
 
@@ -145,7 +146,13 @@ class Reconciler:
         those the executor finds get their handle stored (and are followed like the others); the rest
         were never queued and never will be (``ExecutorBackend.recover``): they fail."""
         backend = self._backends.get(executor)
-        found = backend.recover(refs)
+        try:
+            found = backend.recover(refs)
+        except Exception as error:  # noqa: BLE001 - the executor cannot be asked now: asked again next poll.
+            warnings.warn(f"could not look for {len(refs)} {executor} job(s) of a launcher that died: {error}",
+                          stacklevel=2)
+            return
+        logs = [None if handle is None else backend.logs(handle) for handle in found]
         if type(backend).recover is ExecutorBackend.recover:  # Cannot look: say what may be left.
             message = (f"{LAUNCHER_DIED} before it stored this job's handle; the {executor} executor cannot "
                        "look the job up, so it may still run there")
@@ -154,19 +161,19 @@ class Reconciler:
         recorded: list[tuple[Handle, Optional[str], Optional[str]]] = []
         with self._tracker.lock:
             units = self._tracker.machine.units
-            for ref, handle in zip(refs, found):
-                if handle is None:
+            for ref, handle, files in zip(refs, found, logs):
+                if handle is None or files is None:
                     died.setdefault(ref.work_unit_id, []).append(ref.job_name)
                     messages[ref.work_unit_id] = message
                     continue
-                files = backend.logs(handle)
                 if units[ref.work_unit_id].jobs[ref.job_name].handle is None:
                     self._tracker.machine.set_handle(ref.work_unit_id, ref.job_name, handle,
                                                      files.stderr or files.stdout)
                     recorded.append((handle, files.stdout, files.stderr))
+        store = self._stored.store
         for handle, stdout, stderr in recorded:  # Any process can follow, cancel or read them from now on.
-            self._stored.store.record_handle(handle.experiment_id, handle.work_unit_id, handle.job_name, handle.to_json(),
-                                      stdout, stderr)
+            store.record_handle(handle.experiment_id, handle.work_unit_id, handle.job_name, handle.to_json(), stdout,
+                                stderr)
 
     def poll(self) -> None:
         """Brings the adopted units up to date: one ``refresh`` for all their unfinished local jobs."""

@@ -10,7 +10,8 @@ quotes, ``$``, backticks or newlines reach the job as they are.
 
 Each array is named after its batch (``xm-<experiment>-<batch>``), and its folder
 (``<experiment folder>/slurm/<batch>``) holds ``batch.json`` (its units by task, where it
-was submitted) before ``sbatch`` runs, and the job id (``job_id``) once it returned. So
+was submitted) before ``sbatch`` runs, and the job id (``job_id``) once it returned or a
+task started. So
 ``recover`` rebuilds the handles of a launcher that died before storing them: from
 ``job_id``, else by the array's name in ``squeue``/``sacct``/the job completion file. A batch
 found nowhere is marked ``void`` (then looked for once more): a task of it that a dead
@@ -386,7 +387,8 @@ class _Plan:
         return handles
 
 
-#: What a batch folder holds besides the manifest: the batch (written before ``sbatch``) and its job id (after).
+#: What a batch folder holds besides the manifest: the batch (written before ``sbatch``) and its job id (after
+#: it returned, or when a task starts: :mod:`.task` writes it too).
 BATCH_FILE = "batch.json"
 JOB_ID_FILE = "job_id"
 

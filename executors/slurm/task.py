@@ -210,6 +210,22 @@ def stop_descendants(jobs: Sequence[subprocess.Popen[bytes]], grace: float = STO
         time.sleep(0.05)
 
 
+def _note_job_id(folder: str, index: int) -> None:
+    """The array's job id in its batch folder (``job_id``), as the launcher writes it after ``sbatch``:
+    a batch that started a task can be found again even if its launcher died before writing it."""
+    job_id = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    path = os.path.join(folder, "job_id")
+    if not job_id or os.path.exists(path):
+        return
+    temporary = f"{path}.{index}.tmp"
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(job_id)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # Only a shortcut: the array is found by its name too.
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     global _stop_requested
     _stop_requested = True
@@ -219,7 +235,9 @@ def main(argv: list[str]) -> int:
     manifest, index = argv[0], int(argv[1])
     signal.signal(signal.SIGTERM, _on_signal)  # scancel / time limit: stop the jobs, keep no record.
     become_subreaper()
-    if os.path.exists(os.path.join(os.path.dirname(manifest), VOID)):
+    folder = os.path.dirname(manifest)
+    _note_job_id(folder, index)
+    if os.path.exists(os.path.join(folder, VOID)):
         for unit in read_task(manifest, index):
             for job in unit["jobs"]:
                 os.makedirs(job["work_dir"], exist_ok=True)

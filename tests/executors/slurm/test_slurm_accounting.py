@@ -2,6 +2,7 @@
 accounting, from the job completion file. Units are cancelled behind the launcher's back (a plain
 ``scancel``), so no exit record exists and only Slurm can say what happened."""
 
+import json
 import os
 import subprocess
 import time
@@ -78,3 +79,31 @@ def test_without_accounting_the_completion_file_gives_final_states(slurm_cluster
     loaded = xm_local.get_experiment(experiment.experiment_id)
     loaded.refresh()
     assert xm_local.get_experiment(experiment.experiment_id).status_counts == {"cancelled": 2}
+
+
+def test_sacct_finds_an_array_by_name_once_squeue_forgot_it(accounting_cluster, script, tmp_path):
+    """``recover`` of an array whose job id file is missing (the launcher died right after sbatch), once
+    squeue no longer lists it: its name is looked up in sacct."""
+    from xmanager.executors.api import BackendSettings, JobLaunch, JobRef, UnitLaunch
+    from xmanager.executors.slurm import backend as backend_module
+    from xmanager.xm_local import registry
+
+    executable = registry.plugin("slurm").package(xm.binary(xm_local.Slurm.Spec(), script(SLEEPER)))
+    root = tmp_path / "jobs" / "3"
+    units = [UnitLaunch(3, unit_id, (JobLaunch("job", executable, xm_local.Slurm(), ("--seconds=0",), {}, {},
+                                               str(root / str(unit_id) / "job")),)) for unit_id in (1, 2)]
+    backend = backend_module.SlurmBackend(lambda update: None, BackendSettings())
+    launched = backend.launch(units)
+    job_ids = {handle.data["job_id"] for handle in launched}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and cluster_module.Cluster().queue(job_ids):
+        time.sleep(1)  # MinJobAge=2: squeue soon forgets them.
+    assert cluster_module.Cluster().queue(job_ids) == {}
+    [folder] = [os.path.join(root, "slurm", name) for name in os.listdir(root / "slurm")]
+    os.remove(os.path.join(folder, backend_module.JOB_ID_FILE))
+    refs = [JobRef(3, unit.work_unit_id, "job", unit.jobs[0].work_dir) for unit in units]
+    name = json.loads(open(os.path.join(folder, backend_module.BATCH_FILE)).read())["name"]
+    while time.monotonic() < deadline and not cluster_module.Cluster().named([name], time.time() - 60):
+        time.sleep(1)  # slurmdbd records the job a moment after it ends.
+    assert backend_module.SlurmBackend(lambda update: None, BackendSettings()).recover(refs) == launched
+    assert not os.path.exists(os.path.join(folder, "void"))
