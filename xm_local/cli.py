@@ -289,10 +289,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     if (best := best_trial_line(experiment)) is not None:
         print(best)
-    from xmanager.xm_local.search import best_trial_line  # A search's units: its best trial, marked.
-
-    if (best := best_trial_line(experiment)) is not None:
-        print(best)
     # Executors with a web console (Vertex AI) give each job a link.
     links = [(unit.work_unit_id, job.name, job.console_url) for unit in units for job in unit.jobs.values()
              if job.console_url]
@@ -348,7 +344,7 @@ def _no_output(unit: LocalWorkUnit, job_name: str) -> str:
     if not job.status.is_terminal:
         return "(no output yet: the job has not started)" if str(job.status) == "pending" else "(no output)"
     why = job.message or unit.get_status().message
-    return f"(no output: the job {job.status} before it started: {why})" if why else "(no output)"
+    return f"(no output: the job never started ({job.status}): {why})" if why else "(no output)"
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

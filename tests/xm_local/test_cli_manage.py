@@ -278,9 +278,9 @@ def test_logs_of_a_job_that_never_started_say_why(launcher):
             process.kill()
     logs = run("logs", experiment_id, "2")
     assert logs.returncode == 0, logs.stderr
-    assert "(no output: the job cancelled before it started: " in logs.stdout, logs.stdout
+    assert "(no output: the job never started (cancelled): " in logs.stdout, logs.stdout
     followed = run("logs", experiment_id, "2", "-f", timeout=30)  # Nothing to follow: it ended.
-    assert followed.returncode == 0 and "before it started" in followed.stdout
+    assert followed.returncode == 0 and "never started" in followed.stdout
 
 
 # ---- help, version, completion ---------------------------------------------------------------------------
