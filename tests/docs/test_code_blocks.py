@@ -538,6 +538,12 @@ def docs_dataset_mirror(tmp_path_factory):
 
     saved = {name: os.environ.get(name) for name in dataset_mirror._ENV}
     dataset_mirror.pytest_configure(None)
+    # Only the server is needed here: pages wrap their own loader (their prelude). This process's loader must
+    # stay as it was, or later tests (tests/xm/data/datasets) would check their files against the mirror's digests.
+    from xmanager.xm.data.datasets import base
+
+    assert dataset_mirror._mirror is not None
+    base.load, dataset_mirror._mirror.saved_load = dataset_mirror._mirror.saved_load, None
     mirror = {name: os.environ[name] for name in dataset_mirror._ENV}
     for name, value in saved.items():  # This process's own environment stays as it was.
         if value is None:
