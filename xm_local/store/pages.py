@@ -95,13 +95,15 @@ def experiment_page(
     until: Optional[float] = None,
     offset: int = 0,
     limit: int = 50,
+    include_archived: bool = False,
 ) -> Page[ExperimentRow]:
     """Experiments newest first, ``limit`` from ``offset``, with their unit counts per status: three queries.
 
     ``title`` matches a substring (``*`` as wildcard), ``tag`` exactly, ``status`` keeps experiments with at
-    least one unit of that status, ``since``/``until`` bound the creation time (epoch seconds).
+    least one unit of that status, ``since``/``until`` bound the creation time (epoch seconds); archived
+    experiments are left out unless ``include_archived``.
     """
-    where: list[str] = []
+    where: list[str] = [] if include_archived else ["e.archived_at IS NULL"]
     params: dict[str, Any] = {}
     if title:
         where.append("LOWER(e.title) LIKE :title ESCAPE '\\'")

@@ -40,6 +40,8 @@ class ExperimentQuery:
     until: Optional[float]
     page: int
     per_page: int
+    #: Archived experiments are listed too (``?archived=1``); hidden by default, as in ``xmanager list``.
+    include_archived: bool = False
 
     @property
     def offset(self) -> int:
@@ -112,6 +114,7 @@ def experiment_query(params: Mapping[str, str]) -> ExperimentQuery:
         until=_time(params, "until", end_of_day=True),
         page=_number(params, "page", 1, 1, 10**9),
         per_page=_number(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
+        include_archived=params.get("archived", "") in ("1", "true", "yes"),
     )
 
 

@@ -141,7 +141,8 @@ def api_config(request: Request) -> Response:
 def api_experiments(request: Request) -> Response:
     query = params.experiment_query(request.query_params)
     page = experiment_page(_dashboard(request).store, title=query.title, tag=query.tag, status=query.status,
-                           since=query.since, until=query.until, offset=query.offset, limit=query.per_page)
+                           since=query.since, until=query.until, offset=query.offset, limit=query.per_page,
+                           include_archived=query.include_archived)
     return JSONResponse({
         "experiments": [views.experiment_json(row) for row in page.rows], "total": page.total,
         "page": query.page, "per_page": query.per_page, "pages": _pages(page.total, query.per_page),

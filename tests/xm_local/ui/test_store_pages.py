@@ -117,3 +117,11 @@ def test_keys_and_sample(store):
     assert len(sample) == 10 and sample == sorted(sample) and set(sample) <= set(range(1, 31))
     assert [row.work_unit_id for row in unit_sample(store, experiment_id, 10)] == sample  # The same every time.
     assert [row.work_unit_id for row in unit_sample(store, experiment_id, 100)] == list(range(1, 31))
+
+
+def test_archived_experiments_are_hidden_unless_asked_for(store):
+    ids = ui_data.listed_experiments(store, 3)
+    store.set_archived(ids[1], time.time())
+    assert [row.experiment_id for row in experiment_page(store).rows] == [ids[2], ids[0]]
+    assert experiment_page(store).total == 2
+    assert [row.experiment_id for row in experiment_page(store, include_archived=True).rows] == ids[::-1]
