@@ -18,6 +18,13 @@ AlreadyExists is ours when the existing Job carries this launch's :data:`.manife
 one's log (one call per ended Job) into ``<work_dir>/pod.log``. The last
 ``XM_RESULTS_JSON:`` line of that log holds the job's results (see :mod:`.manifests`).
 Lists are read in pages of :data:`LIST_PAGE_SIZE` (``limit`` + ``continue``).
+
+``recover`` finds the Jobs of a launcher that died before their handles were stored: ``launch``
+writes a record of every Job it is about to create before the first create (:mod:`.recovery`),
+and ``recover`` lists the recorded namespaces by our labels (experiment, work unit) and matches
+the recorded Job names. A job without a record was never sent. A recorded Job not found may be a
+create the dead launcher still had in flight: ``recover`` looks once more after
+:data:`RECOVER_GRACE` (longer than any create call may take), so a None stays final.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional, TypeVar
 
@@ -35,12 +43,13 @@ from xmanager.executors.api import (
     ExecutorBackend,
     Handle,
     JobLaunch,
+    JobRef,
     LogFiles,
     StatusSink,
     StatusUpdate,
     UnitLaunch,
 )
-from xmanager.executors.kubernetes import manifests, retry
+from xmanager.executors.kubernetes import manifests, recovery, retry
 from xmanager.executors.kubernetes.config import ClusterConfig, Connection, KubernetesError, connect, explain
 from xmanager.executors.kubernetes.executor import DEFAULT_CONCURRENT_CREATES, Kubernetes, KubernetesImage
 from xmanager.executors.retrying import bounded_map, create_all
@@ -53,6 +62,8 @@ _TIMEOUT = (10, 60)  # (connect, read) seconds for every API call.
 LIST_PAGE_SIZE = 500
 #: Deletions (cancel, rollback) and log reads kept in flight at once.
 CONCURRENCY = DEFAULT_CONCURRENT_CREATES
+#: Seconds after which a create a dead launcher had in flight has surely landed or failed: its timeout.
+RECOVER_GRACE = float(sum(_TIMEOUT))
 
 
 class KubernetesBackend(ExecutorBackend[Kubernetes]):
@@ -88,6 +99,8 @@ class KubernetesBackend(ExecutorBackend[Kubernetes]):
                     default=DEFAULT_CONCURRENT_CREATES)
         planned = [self._plan(unit, job, limit) for unit in units for job in unit.jobs]
         self._check(planned)
+        recovery.write((item.handle.data["work_dir"], item.handle.experiment_id, item.handle.work_unit_id,
+                        item.handle.job_name, dict(item.handle.data)) for item in planned)
         self._create_all(planned, limit)
         return [item.handle for item in planned]
 
@@ -210,6 +223,41 @@ class KubernetesBackend(ExecutorBackend[Kubernetes]):
         from kubernetes import client
 
         return client.BatchV1Api(connection.api_client)
+
+    # ---- recovery ------------------------------------------------------------------------------
+    def recover(self, jobs: Sequence[JobRef]) -> list[Optional[Handle]]:
+        """The handles ``launch`` returned for these jobs, from its records and the cluster's Jobs (see above)."""
+        records: dict[str, dict[tuple[int, int, str], dict[str, Any]]] = {}
+        recorded: list[Optional[Handle]] = []
+        for job in jobs:
+            folder = recovery.experiment_folder(job.work_dir)
+            if folder not in records:
+                records[folder] = recovery.read(folder)
+            data = records[folder].get((job.experiment_id, job.work_unit_id, job.job_name))
+            recorded.append(None if data is None else Handle(
+                executor="kubernetes", experiment_id=job.experiment_id, work_unit_id=job.work_unit_id,
+                job_name=job.job_name, data=data))
+        found = self._existing([handle for handle in recorded if handle is not None])
+        missing = [handle for handle in recorded if handle is not None and handle.data["name"] not in found]
+        if missing:  # A create in flight when the launcher died lands within its timeout: look once more after it.
+            time.sleep(RECOVER_GRACE)
+            found |= self._existing(missing)
+        return [handle if handle is not None and handle.data["name"] in found else None for handle in recorded]
+
+    def _existing(self, handles: Sequence[Handle]) -> set[str]:
+        """The names of the handles' Jobs the cluster has, one label-selector list per (cluster, namespace)."""
+        names: set[str] = set()
+        for (cluster, namespace), members in _by_namespace(handles).items():
+            connection = self._connection(cluster)
+            experiments = ",".join(sorted({str(h.experiment_id) for h in members}))
+            units = ",".join(sorted({str(h.work_unit_id) for h in members}))
+            selector = (f"{manifests.MANAGED_BY}=xmanager,{manifests.EXPERIMENT_LABEL} in ({experiments}),"
+                        f"{manifests.WORK_UNIT_LABEL} in ({units})")
+            listed = self._list(connection, f"list Jobs in namespace {namespace}",
+                                self._batch(connection).list_namespaced_job, namespace, selector)
+            wanted = {h.data["name"] for h in members}
+            names.update(item["metadata"]["name"] for item in listed if item["metadata"]["name"] in wanted)
+        return names
 
     # ---- statuses ------------------------------------------------------------------------------
     def refresh(self, handles: Sequence[Handle]) -> list[StatusUpdate]:

@@ -20,6 +20,13 @@ follows more than a few jobs, and ``GetCustomJob`` per job otherwise (or for job
 longer shows). A server that does not answer leaves the statuses as they are (with a warning);
 refused credentials raise.
 
+``recover`` finds the CustomJobs of a launcher that died before their handles were stored:
+``launch`` records every job it is about to send before the first create (:mod:`.recovery`), and
+``recover`` lists the recorded targets' CustomJobs by experiment label and matches the create
+tokens. A job without a record was never sent. A recorded one not found may be a create the dead
+launcher still had in flight: ``recover`` looks once more after :data:`RECOVER_GRACE` (longer than
+a create call may take), so a None stays final.
+
 Vertex AI keeps a job's output in Cloud Logging, not in files; ``logs()`` gives a file
 in the job's folder with the CustomJob's name, its console URL and every state change
 this machine saw (appended on each refresh).
@@ -41,6 +48,7 @@ from xmanager.executors.api import (
     BackendSettings,
     ExecutorBackend,
     Handle,
+    JobRef,
     LaunchError,
     LogFiles,
     StatusSink,
@@ -48,7 +56,7 @@ from xmanager.executors.api import (
     UnitLaunch,
 )
 from xmanager.executors.retrying import bounded_map, create_all
-from xmanager.executors.vertex import job_spec, retry
+from xmanager.executors.vertex import job_spec, recovery, retry
 from xmanager.executors.vertex.client import CREDENTIALS_HINT, Clients, Target, VertexConfigError, location_of
 from xmanager.executors.vertex.executor import DEFAULT_CONCURRENT_CREATES, Vertex, VertexExecutable
 from xmanager.xm.status import Status
@@ -78,6 +86,8 @@ LOG_NAME = "vertex.log"
 #: Above this many distinct jobs of one experiment, one List call replaces one Get per job.
 GET_LIMIT = 3
 CALL_TIMEOUT = 60.0
+#: Seconds after which a create a dead launcher had in flight has surely landed or failed: its deadline, and some.
+RECOVER_GRACE = CALL_TIMEOUT + 10.0
 READ_MASK = ("name", "state", "error", "start_time", "end_time", "update_time")
 
 T = TypeVar("T")
@@ -182,11 +192,77 @@ class VertexBackend(ExecutorBackend[Vertex]):
                     default=DEFAULT_CONCURRENT_CREATES)
         planned = [_Planned(unit, body, target, token)
                    for unit, body, target, token in zip(units, bodies, unit_targets, tokens)]
+        recovery.write(
+            (launch.work_dir, item.unit.experiment_id, item.unit.work_unit_id, launch.job_name,
+             {"token": item.token, "endpoint": item.target.endpoint, "project": item.target.project,
+              "location": item.target.location, "pool": index, "work_dir": launch.work_dir})
+            for item in planned for index, launch in enumerate(item.unit.jobs)
+        )
         jobs = self._create_all(planned, limit)
         handles: list[Handle] = []
         for item, job in zip(planned, jobs):
-            handles.extend(self._handles(item.unit, item.target, job))
+            handles.extend(self._handles(item.unit.experiment_id, item.unit.work_unit_id,
+                                         [(launch.job_name, launch.work_dir) for launch in item.unit.jobs],
+                                         item.target, job))
         return handles
+
+    # ---- recovery ------------------------------------------------------------------------------
+    def recover(self, jobs: Sequence[JobRef]) -> list[Optional[Handle]]:
+        """The handles ``launch`` returned for these jobs, from its records and Vertex's CustomJobs (see above)."""
+        records: dict[str, dict[tuple[int, int, str], dict[str, Any]]] = {}
+        recorded: list[Optional[dict[str, Any]]] = []
+        for job in jobs:
+            folder = recovery.experiment_folder(job.work_dir)
+            if folder not in records:
+                records[folder] = recovery.read(folder)
+            recorded.append(records[folder].get((job.experiment_id, job.work_unit_id, job.job_name)))
+        wanted = [(job, data) for job, data in zip(jobs, recorded) if data is not None]
+        found = self._by_token(wanted)
+        missing = [(job, data) for job, data in wanted if data["token"] not in found]
+        if missing:  # A create in flight when the launcher died lands within its deadline: look once more after it.
+            time.sleep(RECOVER_GRACE)
+            found.update(self._by_token(missing))
+        handles: list[Optional[Handle]] = []
+        for job, data in zip(jobs, recorded):
+            custom_job = None if data is None else found.get(data["token"])
+            if data is None or custom_job is None:
+                handles.append(None)
+                continue
+            target = Target(data["endpoint"], data["project"], data["location"])
+            [handle] = self._handles(job.experiment_id, job.work_unit_id, [(job.job_name, job.work_dir)], target,
+                                     custom_job, pool=int(data["pool"]), fresh=False)
+            handles.append(handle)
+        return handles
+
+    def _by_token(self, wanted: Sequence[tuple[JobRef, dict[str, Any]]]) -> dict[str, Any]:
+        """The recorded jobs' CustomJobs by create token: one filtered list (page by page) per target and experiment."""
+        groups: dict[tuple[Target, int], set[str]] = {}
+        for job, data in wanted:
+            target = Target(data["endpoint"], data["project"], data["location"])
+            groups.setdefault((target, job.experiment_id), set()).add(data["token"])
+        found: dict[str, Any] = {}
+        for (target, experiment_id), tokens in groups.items():
+            found.update(self._list_tokens(target, experiment_id, tokens))
+        return found
+
+    def _list_tokens(self, target: Target, experiment_id: int, tokens: set[str]) -> dict[str, Any]:
+        from google.cloud.aiplatform_v1 import types
+
+        client = self._clients.client(target.endpoint)
+        request = types.ListCustomJobsRequest(parent=target.parent, filter=f'labels.{EXPERIMENT_LABEL}="{experiment_id}"',
+                                              page_size=1000)
+        found: dict[str, Any] = {}
+        try:
+            while True:
+                page = retry.call(client.list_custom_jobs, request=request, timeout=CALL_TIMEOUT,
+                                  policy=retry.READ_POLICY)
+                found.update((job.labels[TOKEN_LABEL], job) for job in page.custom_jobs
+                             if job.labels.get(TOKEN_LABEL) in tokens)
+                if not page.next_page_token:
+                    return found
+                request.page_token = page.next_page_token
+        except Exception as error:
+            raise _api_error(error, target, f"finding the CustomJobs of experiment {experiment_id}") from None
 
     def _create_all(self, planned: Sequence[_Planned], limit: int) -> list[Any]:
         """Creates every CustomJob, ``limit`` at a time, in input order; all or nothing.
@@ -330,20 +406,24 @@ class VertexBackend(ExecutorBackend[Vertex]):
             notes.append(f"could not cancel: {', '.join(sorted(left))} (cancel them in the console)")
         return notes
 
-    def _handles(self, unit: UnitLaunch[Vertex], target: Target, job: Any) -> list[Handle]:
+    def _handles(self, experiment_id: int, work_unit_id: int, jobs: Sequence[tuple[str, str]], target: Target,
+                 job: Any, pool: int = 0, fresh: bool = True) -> list[Handle]:
+        """The handles of a unit's ``(job name, work_dir)`` pairs (worker pools ``pool``, ``pool + 1``, ...),
+        with their log files started (``fresh``: written anew; else only where missing)."""
         url = job_spec.console_url(job.name, target.project)
         state = job.state.name
         handles = []
-        for index, launch in enumerate(unit.jobs):
-            log = os.path.join(launch.work_dir, LOG_NAME)
-            os.makedirs(launch.work_dir, exist_ok=True)
-            with open(log, "w") as file:
-                file.write(f"Vertex AI CustomJob {job.name}\nconsole: {url}\n"
-                           "(the job's own output is in Cloud Logging; this file lists the states seen here)\n")
+        for index, (job_name, work_dir) in enumerate(jobs, start=pool):
+            log = os.path.join(work_dir, LOG_NAME)
+            os.makedirs(work_dir, exist_ok=True)
+            if fresh or not os.path.exists(log):
+                with open(log, "w") as file:
+                    file.write(f"Vertex AI CustomJob {job.name}\nconsole: {url}\n"
+                               "(the job's own output is in Cloud Logging; this file lists the states seen here)\n")
             self._record(log, state, "", time.time())
             handles.append(Handle(
-                executor="vertex", experiment_id=unit.experiment_id, work_unit_id=unit.work_unit_id,
-                job_name=launch.job_name,
+                executor="vertex", experiment_id=experiment_id, work_unit_id=work_unit_id,
+                job_name=job_name,
                 data={"name": job.name, "endpoint": target.endpoint, "project": target.project,
                       "location": target.location, "pool": index, "console_url": url, "log": log},
             ))

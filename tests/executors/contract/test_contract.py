@@ -231,19 +231,12 @@ def test_units_are_followed_after_the_launching_process_has_exited(target, tmp_p
     assert inspect(target, launch.experiment_id, "refresh") == followed
 
 
-#: Detached executors whose backend does not implement ``recover`` yet: their queued jobs fail (saying they may
-#: still run) instead of being followed.
-RECOVERS_NOT_YET = {"kubernetes", "vertex"}
-
-
-def test_a_launcher_killed_before_it_stored_its_handles_leaves_no_unit_unfinished(target, tmp_path, request):
+def test_a_launcher_killed_before_it_stored_its_handles_leaves_no_unit_unfinished(target, tmp_path):
     """Killed right after ``launch`` returned: nothing launched was stored but the rows. Detached executors'
     jobs run on: the next process finds them (``ExecutorBackend.recover``), stores their handles and follows
     them to their results. Other executors' jobs are settled as the local faults say (adopted, or failed
     with "launcher died")."""
     detached = registry.plugin(target.name).detached
-    if detached and target.name in RECOVERS_NOT_YET:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{target.name}: recover() not implemented"))
     launch = Launch(target, str(tmp_path), [1, 2], wait=False, preamble=KILLED_AFTER_LAUNCH)
     assert launch.finish() == -9, launch.stderr
     from xmanager.xm_local import config
