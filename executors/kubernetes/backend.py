@@ -63,6 +63,7 @@ LIST_PAGE_SIZE = 500
 #: Deletions (cancel, rollback) and log reads kept in flight at once.
 CONCURRENCY = DEFAULT_CONCURRENT_CREATES
 #: Seconds after which a create a dead launcher had in flight has surely landed or failed: its timeout.
+_sleep = time.sleep  # Tests replace it.
 RECOVER_GRACE = float(sum(_TIMEOUT))
 
 
@@ -240,7 +241,7 @@ class KubernetesBackend(ExecutorBackend[Kubernetes]):
         found = self._existing([handle for handle in recorded if handle is not None])
         missing = [handle for handle in recorded if handle is not None and handle.data["name"] not in found]
         if missing:  # A create in flight when the launcher died lands within its timeout: look once more after it.
-            time.sleep(RECOVER_GRACE)
+            _sleep(RECOVER_GRACE)
             found |= self._existing(missing)
         return [handle if handle is not None and handle.data["name"] in found else None for handle in recorded]
 

@@ -87,6 +87,7 @@ LOG_NAME = "vertex.log"
 GET_LIMIT = 3
 CALL_TIMEOUT = 60.0
 #: Seconds after which a create a dead launcher had in flight has surely landed or failed: its deadline, and some.
+_sleep = time.sleep  # Tests replace it.
 RECOVER_GRACE = CALL_TIMEOUT + 10.0
 READ_MASK = ("name", "state", "error", "start_time", "end_time", "update_time")
 
@@ -220,7 +221,7 @@ class VertexBackend(ExecutorBackend[Vertex]):
         found = self._by_token(wanted)
         missing = [(job, data) for job, data in wanted if data["token"] not in found]
         if missing:  # A create in flight when the launcher died lands within its deadline: look once more after it.
-            time.sleep(RECOVER_GRACE)
+            _sleep(RECOVER_GRACE)
             found.update(self._by_token(missing))
         handles: list[Optional[Handle]] = []
         for job, data in zip(jobs, recorded):
