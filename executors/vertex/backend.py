@@ -248,10 +248,13 @@ class VertexBackend(ExecutorBackend[Vertex]):
 
     def _list_tokens(self, target: Target, experiment_id: int, tokens: set[str]) -> dict[str, Any]:
         from google.cloud.aiplatform_v1 import types
+        from google.protobuf import field_mask_pb2
 
         client = self._clients.client(target.endpoint)
-        request = types.ListCustomJobsRequest(parent=target.parent, filter=f'labels.{EXPERIMENT_LABEL}="{experiment_id}"',
-                                              page_size=1000)
+        request = types.ListCustomJobsRequest(
+            parent=target.parent, filter=f'labels.{EXPERIMENT_LABEL}="{experiment_id}"', page_size=1000,
+            read_mask=field_mask_pb2.FieldMask(paths=["name", "state", "labels"]),
+        )
         found: dict[str, Any] = {}
         try:
             while True:
