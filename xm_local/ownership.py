@@ -120,6 +120,10 @@ class Reconciler:
                     continue
                 if not unit.jobs:
                     died[unit_id] = []  # Its launcher died before it recorded any job.
+                elif all(job.status.is_terminal for job in unit.jobs.values()):
+                    # Its jobs' ends were committed, the unit's was not (the launcher's writer commits in
+                    # batches; it died between two): the unit's status is derived from its jobs here.
+                    died[unit_id] = []
                 for job in unit.jobs.values():
                     if job.status.is_terminal:
                         continue

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
 from xmanager import xm, xm_local
+from xmanager.xm_local.store.driver import sqlite_path
 
 TIMEOUT_S = 60
 
@@ -57,6 +59,7 @@ def test_a_cancelled_experiment_starts_none_of_its_units_even_those_added_later(
 KILLED = """
 import sys
 from xmanager import xm, xm_local
+from xmanager.xm_local.store.driver import sqlite_path
 with xm_local.create_experiment('killed', max_parallel=1) as e:
     [waits, quick] = e.package([xm.binary(xm_local.Local.Spec(), sys.argv[1]), xm.binary(xm_local.Local.Spec(), '/bin/true')])
     e.add(xm.Job(waits, xm_local.Local(experimental_stream_output=False)))
@@ -109,3 +112,26 @@ def test_units_of_a_killed_launcher_are_settled_adopted_and_resumed(tmp_path, py
     unit = opened.work_units[1]
     assert unit.get_status().is_completed and unit.results == {"answer": 42}
     assert xm_local.get_experiment(experiment_id).status_counts == {"completed": 1, "failed": 2}
+
+
+def test_a_unit_whose_jobs_ended_but_whose_own_end_was_not_committed_is_settled_from_its_jobs():
+    """A launcher killed between two commits of its store writer leaves a unit ``running`` whose jobs
+    all ended: whoever settles it records the unit's end from its jobs' (else it stays unfinished
+    for ever and a resumed sweep runs its pset again)."""
+    with xm_local.create_experiment("torn", max_parallel=1) as experiment:
+        [true] = experiment.package([xm.binary(xm_local.Local.Spec(), "/bin/true")])
+        experiment.add_sweep(xm.Job(true, xm_local.Local()), [{"n": 1}])
+    experiment_id = experiment.experiment_id
+    dead = subprocess.Popen(["/bin/true"])
+    dead.wait()
+    store = experiment._store
+    store.flush()
+    import sqlite3
+
+    path = sqlite_path(store.url)
+    assert path is not None
+    with sqlite3.connect(path) as conn:  # The state a kill between the job's and the unit's commit leaves.
+        conn.execute("UPDATE work_units SET status = 'running', ended_at = NULL, launcher = ? "
+                     "WHERE experiment_id = ?", (f"{socket.gethostname()} {dead.pid} 1", experiment_id))
+    assert xm_local.get_experiment(experiment_id).status_counts == {"completed": 1}
+    assert xm_local.get_experiment(experiment_id)._store.completed_pset_hashes(experiment_id)
