@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Optional
@@ -56,6 +57,9 @@ STDOUT, STDERR, RESULTS = "stdout.log", "stderr.log", "results.json"
 #: A Python-callable job's exit record and the pid of the worker serving it, in the job's folder.
 EXIT_RECORD, WORKER_RECORD = "exit.json", "worker.json"
 LAUNCHER_DIED = processes.LAUNCHER_DIED
+#: How long a started binary without a recorded pid, not found, is given to finish its exec before
+#: it is looked for again (its launcher died between ``fork`` and ``exec``).
+_EXEC_GRACE_S = 0.5
 
 
 def _paths(work_dir: str) -> tuple[str, str, str]:
@@ -236,7 +240,13 @@ class LocalBackend(ExecutorBackend[Local]):
             if isinstance(worker, dict):
                 pid, ticks = worker.get("pid"), worker.get("ticks")
             elif os.path.exists(os.path.join(work_dir, STDOUT)):  # A start was tried: look for it.
-                found = _find_by_results_path(os.path.join(work_dir, RESULTS))
+                results_path = os.path.join(work_dir, RESULTS)
+                found = _find_by_results_path(results_path)
+                if found is None and not os.path.exists(results_path):
+                    # A child that the dead launcher's Popen forked but had not exec'd yet still shows the
+                    # launcher's environment, not the job's: look again once it has had time to exec.
+                    time.sleep(_EXEC_GRACE_S)
+                    found = _find_by_results_path(results_path)
                 if found is not None:
                     pid, ticks = found
         if pid is None and not (work_dir and os.path.exists(os.path.join(work_dir, STDOUT))):
