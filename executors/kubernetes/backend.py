@@ -64,6 +64,8 @@ LIST_PAGE_SIZE = 500
 CONCURRENCY = DEFAULT_CONCURRENT_CREATES
 #: Seconds after which a create a dead launcher had in flight has surely landed or failed: its timeout.
 _sleep = time.sleep  # Tests replace it.
+#: Up to this many work units, ``recover`` also selects Jobs by their work unit label.
+_SELECTOR_UNITS = 100
 RECOVER_GRACE = float(sum(_TIMEOUT))
 
 
@@ -251,9 +253,10 @@ class KubernetesBackend(ExecutorBackend[Kubernetes]):
         for (cluster, namespace), members in _by_namespace(handles).items():
             connection = self._connection(cluster)
             experiments = ",".join(sorted({str(h.experiment_id) for h in members}))
-            units = ",".join(sorted({str(h.work_unit_id) for h in members}))
-            selector = (f"{manifests.MANAGED_BY}=xmanager,{manifests.EXPERIMENT_LABEL} in ({experiments}),"
-                        f"{manifests.WORK_UNIT_LABEL} in ({units})")
+            units = sorted({h.work_unit_id for h in members})
+            selector = f"{manifests.MANAGED_BY}=xmanager,{manifests.EXPERIMENT_LABEL} in ({experiments})"
+            if len(units) <= _SELECTOR_UNITS:  # Narrower; a sweep's thousands of units would make too long a URL.
+                selector += f",{manifests.WORK_UNIT_LABEL} in ({','.join(map(str, units))})"
             listed = self._list(connection, f"list Jobs in namespace {namespace}",
                                 self._batch(connection).list_namespaced_job, namespace, selector)
             wanted = {h.data["name"] for h in members}

@@ -106,3 +106,12 @@ def test_a_recorded_job_never_created_answers_none_after_the_grace(open_backend,
     assert recovered == [None, created[0]]
     assert waits[0] == [backend_module.RECOVER_GRACE]  # One wait, then a last look.
     assert len(_job_lists(api_server)) == 2
+
+
+def test_many_units_are_found_by_the_experiment_label_alone(open_backend, api_server, tmp_path, waits, monkeypatch):
+    monkeypatch.setattr(backend_module, "_SELECTOR_UNITS", 2)  # Instead of a sweep's thousands of units.
+    handles = open_backend().launch(_units(tmp_path, [1, 2, 3]))
+    lists_before = len(_job_lists(api_server))
+    assert open_backend().recover(_refs(tmp_path, [(1, "job"), (2, "job"), (3, "job")])) == handles
+    [selector] = [call[2]["labelSelector"][0] for call in _job_lists(api_server)[lists_before:]]
+    assert manifests.WORK_UNIT_LABEL not in selector and waits[0] == []
