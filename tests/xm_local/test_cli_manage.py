@@ -187,6 +187,14 @@ def test_delete_needs_yes_without_a_terminal_and_removes_rows_and_job_folders(la
         assert conn.execute("SELECT COUNT(*) FROM work_units").fetchone() == (1,)
 
 
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has something to read within ``timeout`` s: poll, since select.select refuses fds >= 1024
+    (a whole test session may have that many open)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
 def _answer_on_pty(argv, answer, timeout=60.0):
     """Runs ``argv`` on a pseudo-terminal, types ``answer`` once it asks; (exit status, its output)."""
     master, slave = pty.openpty()
@@ -196,7 +204,7 @@ def _answer_on_pty(argv, answer, timeout=60.0):
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
+            ready = _readable(master, 0.2)
             if ready:
                 try:
                     data = os.read(master, 4096)

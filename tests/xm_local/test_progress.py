@@ -45,6 +45,14 @@ def launcher(tmp_path):
     return path
 
 
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has something to read within ``timeout`` s: poll, since select.select refuses fds >= 1024
+    (a whole test session may have that many open)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
 def _on_pty(argv, env, timeout=120.0):
     """Runs ``argv`` with stdin, stdout and stderr on a pseudo-terminal; (exit status, everything it wrote)."""
     master, slave = pty.openpty()
@@ -54,7 +62,7 @@ def _on_pty(argv, env, timeout=120.0):
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
+            ready = _readable(master, 0.2)
             if ready:
                 try:
                     data = os.read(master, 65536)

@@ -211,8 +211,10 @@ def test_cancel_from_another_process(target, tmp_path):
     release(target)
     assert launch.finish() == 0, launch.stderr  # A unit cancelled elsewhere is no failure of the launch.
     assert statuses(inspect(target, launch.experiment_id, "wait")) == {"1": "cancelled"}
-    # Executors that cannot stop a running job let it run to its end; its record stays cancelled.
-    assert os.path.exists(signal(target, "1.finished")) is not target.stops_running_jobs
+    if target.stops_running_jobs:
+        assert not os.path.exists(signal(target, "1.finished"))
+    # Executors that cannot stop a running job let it run while their process lives (the in-process and VE
+    # host executors run it in the launcher, which may exit first); either way its record stays cancelled.
 
 
 def test_units_are_followed_after_the_launching_process_has_exited(target, tmp_path):
