@@ -297,8 +297,13 @@ class LocalExperiment(core.Experiment):
 
     def _queue_last_metrics(self, work_unit_id: int) -> None:
         """The unit ended: its jobs' last points go to the store with (or before) its final status."""
-        files = [file for file in self._metrics_files(work_unit_id) if os.path.exists(file.path)]
-        self._store.queue_metrics(self.experiment_id, files)  # Nothing queued for a unit that reported no points.
+        # Called (under the tracker's lock) at every unit's end: one stat per job of the unit, no folder listing.
+        unit = self._tracker.machine.units.get(work_unit_id)
+        folder = os.path.join(self._jobs_root, str(work_unit_id))
+        files = [MetricsFile(work_unit_id, name, path) for name in sorted(unit.jobs if unit is not None else ())
+                 if os.path.exists(path := os.path.join(folder, name, METRICS_FILE))]
+        if files:  # Nothing queued for a unit that reported no points.
+            self._store.queue_metrics(self.experiment_id, files)
 
     def _unit_metrics(self, unit: LocalWorkUnit) -> Any:
         from xmanager.xm_local.dataframe import metrics_dataframe
