@@ -166,6 +166,13 @@ class ResourceDict(MutableMapping[ResourceType, float]):
     def __getitem__(self, key: ResourceType) -> float:
         return self.__dict[key]
 
+    def get(self, key: ResourceType, default: Any = None) -> Any:
+        # Without the KeyError the Mapping mixin's get raises and catches (it is asked once per launched job).
+        return self.__dict.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.__dict
+
     def __setitem__(self, key: ResourceType, value: float) -> None:
         self.__dict[key] = value
 
