@@ -9,47 +9,11 @@ up by the labels and name the record gives.
 
 from __future__ import annotations
 
-import glob
-import json
-import os
-import secrets
-import time
-from collections.abc import Iterable
-from typing import Any
+from xmanager.executors.launch_records import LaunchRecords, experiment_folder
 
 PREFIX = ".kubernetes-launch-"
+_RECORDS = LaunchRecords(PREFIX)
+write = _RECORDS.write
+read = _RECORDS.read
 
-
-def experiment_folder(work_dir: str) -> str:
-    """``<experiment folder>`` of a job folder ``<experiment folder>/<work unit>/<job>``."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(work_dir)))
-
-
-def write(entries: Iterable[tuple[str, int, int, str, dict[str, Any]]]) -> None:
-    """Writes ``(work_dir, experiment, unit, job, data)`` entries, one file per experiment folder, atomically."""
-    by_folder: dict[str, list[dict[str, Any]]] = {}
-    for work_dir, experiment_id, work_unit_id, job_name, data in entries:
-        by_folder.setdefault(experiment_folder(work_dir), []).append(
-            {"experiment_id": experiment_id, "work_unit_id": work_unit_id, "job_name": job_name, "data": data})
-    for folder, jobs in by_folder.items():
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{PREFIX}{secrets.token_hex(6)}.json")
-        with open(f"{path}.tmp", "w", encoding="utf-8") as file:
-            json.dump({"written": time.time(), "jobs": jobs}, file)
-        os.replace(f"{path}.tmp", path)
-
-
-def read(folder: str) -> dict[tuple[int, int, str], dict[str, Any]]:
-    """The recorded handle data of the experiment folder's jobs, by (experiment, unit, job); the newest wins."""
-    records = []
-    for path in glob.glob(os.path.join(glob.escape(folder), f"{PREFIX}*.json")):
-        try:
-            with open(path, encoding="utf-8") as file:
-                records.append(json.load(file))
-        except (OSError, ValueError):
-            continue  # Unreadable: as if the launch had not got that far.
-    found: dict[tuple[int, int, str], dict[str, Any]] = {}
-    for record in sorted(records, key=lambda record: float(record.get("written", 0.0))):
-        for job in record.get("jobs") or []:
-            found[(int(job["experiment_id"]), int(job["work_unit_id"]), str(job["job_name"]))] = dict(job["data"])
-    return found
+__all__ = ["PREFIX", "experiment_folder", "read", "write"]
