@@ -3,13 +3,12 @@
 import argparse
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 import time
 
 import pytest
+from pty_run import run_on_pty
 from xmanager.xm_local import cli
 
 XMANAGER = os.path.join(os.path.dirname(sys.executable), "xmanager")
@@ -188,42 +187,9 @@ def test_delete_needs_yes_without_a_terminal_and_removes_rows_and_job_folders(la
 
 
 
-def _readable(fd: int, timeout: float) -> bool:
-    """Whether ``fd`` has something to read within ``timeout`` s: poll, since select.select refuses fds >= 1024
-    (a whole test session may have that many open)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
 
 def _answer_on_pty(argv, answer, timeout=60.0):
-    """Runs ``argv`` on a pseudo-terminal, types ``answer`` once it asks; (exit status, its output)."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    output, answered = b"", False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready = _readable(master, 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                output += data
-                if not answered and b"[y/N]" in output:
-                    os.write(master, answer)
-                    answered = True
-            elif process.poll() is not None:
-                break
-        return process.wait(timeout=max(1.0, deadline - time.monotonic())), output.decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
-
+    return run_on_pty(argv, None, timeout, answer=answer)
 
 def test_delete_asks_on_a_terminal(launcher, data_dir):
     _, experiment_id = _launch(launcher, "--n=1")

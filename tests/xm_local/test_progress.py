@@ -1,14 +1,12 @@
 """Live feedback of launches: the counting observer, and real launches on a pseudo-terminal and on pipes."""
 
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 
 import pytest
+from pty_run import run_on_pty
 from xmanager.xm.status import Status
 from xmanager.xm_local import progress
 
@@ -46,40 +44,9 @@ def launcher(tmp_path):
 
 
 
-def _readable(fd: int, timeout: float) -> bool:
-    """Whether ``fd`` has something to read within ``timeout`` s: poll, since select.select refuses fds >= 1024
-    (a whole test session may have that many open)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
 
 def _on_pty(argv, env, timeout=120.0):
-    """Runs ``argv`` with stdin, stdout and stderr on a pseudo-terminal; (exit status, everything it wrote)."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready = _readable(master, 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the other side is closed.
-                    break
-                if not data:
-                    break
-                output += data
-            elif process.poll() is not None:
-                break
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
-    return code, output.decode("utf-8", "replace")
-
+    return run_on_pty(argv, env, timeout)
 
 def test_terminal_shows_a_live_line_that_ends_as_a_summary(launcher):
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "200"}
