@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from marked_processes import marked
 from xmanager import xm_local
 from xmanager.executors.local import processes
 
@@ -70,25 +71,6 @@ def main(argv):
 """
 
 
-def _marked(marker: str) -> list[int]:
-    found = []
-    needle = marker.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            continue
-        if (needle in cmdline or needle in environ) and processes.start_ticks(int(name)) is not None \
-                and not processes._is_zombie(int(name)):
-            found.append(int(name))
-    return found
-
-
 def _ledger(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -114,7 +96,7 @@ def test_cancel_from_a_second_process_stops_everything_and_starts_nothing(tmp_pa
         assert line.startswith("XID "), line + launcher.stderr.read()
         experiment_id = int(line.split()[1])
         deadline = time.monotonic() + TIMEOUT_S
-        while len(_ledger(ledger)) < 4 or len(_marked(marker)) < 6:  # 4 units and the setsid child run.
+        while len(_ledger(ledger)) < 4 or len(marked(marker)) < 6:  # 4 units and the setsid child run.
             assert time.monotonic() < deadline, _ledger(ledger)
             time.sleep(0.05)
         started_before = _ledger(ledger)
@@ -127,11 +109,11 @@ def test_cancel_from_a_second_process_stops_everything_and_starts_nothing(tmp_pa
         launcher.wait(timeout=TIMEOUT_S)
     assert launcher.returncode == 0, stderr[-3000:]
 
-    left = _marked(marker)
+    left = marked(marker)
     deadline = time.monotonic() + processes.GRACE_S + 10
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = _marked(marker)
+        left = marked(marker)
     started_after = _ledger(ledger)[len(started_before):]
     statuses = {unit.work_unit_id: unit.get_status().status.value
                 for unit in xm_local.get_experiment(experiment_id).work_units.values()}

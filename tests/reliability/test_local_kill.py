@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from marked_processes import wait_none_marked
 from xmanager import xm_local
 
 N = 100  # Units of each kind.
@@ -67,37 +68,6 @@ def main(argv):
 
 def _xmanager() -> str:
     return str(Path(sys.executable).with_name("xmanager"))
-
-
-def _marked(marker: str) -> list[int]:
-    """Processes (other than this one) whose command line or environment carries ``marker``."""
-    found = []
-    needle = marker.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != b"Z" and (needle in cmdline or needle in environ):
-            found.append(int(name))
-    return found
-
-
-def _wait_no_marked(marker: str, timeout: float = 20.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = _marked(marker)
-        if not left:
-            return []
-        time.sleep(0.05)
-    return _marked(marker)
 
 
 def _one_seed(tmp_path: Path, seed: int) -> tuple[int, int]:
@@ -154,7 +124,7 @@ def _one_seed(tmp_path: Path, seed: int) -> tuple[int, int]:
         rows = [(unit.work_unit_id, unit.get_status().status.value, unit.get_status().message) for unit in units
                 if f"{pset[0]} --{pset[0]}={unit.args.get(pset[0])}" == pset]
         DETAILS.append(f"seed {seed}: {pset}: {lines[pset]} ledger lines, units {rows}")
-    orphans = _wait_no_marked(marker)
+    orphans = wait_none_marked(marker)
     if unfinished or orphans:
         DETAILS.append(f"seed {seed}: unfinished units {unfinished}, orphan pids {orphans}")
     return len(wrong), len(unfinished) + len(orphans)

@@ -20,6 +20,7 @@ import sys
 import time
 
 import pytest
+from marked_processes import marked
 from xmanager.xm_local import config
 from xmanager.xm_local.store import Store
 
@@ -224,21 +225,6 @@ def test_kill_9_of_the_launcher_mid_sweep(slurm, tmp_path, seed, figures):
 
 
 # ---- cancel from a second process ----------------------------------------------------------------------
-def _marked_processes(marker: str) -> list[int]:
-    """PIDs of processes whose command line holds ``marker``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as file:
-                if marker.encode() in file.read():
-                    found.append(int(entry))
-        except OSError:
-            pass
-    return found
-
-
 def test_cancel_from_a_second_process_stops_pending_running_and_stubborn_tasks(slurm, tmp_path, figures):
     signals = tmp_path / "signals"
     signals.mkdir()
@@ -252,7 +238,7 @@ def test_cancel_from_a_second_process_stops_pending_running_and_stubborn_tasks(s
     launcher, experiment_id = _launch(tmp_path, env)
     try:
         started = lambda: sorted(int(path.split(".")[0]) for path in os.listdir(signals) if path.endswith(".started"))  # noqa: E731
-        assert _wait(lambda: len(started()) == 4 and len(_marked_processes(marker)) >= 6, 60), (
+        assert _wait(lambda: len(started()) == 4 and len(marked(marker, environ=False)) >= 6, 60), (
             f"the first four tasks did not start: {started()}, {_squeue(env, experiment_id)}")
         queue = _squeue(env, experiment_id)
         assert sum("PENDING" in line for line in queue) == 6, queue
@@ -262,9 +248,9 @@ def test_cancel_from_a_second_process_stops_pending_running_and_stubborn_tasks(s
         assert cancel.returncode == 0, cancel.stderr
         assert f"cancelled {len(kinds)} work unit(s)" in cancel.stdout
 
-        stopped = _wait(lambda: not _squeue(env, experiment_id) and not _marked_processes(marker), 40)
+        stopped = _wait(lambda: not _squeue(env, experiment_id) and not marked(marker, environ=False), 40)
         time.sleep(1.0)  # Anything Slurm would still start after the cancel would show by now.
-        left_in_queue, left_processes = _squeue(env, experiment_id), _marked_processes(marker)
+        left_in_queue, left_processes = _squeue(env, experiment_id), marked(marker, environ=False)
         rows = {unit.work_unit_id: unit.status for unit in _store().units(int(experiment_id))}
     finally:
         (signals / "release").touch()  # Whatever was left behind ends within a second.

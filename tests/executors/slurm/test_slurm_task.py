@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from marked_processes import marked
 from xmanager.executors.slurm.task import write_manifest
 
 #: Ignores SIGTERM; its child moves to a session of its own and its grandchild outlives it, ignoring SIGTERM too.
@@ -24,18 +25,6 @@ elif role == "fork":
     sys.exit(0)
 time.sleep(120)
 """
-
-
-def _marked(marker: str) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as file:
-                if marker.encode() in file.read():
-                    found.append(int(entry))
-        except OSError:
-            pass
-    return found
 
 
 def _runner(tmp_path, role: str) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -61,13 +50,13 @@ def _wait(condition, timeout: float) -> bool:
 def test_sigterm_stops_jobs_that_ignore_it_and_their_setsid_descendants(tmp_path):
     runner, marker, work_dir = _runner(tmp_path, "job")
     try:
-        assert _wait(lambda: len(_marked(marker)) == 2 and os.path.exists(tmp_path / "started"), 20), _marked(marker)
+        assert _wait(lambda: len(marked(marker, environ=False)) == 2 and os.path.exists(tmp_path / "started"), 20), marked(marker, environ=False)
         runner.send_signal(signal.SIGTERM)  # What scancel does first.
         assert runner.wait(timeout=30) == 0
-        assert _wait(lambda: not _marked(marker), 5), f"left running: {_marked(marker)}"
+        assert _wait(lambda: not marked(marker, environ=False), 5), f"left running: {marked(marker, environ=False)}"
         assert not os.path.exists(os.path.join(work_dir, "exit.json"))  # Slurm's state says why it stopped.
     finally:
-        for pid in _marked(marker):
+        for pid in marked(marker, environ=False):
             os.kill(pid, signal.SIGKILL)
         if runner.poll() is None:
             runner.kill()
@@ -88,7 +77,7 @@ def test_what_a_finished_job_left_running_ends_with_its_unit(tmp_path):
         result = subprocess.run([sys.executable, "-m", "xmanager.executors.slurm.task", manifest, "0"], timeout=60)
         assert result.returncode == 0
         assert '"exit_code": 0' in (tmp_path / "work" / "exit.json").read_text()
-        assert _wait(lambda: not _marked(marker), 5), f"left running: {_marked(marker)}"
+        assert _wait(lambda: not marked(marker, environ=False), 5), f"left running: {marked(marker, environ=False)}"
     finally:
-        for pid in _marked(marker):
+        for pid in marked(marker, environ=False):
             os.kill(pid, signal.SIGKILL)
