@@ -183,25 +183,8 @@ class Store:
     ) -> list[ExperimentRow]:
         """Experiments newest first, with unit counts per status: two queries in all. ``status``: only those
         with a unit in that status; ``archived``: only archived ones (True) or only the others (False)."""
-        where: list[str] = []
-        params: dict[str, Any] = {}
-        if status is not None:
-            where.append(sql.HAS_STATUS)
-            params["status"] = status
-        if archived is not None:
-            where.append("e.archived_at IS NOT NULL" if archived else "e.archived_at IS NULL")
-        if title is not None:
-            where.append("e.title LIKE :title")
-            params["title"] = title.replace("*", "%") if "*" in title else f"%{title}%"
-        if tag is not None:
-            where.append(sql.HAS_TAG)
-            params["tag"] = tag
-        if since is not None:
-            where.append("e.created_at >= :since")
-            params["since"] = since
-        if until is not None:
-            where.append("e.created_at < :until")
-            params["until"] = until
+        where, params = sql.experiment_filter(title=title, tag=tag, status=status, since=since, until=until,
+                                              archived=archived)
         selection = (" WHERE " + " AND ".join(where)) if where else ""
         selection += " ORDER BY e.created_at DESC, e.experiment_id DESC"
         if limit is not None:

@@ -80,11 +80,6 @@ def _json_value(store: Store, value: Any) -> Any:
     return json.dumps(value)
 
 
-def _like(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def experiment_page(
     store: Store,
     *,
@@ -103,23 +98,8 @@ def experiment_page(
     least one unit of that status, ``since``/``until`` bound the creation time (epoch seconds); archived
     experiments are left out unless ``include_archived``.
     """
-    where: list[str] = [] if include_archived else ["e.archived_at IS NULL"]
-    params: dict[str, Any] = {}
-    if title:
-        where.append("LOWER(e.title) LIKE :title ESCAPE '\\'")
-        params["title"] = title.lower().replace("*", "%") if "*" in title else _like(title)
-    if tag:
-        where.append(_sql.HAS_TAG)
-        params["tag"] = tag
-    if status:
-        where.append("EXISTS (SELECT 1 FROM work_units u WHERE u.experiment_id = e.experiment_id AND u.status = :status)")
-        params["status"] = status
-    if since is not None:
-        where.append("e.created_at >= :since")
-        params["since"] = since
-    if until is not None:
-        where.append("e.created_at < :until")
-        params["until"] = until
+    where, params = _sql.experiment_filter(title=title, tag=tag, status=status, since=since, until=until,
+                                           archived=None if include_archived else False)
     selection = (" WHERE " + " AND ".join(where)) if where else ""
     order = " ORDER BY e.created_at DESC, e.experiment_id DESC"
     page = f" LIMIT {max(0, int(limit))} OFFSET {max(0, int(offset))}"
@@ -163,7 +143,7 @@ def unit_page(
         where.append("status = :status")
         params["status"] = status
     if text:
-        params["text"] = _like(text)
+        params["text"] = _sql.like_pattern(text)
         where.append("(" + " OR ".join(f"LOWER(COALESCE({column}, '')) LIKE :text ESCAPE '\\'"
                                        for column in ("args", "results", "host", "message")) + ")")
     if len(conditions) > MAX_CONDITIONS:

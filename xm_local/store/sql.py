@@ -8,6 +8,7 @@ record how a job or unit ended wins (``xmanager cancel`` records before it kills
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Optional
 
 from xmanager.xm.status import TERMINAL_VALUES
 from xmanager.xm_local.store.rows import (
@@ -55,6 +56,49 @@ DELETE_EXPERIMENT = tuple(
 )
 HAS_TAG = "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.tag = :tag)"
 COUNT_UNITS = "SELECT experiment_id, status, COUNT(*) FROM work_units"
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (with ``ESCAPE '\\'``) matching ``text`` anywhere, lower-cased, its ``%`` and ``_`` literal."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def experiment_filter(
+    *,
+    title: Optional[str] = None,
+    tag: Optional[str] = None,
+    status: Optional[str] = None,
+    since: Optional[float] = None,
+    until: Optional[float] = None,
+    archived: Optional[bool] = None,
+) -> tuple[list[str], dict[str, Any]]:
+    """The conditions on ``experiments e`` (and their parameters) that list_experiments and the dashboard share.
+
+    ``title``: a substring, case-insensitive (``*`` a wildcard); ``tag`` exact; ``status``: a unit in that status;
+    ``since``/``until``: creation time bounds (epoch seconds); ``archived``: only archived (True), only the
+    others (False), or both (None).
+    """
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if archived is not None:
+        where.append("e.archived_at IS NOT NULL" if archived else "e.archived_at IS NULL")
+    if title:
+        where.append("LOWER(e.title) LIKE :title ESCAPE '\\'")
+        params["title"] = title.lower().replace("*", "%") if "*" in title else like_pattern(title)
+    if tag:
+        where.append(HAS_TAG)
+        params["tag"] = tag
+    if status:
+        where.append(HAS_STATUS)
+        params["status"] = status
+    if since is not None:
+        where.append("e.created_at >= :since")
+        params["since"] = since
+    if until is not None:
+        where.append("e.created_at < :until")
+        params["until"] = until
+    return where, params
 
 # ---- units -------------------------------------------------------------------------------------
 #: A unit as ``add()`` creates it: pending, with its args, its launcher and (in a sweep) its pset.
