@@ -14,6 +14,8 @@ import signal
 import time
 from typing import Optional
 
+from xmanager.executors import proctable
+
 #: Seconds a stopped job has between SIGTERM and SIGKILL.
 GRACE_S = 3.0
 #: Why a job whose launcher is gone ended failed: it never started, or its process is gone without
@@ -28,7 +30,7 @@ _clock_matches_proc: Optional[bool] = None if _BOOTTIME is not None and 10**9 % 
 
 def start_ticks(pid: int) -> Optional[int]:
     """The process's start time in clock ticks since boot (Linux), or None if unknown/gone."""
-    stat = _read_stat(pid)
+    stat = proctable.read_stat(pid)
     if stat is None:
         return None
     # The command name (field 2) may hold spaces; fields after it are space-separated.
@@ -77,24 +79,10 @@ def is_alive(pid: int, ticks: Optional[int]) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
-    stat = _read_stat(pid)
+    stat = proctable.read_stat(pid)
     if stat is None:
         return False
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
-
-
-def _read_stat(pid: int) -> Optional[bytes]:
-    """``/proc/<pid>/stat``, or None when the process is gone (or there is no /proc)."""
-    try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 4096)  # One read: the kernel renders the file whole (well under 4 KiB).
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def signal_group(pid: int, signum: int) -> None:
@@ -105,39 +93,21 @@ def signal_group(pid: int, signum: int) -> None:
         pass
 
 
-def _parents() -> dict[int, list[tuple[int, int]]]:
-    """Every process's children as (pid, start ticks), read from /proc in one pass."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return children
-    for name in names:
-        if not name.isdigit():
-            continue
-        stat = _read_stat(int(name))
-        if stat is None:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append((int(name), int(fields[19])))
-    return children
-
-
 def descendants(pid: int, ticks: Optional[int]) -> list[tuple[int, int]]:
     """The live descendants of ``pid`` (children, recursively) as (pid, start ticks), whatever their
     session or group; empty when ``pid`` is not the process the handle recorded."""
     if ticks is not None and start_ticks(pid) != ticks:
         return []
-    return _walk([pid], _parents())
+    return _walk([pid], proctable.children())
 
 
-def _walk(roots: list[int], children: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int]]:
+def _walk(roots: list[int], children: dict[int, list[proctable.Child]]) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     stack = list(roots)
     while stack:
         for child in children.get(stack.pop(), ()):
-            found.append(child)
-            stack.append(child[0])
+            found.append((child.pid, child.ticks))
+            stack.append(child.pid)
     return found
 
 
@@ -176,7 +146,7 @@ def terminate(pid: int, ticks: Optional[int], grace: float = GRACE_S) -> None:
         alive = [member for member, member_ticks in members.items() if is_alive(member, member_ticks)]
         if not alive:
             return
-        new = [child for child in _walk(alive, _parents()) if child[0] not in members]
+        new = [child for child in _walk(alive, proctable.children()) if child[0] not in members]
         if new:
             members.update(new)
             _signal_tree(dict(new), signal.SIGTERM)

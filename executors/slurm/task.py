@@ -30,6 +30,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from xmanager.executors import proctable
+
 _OFFSET = struct.Struct("<Q")
 _stop_requested = False
 #: Seconds between SIGTERM and SIGKILL for the processes of a stopped task.
@@ -149,28 +151,12 @@ def become_subreaper() -> bool:
         return False
 
 
-def _process_table() -> dict[int, list[tuple[int, bytes]]]:
-    """Parent PID -> its children's (PID, state letter), read from /proc."""
-    children: dict[int, list[tuple[int, bytes]]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append((int(entry), fields[0]))
-    return children
-
-
 def descendants(jobs: Sequence[subprocess.Popen[bytes]] = ()) -> list[int]:
     """Live processes below this one. Zombies that are ours but not a job's (orphans re-parented
     here) are reaped; a job's exit status is its ``Popen``'s to collect."""
-    table = _process_table()
+    table = proctable.children()
     me, job_pids = os.getpid(), {process.pid for process in jobs}
-    for pid, state in table.get(me, ()):
+    for pid, _, state in table.get(me, ()):
         if state == b"Z" and pid not in job_pids:
             try:
                 os.waitpid(pid, os.WNOHANG)
@@ -179,7 +165,7 @@ def descendants(jobs: Sequence[subprocess.Popen[bytes]] = ()) -> list[int]:
     found: list[int] = []
     todo = [me]
     while todo:
-        for pid, state in table.get(todo.pop(), ()):
+        for pid, _, state in table.get(todo.pop(), ()):
             if state != b"Z":
                 found.append(pid)
                 todo.append(pid)
