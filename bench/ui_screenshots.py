@@ -19,6 +19,7 @@ from _common import scratch_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "xm_local", "ui"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 
 import ui_browser  # noqa: E402
 import ui_data  # noqa: E402

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 import studyserver_support
+from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_path
 from xmanager.xm_local.studyserver import Client
 
 pytestmark = pytest.mark.integration
@@ -22,16 +22,6 @@ pytestmark = pytest.mark.integration
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (test extra)")
 expect = sync_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 5000
 TOKEN = "t0ken-for-the-ui"
 STATE_CHANGES = ("move-to-next", "move-to-block", "move-all-to-block", "reset-participant", "new-participant")
@@ -62,7 +52,7 @@ config = { text = "bye" }
 
 
 def _chromium() -> str:
-    path = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+    path = chromium_path()
     if not path:
         pytest.skip(f"Debian's chromium is not installed ({CHROMIUM} not found; apt-get install chromium)")
     return path

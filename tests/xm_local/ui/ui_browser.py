@@ -4,25 +4,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 from typing import Optional
 
+from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_path  # noqa: F401 - re-exported (tests, benches)
 from xmanager.xm_local.store import Store
 from xmanager.xm_local.ui import build_app
 from xmanager.xm_local.web.runner import WebServer
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 LAUNCHER = """
 import sys
@@ -53,10 +42,6 @@ for step in range(steps):
     time.sleep(0.2)
 xm.report(loss=loss, accuracy=1 - loss / 2)
 """
-
-
-def chromium_path() -> Optional[str]:
-    return CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
 
 
 def write_job(folder: str) -> tuple[str, str]:
